@@ -1,0 +1,70 @@
+//! The HTTP surface: one `#[OpenApi]` impl per resource, thin handlers that
+//! extract, call the domain, and map the answer. The doc comments here are
+//! the Swagger page.
+
+pub mod auth;
+pub mod me;
+pub mod system;
+pub mod users;
+
+use std::sync::Arc;
+
+use poem_openapi::{Object, OpenApiService, Tags};
+
+use crate::state::AppState;
+
+/// Groups of operations in Swagger UI.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Sign up, activate, log in, refresh, reset a password.
+    Auth,
+    /// The signed-in user: profile, referrals, logout.
+    Me,
+    /// Liveness, readiness and signing keys.
+    System,
+}
+
+/// A success without data.
+#[derive(Object)]
+pub struct MessageResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl MessageResponse {
+    /// `{success: true, message}`.
+    pub fn new(message: impl Into<String>) -> MessageResponse {
+        MessageResponse {
+            success: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every resource of the API, combined.
+pub type Apis = (system::SystemApi, users::AuthApi, me::MeApi);
+
+/// The API with its metadata; `server_url` is where Swagger UI sends requests.
+/// Handlers read the shared [`AppState`] from request data, so the spec can
+/// be built without a database (`sesame openapi`).
+pub fn service(server_url: &str) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (system::SystemApi, users::AuthApi, me::MeApi),
+        "sesame",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "User authentication in one binary: email/password accounts with emailed \
+             verification codes, JWT access tokens with rotating refresh tokens, password \
+             reset and referrals.\n\nEvery error answers `{error: true, code, message}`; \
+             `code` is stable, and each operation lists its error statuses. To call the \
+             endpoints that need a session: log in, copy `accessToken`, press **Authorize** \
+             and paste it.",
+    )
+    .server(server_url)
+}
+
+/// The request data every handler reads the application from.
+pub type State<'a> = poem::web::Data<&'a Arc<AppState>>;

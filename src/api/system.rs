@@ -1,0 +1,98 @@
+//! Liveness, readiness, the tutorial's ping, and the JWKS.
+
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::{ApiTags, State};
+
+/// Health and key publication.
+pub struct SystemApi;
+
+/// The tutorial's health answer.
+#[derive(Object)]
+pub struct PingResponse {
+    /// Always `false`.
+    pub error: bool,
+    /// `Server is healthy`.
+    pub message: String,
+}
+
+/// A health check result.
+#[derive(Object)]
+pub struct HealthStatus {
+    /// `ok`, or `unavailable` when a dependency is down.
+    pub status: String,
+}
+
+/// Readiness: can this instance serve requests?
+#[derive(ApiResponse)]
+pub enum ReadyResponse {
+    /// The database answers.
+    #[oai(status = 200)]
+    Ready(Json<HealthStatus>),
+    /// The database does not answer.
+    #[oai(status = 503)]
+    NotReady(Json<HealthStatus>),
+}
+
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Object)]
+pub struct Jwks {
+    /// Public keys that verify access tokens; empty when HS256 is configured.
+    pub keys: Vec<serde_json::Value>,
+}
+
+#[OpenApi(tag = "ApiTags::System")]
+impl SystemApi {
+    /// Is the server up?
+    ///
+    /// Kept from the original tutorial: answers `{"error": false, "message": "Server is healthy"}`.
+    #[oai(path = "/ping", method = "get", operation_id = "ping")]
+    async fn ping(&self) -> Json<PingResponse> {
+        Json(PingResponse {
+            error: false,
+            message: "Server is healthy".into(),
+        })
+    }
+
+    /// Liveness probe
+    ///
+    /// 200 while the process serves HTTP.
+    #[oai(path = "/health/live", method = "get", operation_id = "healthLive")]
+    async fn live(&self) -> Json<HealthStatus> {
+        Json(HealthStatus {
+            status: "ok".into(),
+        })
+    }
+
+    /// Readiness probe
+    ///
+    /// 200 when the database answers, 503 otherwise.
+    #[oai(path = "/health/ready", method = "get", operation_id = "healthReady")]
+    async fn ready(&self, state: State<'_>) -> ReadyResponse {
+        match state.store.ping().await {
+            Ok(()) => ReadyResponse::Ready(Json(HealthStatus {
+                status: "ok".into(),
+            })),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "readiness check failed");
+                ReadyResponse::NotReady(Json(HealthStatus {
+                    status: "unavailable".into(),
+                }))
+            }
+        }
+    }
+
+    /// Public signing keys (JWKS)
+    ///
+    /// The Ed25519 keys that verify access tokens, with their `kid`s. Other
+    /// services can verify sesame's tokens offline with these.
+    #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
+    async fn jwks(&self, state: State<'_>) -> Json<Jwks> {
+        let keys = state.keys.jwks()["keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Json(Jwks { keys })
+    }
+}

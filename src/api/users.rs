@@ -1,0 +1,371 @@
+//! The anonymous account endpoints, path- and field-compatible with the tutorial.
+
+use poem::web::RemoteAddr;
+use poem_openapi::param::Header;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::{ApiTags, MessageResponse, State};
+use crate::domain::accounts::{self, SignupOutcome, SignupRequest};
+use crate::domain::sessions::{self, ClientInfo, TokenPair};
+use crate::error_responses;
+
+/// Sign-up, activation, login, token refresh and password reset.
+pub struct AuthApi;
+
+/// A new account.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SignupBody {
+    /// Email address; compared case-insensitively.
+    #[oai(validator(max_length = 320))]
+    pub email: String,
+    /// 8 to 128 characters, not a common password, not the email address.
+    #[oai(validator(max_length = 1024))]
+    pub password: String,
+    /// Must equal `password`.
+    #[oai(validator(max_length = 1024))]
+    pub confirm_password: String,
+    /// Referral code of the user who invited you (case-insensitive).
+    #[oai(validator(max_length = 64))]
+    pub referrer: Option<String>,
+    /// Display name; HTML is stripped.
+    #[oai(validator(max_length = 1000))]
+    pub name: Option<String>,
+}
+
+/// The account that was created.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SignupCreated {
+    /// Always `true`.
+    pub success: bool,
+    /// What happens next.
+    pub message: String,
+    /// Id of the new user.
+    pub user_id: String,
+    /// The new user's own referral code, to share.
+    pub referral_code: String,
+}
+
+/// Answer to a signup.
+#[derive(ApiResponse)]
+pub enum SignupResponse {
+    /// Account created; a 6-digit verification code was emailed.
+    #[oai(status = 201)]
+    Created(Json<SignupCreated>),
+    /// Only with `SESAME_SIGNUP_CONCEALS_EXISTING=true`: every well-formed
+    /// signup gets this answer, whether or not the address was taken.
+    #[oai(status = 202)]
+    Accepted(Json<MessageResponse>),
+}
+
+/// An email address and the code sent to it.
+#[derive(Object)]
+pub struct ActivateBody {
+    /// The address that signed up.
+    #[oai(validator(max_length = 320))]
+    pub email: String,
+    /// The 6-digit code from the verification email.
+    #[oai(validator(max_length = 64))]
+    pub code: String,
+}
+
+/// An email address.
+#[derive(Object)]
+pub struct EmailBody {
+    /// The account's email address.
+    #[oai(validator(max_length = 320))]
+    pub email: String,
+}
+
+/// Credentials.
+#[derive(Object)]
+pub struct LoginBody {
+    /// Email address.
+    #[oai(validator(max_length = 320))]
+    pub email: String,
+    /// Password.
+    #[oai(validator(max_length = 1024))]
+    pub password: String,
+}
+
+/// A refresh token to exchange.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RefreshBody {
+    /// The refresh token from login or the previous refresh; it is spent by this call.
+    #[oai(validator(max_length = 256))]
+    pub refresh_token: String,
+}
+
+/// A new password with the emailed reset token.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ResetBody {
+    /// The token from the reset email.
+    #[oai(validator(max_length = 256))]
+    pub token: String,
+    /// The new password (same policy as signup).
+    #[oai(validator(max_length = 1024))]
+    pub new_password: String,
+    /// Must equal `newPassword`.
+    #[oai(validator(max_length = 1024))]
+    pub confirm_password: String,
+}
+
+/// A session's tokens.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TokenResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// What happened.
+    pub message: String,
+    /// JWT to send as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// Opaque token for `POST /users/token/refresh`; single use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until `accessToken` expires.
+    pub expires_in: u64,
+}
+
+impl TokenResponse {
+    fn new(message: &str, pair: TokenPair) -> Json<TokenResponse> {
+        Json(TokenResponse {
+            success: true,
+            message: message.into(),
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token.expose().to_owned(),
+            token_type: "Bearer".into(),
+            expires_in: pair.expires_in,
+        })
+    }
+}
+
+/// Answer to a resend request.
+#[derive(ApiResponse)]
+pub enum AcceptedResponse {
+    /// The same answer whether or not the account exists or is active.
+    #[oai(status = 202)]
+    Accepted(Json<MessageResponse>),
+}
+
+error_responses!(
+    /// Errors of signup.
+    SignupErrors {
+        400 => "`VALIDATION_FAILED` (bad email, password policy, passwords differ, malformed JSON) or `INVALID_REFERRAL_CODE`.",
+        409 => "`EMAIL_IN_USE`: an account with this email exists.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`: send `application/json`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+error_responses!(
+    /// Errors of activation.
+    ActivateErrors {
+        400 => "`INVALID_CODE` (wrong, expired, used up, or unknown email: one answer for all) or `VALIDATION_FAILED`.",
+        409 => "`ALREADY_ACTIVE`: the account was already activated with this code.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+error_responses!(
+    /// Errors of endpoints that take only an email.
+    EmailErrors {
+        400 => "`VALIDATION_FAILED`: not an email address, or malformed JSON.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+error_responses!(
+    /// Errors of login.
+    LoginErrors {
+        400 => "`VALIDATION_FAILED`: malformed JSON or missing fields.",
+        401 => "`INVALID_CREDENTIALS`: unknown email or wrong password (one answer for both).",
+        403 => "`EMAIL_NOT_VERIFIED` (the password was right) or `ACCOUNT_DISABLED`.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+error_responses!(
+    /// Errors of token refresh and password reset.
+    TokenErrors {
+        400 => "`INVALID_TOKEN` (unknown, expired, spent or revoked) or `VALIDATION_FAILED`.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Sign up
+    ///
+    /// Creates an inactive account and emails a 6-digit verification code
+    /// (valid 15 minutes) with a link to confirm. Optionally names the
+    /// referral code of the user who invited you.
+    #[oai(path = "/users/signup", method = "post", operation_id = "signup")]
+    async fn signup(
+        &self,
+        state: State<'_>,
+        body: Json<SignupBody>,
+    ) -> Result<SignupResponse, SignupErrors> {
+        let outcome = accounts::signup(
+            &state,
+            SignupRequest {
+                email: &body.email,
+                password: &body.password,
+                confirm_password: &body.confirm_password,
+                referrer: body.referrer.as_deref(),
+                name: body.name.as_deref(),
+            },
+        )
+        .await?;
+        Ok(match outcome {
+            SignupOutcome::Created {
+                user_id,
+                referral_code,
+            } => SignupResponse::Created(Json(SignupCreated {
+                success: true,
+                message: "Signup successful. Check your email for the verification code.".into(),
+                user_id,
+                referral_code,
+            })),
+            SignupOutcome::Concealed => {
+                SignupResponse::Accepted(Json(MessageResponse::new(CONCEALED_SIGNUP)))
+            }
+        })
+    }
+
+    /// Activate an account
+    ///
+    /// Spends the emailed 6-digit code. Five wrong tries void the code; ask
+    /// for a new one with `POST /users/activate/resend`.
+    #[oai(path = "/users/activate", method = "patch", operation_id = "activate")]
+    async fn activate(
+        &self,
+        state: State<'_>,
+        body: Json<ActivateBody>,
+    ) -> Result<Json<MessageResponse>, ActivateErrors> {
+        accounts::activate(&state, &body.email, &body.code).await?;
+        Ok(Json(MessageResponse::new("Account activated.")))
+    }
+
+    /// Send a new verification code
+    ///
+    /// Replaces the previous code. Answers the same whether or not the
+    /// account exists or is already active.
+    #[oai(
+        path = "/users/activate/resend",
+        method = "post",
+        operation_id = "resendActivation"
+    )]
+    async fn resend(
+        &self,
+        state: State<'_>,
+        body: Json<EmailBody>,
+    ) -> Result<AcceptedResponse, EmailErrors> {
+        accounts::resend_activation(&state, &body.email).await?;
+        Ok(AcceptedResponse::Accepted(Json(MessageResponse::new(
+            "If that account exists and is not active yet, a new code is on its way.",
+        ))))
+    }
+
+    /// Log in
+    ///
+    /// Opens a session and returns an access token (JWT, 15 minutes) and a
+    /// single-use refresh token.
+    #[oai(path = "/users/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        state: State<'_>,
+        remote: &RemoteAddr,
+        /// Stored with the session so you can recognize it later.
+        #[oai(name = "User-Agent")]
+        user_agent: Header<Option<String>>,
+        body: Json<LoginBody>,
+    ) -> Result<Json<TokenResponse>, LoginErrors> {
+        let client = ClientInfo {
+            user_agent: user_agent.0.map(|ua| ua.chars().take(512).collect()),
+            ip: remote.as_socket_addr().map(|a| a.ip().to_string()),
+        };
+        let pair = sessions::login(&state, &body.email, &body.password, client).await?;
+        Ok(TokenResponse::new("Login successful.", pair))
+    }
+
+    /// Refresh tokens
+    ///
+    /// Spends a refresh token and returns a new pair for the same session.
+    /// Presenting a spent token again (after a short grace window for
+    /// parallel tabs) revokes the whole session.
+    #[oai(
+        path = "/users/token/refresh",
+        method = "post",
+        operation_id = "refreshToken"
+    )]
+    async fn refresh(
+        &self,
+        state: State<'_>,
+        body: Json<RefreshBody>,
+    ) -> Result<Json<TokenResponse>, TokenErrors> {
+        let pair = sessions::refresh(&state, &body.refresh_token).await?;
+        Ok(TokenResponse::new("Tokens refreshed.", pair))
+    }
+
+    /// Forgot password
+    ///
+    /// Emails a reset link and token (valid 15 minutes) if the account
+    /// exists. The answer is the same either way.
+    #[oai(
+        path = "/users/forgot",
+        method = "patch",
+        operation_id = "forgotPassword"
+    )]
+    async fn forgot(
+        &self,
+        state: State<'_>,
+        body: Json<EmailBody>,
+    ) -> Result<Json<MessageResponse>, EmailErrors> {
+        accounts::forgot_password(&state, &body.email).await?;
+        Ok(Json(MessageResponse::new(
+            "If that email address is in our database, we will send you an email to reset your password",
+        )))
+    }
+
+    /// Reset password
+    ///
+    /// Sets a new password with the emailed token and ends every session of
+    /// the account.
+    #[oai(
+        path = "/users/reset",
+        method = "patch",
+        operation_id = "resetPassword"
+    )]
+    async fn reset(
+        &self,
+        state: State<'_>,
+        body: Json<ResetBody>,
+    ) -> Result<Json<MessageResponse>, TokenErrors> {
+        accounts::reset_password(
+            &state,
+            &body.token,
+            &body.new_password,
+            &body.confirm_password,
+        )
+        .await?;
+        Ok(Json(MessageResponse::new("Password has been changed")))
+    }
+}
+
+/// The answer to every signup when existing accounts are concealed.
+const CONCEALED_SIGNUP: &str = "Check your email to continue.";

@@ -1,0 +1,256 @@
+//! One typed configuration, read from flags, environment variables and `.env`,
+//! validated once at start-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::domain::secret::Secret;
+
+/// Every setting of the server. Each flag has a matching `SESAME_*` variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SESAME_BIND", default_value = "127.0.0.1:5000")]
+    pub bind: SocketAddr,
+    /// Database URL; the SQLite file is created with its schema on first start.
+    #[arg(
+        long,
+        env = "SESAME_DATABASE_URL",
+        default_value = "sqlite://sesame.db"
+    )]
+    pub database_url: String,
+    /// Public base URL of this server; also the JWT `iss`.
+    #[arg(
+        long,
+        env = "SESAME_PUBLIC_URL",
+        default_value = "http://localhost:5000"
+    )]
+    pub public_url: String,
+    /// Base URL for links in emails (`/verify`, `/reset-password`); defaults to the public URL.
+    #[arg(long, env = "SESAME_APP_URL")]
+    pub app_url: Option<String>,
+    /// SMTP server, e.g. `smtps://user:pass@smtp.example.com:465` or `smtp://127.0.0.1:1025`.
+    /// Without it, emails are written to the log.
+    #[arg(long, env = "SESAME_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of emails.
+    #[arg(
+        long,
+        env = "SESAME_MAIL_FROM",
+        default_value = "sesame <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+    /// Shared secret: switches access tokens from EdDSA to HS256.
+    #[arg(long, env = "SESAME_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// JWT `aud` claim.
+    #[arg(long, env = "SESAME_JWT_AUDIENCE", default_value = "sesame")]
+    pub jwt_audience: String,
+    /// Clock leeway in seconds when checking `exp` and `nbf`.
+    #[arg(long, env = "SESAME_JWT_LEEWAY_SECS", default_value_t = 0)]
+    pub jwt_leeway_secs: u64,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "SESAME_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+    /// Refresh token (session) lifetime in seconds.
+    #[arg(long, env = "SESAME_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+    /// Seconds during which a spent refresh token still gets a fresh pair (two tabs refreshing at once).
+    #[arg(long, env = "SESAME_REFRESH_REUSE_GRACE_SECS", default_value_t = 10)]
+    pub refresh_reuse_grace_secs: u64,
+    /// Lifetime of verification codes and reset tokens, in seconds.
+    #[arg(long, env = "SESAME_CODE_TTL_SECS", default_value_t = 900)]
+    pub code_ttl_secs: u64,
+    /// argon2id memory cost in KiB.
+    #[arg(long, env = "SESAME_ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    #[arg(long, env = "SESAME_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    #[arg(long, env = "SESAME_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+    /// How many password hashes may run at once (default: number of CPUs).
+    #[arg(long, env = "SESAME_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "SESAME_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Answer `202` without revealing whether a signup address is taken.
+    #[arg(long, env = "SESAME_SIGNUP_CONCEALS_EXISTING", default_value_t = false)]
+    pub signup_conceals_existing: bool,
+    /// Log format: `pretty` or `json`.
+    #[arg(long, env = "SESAME_LOG_FORMAT", default_value = "pretty")]
+    pub log_format: String,
+    /// First delay before retrying a failed email, in milliseconds; doubles per attempt.
+    #[arg(long, env = "SESAME_OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
+    pub outbox_retry_base_ms: u64,
+    /// Longest delay between two delivery attempts of one email, in milliseconds.
+    #[arg(long, env = "SESAME_OUTBOX_RETRY_MAX_MS", default_value_t = 300_000)]
+    pub outbox_retry_max_ms: u64,
+}
+
+/// How outgoing email is delivered.
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    /// Write emails to the log (the default for trying sesame out).
+    Log,
+    /// Send through this SMTP URL (credentials inside are secret).
+    Smtp(Secret<String>),
+}
+
+/// How access tokens are signed.
+#[derive(Debug, Clone)]
+pub enum JwtSigning {
+    /// Ed25519 keys kept in the database, published in the JWKS.
+    EdDsa,
+    /// HS256 with a shared secret.
+    Hs256(Secret<String>),
+}
+
+/// The validated configuration the application runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub public_url: String,
+    pub app_url: String,
+    pub mail: MailTransport,
+    pub mail_from: String,
+    pub jwt: JwtSigning,
+    pub jwt_audience: String,
+    pub jwt_leeway: Duration,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub code_ttl: Duration,
+    pub argon2: Argon2Params,
+    pub hash_concurrency: usize,
+    pub max_body_bytes: usize,
+    pub signup_conceals_existing: bool,
+    pub outbox_retry_base: Duration,
+    pub outbox_retry_max: Duration,
+}
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl ServeArgs {
+    /// Checks every setting and builds the [`Config`]; errors name the setting.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let public_url = normalize_base_url(&self.public_url)
+            .context("SESAME_PUBLIC_URL is not a valid http(s) URL")?;
+        let app_url = match &self.app_url {
+            Some(url) => {
+                normalize_base_url(url).context("SESAME_APP_URL is not a valid http(s) URL")?
+            }
+            None => public_url.clone(),
+        };
+        let mail = match self.smtp_url.filter(|u| !u.trim().is_empty()) {
+            None => MailTransport::Log,
+            Some(url) => {
+                let parsed = url::Url::parse(&url)
+                    .map_err(|_| anyhow::anyhow!("SESAME_SMTP_URL is not a valid URL"))?;
+                if !matches!(parsed.scheme(), "smtp" | "smtps") {
+                    bail!(
+                        "SESAME_SMTP_URL must start with smtp:// or smtps://, not {}://",
+                        parsed.scheme()
+                    );
+                }
+                MailTransport::Smtp(Secret::new(url))
+            }
+        };
+        let jwt = match self.jwt_secret.filter(|s| !s.is_empty()) {
+            None => JwtSigning::EdDsa,
+            Some(secret) if secret.len() < 32 => {
+                bail!("SESAME_JWT_SECRET must be at least 32 characters long")
+            }
+            Some(secret) => JwtSigning::Hs256(Secret::new(secret)),
+        };
+        if !matches!(self.log_format.as_str(), "pretty" | "json") {
+            bail!("SESAME_LOG_FORMAT must be `pretty` or `json`");
+        }
+        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
+            bail!(
+                "SESAME_ACCESS_TOKEN_TTL_SECS and SESAME_REFRESH_TOKEN_TTL_SECS must be positive"
+            );
+        }
+        if self.code_ttl_secs == 0 {
+            bail!("SESAME_CODE_TTL_SECS must be positive");
+        }
+        let argon2 = Argon2Params {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        };
+        argon2::Params::new(
+            argon2.memory_kib,
+            argon2.iterations,
+            argon2.parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("SESAME_ARGON2_* parameters are invalid: {e}"))?;
+        let hash_concurrency = self
+            .hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1);
+        Ok(Config {
+            bind: self.bind,
+            database_url: self.database_url,
+            public_url,
+            app_url,
+            mail,
+            mail_from: self.mail_from,
+            jwt,
+            jwt_audience: self.jwt_audience,
+            jwt_leeway: Duration::from_secs(self.jwt_leeway_secs),
+            access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
+            refresh_reuse_grace: Duration::from_secs(self.refresh_reuse_grace_secs),
+            code_ttl: Duration::from_secs(self.code_ttl_secs),
+            argon2,
+            hash_concurrency,
+            max_body_bytes: self.max_body_bytes,
+            signup_conceals_existing: self.signup_conceals_existing,
+            outbox_retry_base: Duration::from_millis(self.outbox_retry_base_ms.max(1)),
+            outbox_retry_max: Duration::from_millis(self.outbox_retry_max_ms.max(1)),
+        })
+    }
+}
+
+impl Config {
+    /// The defaults, as `sesame` with nothing configured would run (tests start from here).
+    pub fn defaults() -> Config {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        // Parse an empty command line without reading the environment, so
+        // tests are not affected by a developer's SESAME_* variables.
+        let mut cmd = <Defaults as clap::CommandFactory>::command();
+        cmd = cmd.mut_args(|a| a.env(None::<&str>));
+        let matches = cmd.get_matches_from(["sesame"]);
+        let parsed = <Defaults as clap::FromArgMatches>::from_arg_matches(&matches)
+            .expect("defaults always parse");
+        parsed.args.into_config().expect("defaults are valid")
+    }
+}
+
+/// Parses an http(s) base URL and drops any trailing slash.
+fn normalize_base_url(raw: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(raw.trim())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("scheme must be http or https");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}

@@ -1,0 +1,15 @@
+//! The rules of sesame, free of HTTP and SQL: valid-by-construction types
+//! (emails, passwords, codes, referral codes, tokens) and the account and
+//! session flows built from them.
+
+pub mod accounts;
+pub mod codes;
+pub mod email;
+pub mod password;
+pub mod referral;
+pub mod secret;
+pub mod sessions;
+pub mod tokens;
+
+/// Wrong tries allowed on one verification code before it is void.
+pub const MAX_CODE_ATTEMPTS: u32 = 5;

@@ -1,0 +1,268 @@
+//! Passwords: the policy a new password must meet, and argon2id hashing run
+//! off the async runtime with a bound on how many hashes run at once.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::rngs::OsRng;
+use tokio::sync::Semaphore;
+
+use super::email::EmailAddress;
+use super::secret::Secret;
+use crate::config::Argon2Params;
+
+/// Shortest and longest accepted password, in characters.
+pub const MIN_LEN: usize = 8;
+pub const MAX_LEN: usize = 128;
+
+/// Passwords attackers try first (a short list; see issue on strength estimation).
+const COMMON: &[&str] = &[
+    "password",
+    "password1",
+    "password123",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "qwerty123",
+    "iloveyou",
+    "11111111",
+    "00000000",
+    "abc12345",
+    "abcd1234",
+    "letmein1",
+    "welcome1",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "starwars",
+    "trustno1",
+    "passw0rd",
+    "p@ssw0rd",
+    "superman",
+    "1q2w3e4r",
+    "1qaz2wsx",
+    "zaq12wsx",
+    "qwertyui",
+    "asdfghjk",
+    "changeme",
+    "administrator",
+    "welcome123",
+    "monkey123",
+    "dragon123",
+    "master123",
+];
+
+/// A password that met the policy; only ever hashed.
+#[derive(Debug, Clone)]
+pub struct NewPassword(Secret<String>);
+
+impl NewPassword {
+    /// Checks the policy; the error tells the user why the password is refused.
+    pub fn parse(raw: &str, email: &EmailAddress) -> Result<NewPassword, String> {
+        let len = raw.chars().count();
+        if len < MIN_LEN {
+            return Err(format!("must be at least {MIN_LEN} characters"));
+        }
+        if len > MAX_LEN {
+            return Err(format!("must be at most {MAX_LEN} characters"));
+        }
+        if raw.contains('\0') {
+            return Err("must not contain NUL characters".to_owned());
+        }
+        let lower = raw.to_lowercase();
+        if lower == email.as_str() {
+            return Err("must not be your email address".to_owned());
+        }
+        let distinct = {
+            let mut chars: Vec<char> = lower.chars().collect();
+            chars.sort_unstable();
+            chars.dedup();
+            chars.len()
+        };
+        if COMMON.contains(&lower.as_str()) || distinct < 3 {
+            return Err("is too common or too easy to guess; choose another".to_owned());
+        }
+        Ok(NewPassword(Secret::new(raw.to_owned())))
+    }
+
+    /// Wraps a password that is already in use (re-hashing it with new
+    /// parameters), skipping the policy that applies to new ones.
+    pub fn unchecked(raw: &str) -> NewPassword {
+        NewPassword(Secret::new(raw.to_owned()))
+    }
+
+    /// The password text, for hashing.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+/// Hashes and verifies passwords on blocking threads, at most `limit` at once.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Argon2Params,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, verified when the account does not
+    /// exist so unknown-email logins cost the same as wrong passwords.
+    dummy_hash: Arc<String>,
+}
+
+impl PasswordHasher {
+    /// Builds the hasher; computes the dummy hash once (one hash at start-up).
+    pub async fn new(params: Argon2Params, limit: usize) -> anyhow::Result<PasswordHasher> {
+        let dummy = super::codes::OpaqueToken::generate();
+        let dummy_hash = hash_blocking(params, dummy.expose().to_owned()).await?;
+        Ok(PasswordHasher {
+            params,
+            permits: Arc::new(Semaphore::new(limit)),
+            dummy_hash: Arc::new(dummy_hash),
+        })
+    }
+
+    /// Hashes a new password into a PHC string.
+    pub async fn hash(&self, password: &NewPassword) -> anyhow::Result<String> {
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        hash_blocking(self.params, password.expose().to_owned()).await
+    }
+
+    /// Verifies `password` against `stored`, or against the dummy hash when
+    /// there is no account, so both cases take the same time.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<Verdict> {
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        let exists = stored.is_some();
+        let stored = stored.unwrap_or(&self.dummy_hash).to_owned();
+        let password = Secret::new(password.to_owned());
+        let params = self.params;
+        tokio::task::spawn_blocking(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                return Ok(Verdict::Wrong);
+            };
+            let ok = argon2(params)
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok();
+            Ok(match (ok && exists, needs_rehash(&parsed, params)) {
+                (false, _) => Verdict::Wrong,
+                (true, false) => Verdict::Correct,
+                (true, true) => Verdict::CorrectNeedsRehash,
+            })
+        })
+        .await
+        .context("password verification task failed")?
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Wrong,
+    Correct,
+    /// Correct, but hashed with other parameters than the configured ones.
+    CorrectNeedsRehash,
+}
+
+fn argon2(p: Argon2Params) -> Argon2<'static> {
+    // Parameters are validated in Config, so this cannot fail at run time.
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+        .expect("argon2 parameters validated at start-up");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn needs_rehash(hash: &PasswordHash<'_>, p: Argon2Params) -> bool {
+    let Ok(current) = Params::try_from(hash) else {
+        return true;
+    };
+    hash.algorithm.as_str() != "argon2id"
+        || current.m_cost() != p.memory_kib
+        || current.t_cost() != p.iterations
+        || current.p_cost() != p.parallelism
+}
+
+async fn hash_blocking(params: Argon2Params, password: String) -> anyhow::Result<String> {
+    let password = Secret::new(password);
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2(params)
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+    })
+    .await
+    .context("password hashing task failed")?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> EmailAddress {
+        EmailAddress::parse("sam@example.com").unwrap()
+    }
+
+    #[test]
+    fn policy_explains_refusals() {
+        assert!(
+            NewPassword::parse("short", &email())
+                .unwrap_err()
+                .contains("at least 8")
+        );
+        assert!(
+            NewPassword::parse(&"x".repeat(129), &email())
+                .unwrap_err()
+                .contains("at most")
+        );
+        assert!(
+            NewPassword::parse("Password123", &email())
+                .unwrap_err()
+                .contains("common")
+        );
+        assert!(
+            NewPassword::parse("aaaaaaaaaa", &email())
+                .unwrap_err()
+                .contains("common")
+        );
+        assert!(
+            NewPassword::parse("SAM@example.com", &email())
+                .unwrap_err()
+                .contains("email")
+        );
+        assert!(NewPassword::parse("correct horse battery", &email()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn verifies_and_flags_old_parameters() {
+        let cheap = Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let hasher = PasswordHasher::new(cheap, 2).await.unwrap();
+        let pw = NewPassword::parse("correct horse battery", &email()).unwrap();
+        let hash = hasher.hash(&pw).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert_eq!(
+            hasher.verify(pw.expose(), Some(&hash)).await.unwrap(),
+            Verdict::Correct
+        );
+        assert_eq!(
+            hasher.verify("wrong password", Some(&hash)).await.unwrap(),
+            Verdict::Wrong
+        );
+        assert_eq!(
+            hasher.verify(pw.expose(), None).await.unwrap(),
+            Verdict::Wrong
+        );
+        let stronger = Argon2Params {
+            memory_kib: 2048,
+            ..cheap
+        };
+        let upgraded = PasswordHasher::new(stronger, 2).await.unwrap();
+        assert_eq!(
+            upgraded.verify(pw.expose(), Some(&hash)).await.unwrap(),
+            Verdict::CorrectNeedsRehash
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! Session flows: login, refresh, authentication of access tokens, logout.
+
+use chrono::Utc;
+
+use super::codes::OpaqueToken;
+use super::email::EmailAddress;
+use super::password::{NewPassword, Verdict};
+use super::tokens::TokenError;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
+use crate::store::sessions::{NewSession, RefreshOutcome};
+
+/// A fresh access/refresh token pair.
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: OpaqueToken,
+    pub expires_in: u64,
+}
+
+/// Where a login came from, kept with its session.
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Who is calling, as proven by a valid access token of a live session.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub session_id: String,
+    pub role: String,
+}
+
+/// Checks a password and opens a session.
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client: ClientInfo,
+) -> ApiResult<TokenPair> {
+    let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "Invalid credentials");
+    // A malformed address cannot have an account, but it still costs a hash,
+    // so the answer's timing says nothing about the input.
+    let user = match EmailAddress::parse(email) {
+        Ok(email) => state.store.user_by_email(email.as_str()).await?,
+        Err(_) => None,
+    };
+    let verdict = state
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
+    let user = match (user, verdict) {
+        (Some(user), Verdict::Correct | Verdict::CorrectNeedsRehash) => user,
+        _ => return Err(invalid()),
+    };
+    if user.disabled {
+        return Err(ApiError::new(
+            ErrorCode::AccountDisabled,
+            "This account is disabled",
+        ));
+    }
+    if !user.active {
+        return Err(ApiError::new(
+            ErrorCode::EmailNotVerified,
+            "You must verify your email to activate your account",
+        ));
+    }
+    if verdict == Verdict::CorrectNeedsRehash {
+        upgrade_hash(state, &user.id, password).await;
+    }
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let refresh_token = OpaqueToken::generate();
+    let refresh_hash = refresh_token.hash();
+    state
+        .store
+        .create_session(&NewSession {
+            id: &session_id,
+            user_id: &user.id,
+            user_agent: client.user_agent.as_deref(),
+            ip: client.ip.as_deref(),
+            expires_at: Utc::now() + state.config.refresh_token_ttl,
+            refresh_hash: &refresh_hash,
+        })
+        .await?;
+    issue_pair(state, &user.id, &session_id, &user.role, refresh_token)
+}
+
+/// Rotates a refresh token into a new pair for the same session.
+pub async fn refresh(state: &AppState, presented: &str) -> ApiResult<TokenPair> {
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidToken,
+            "Refresh token is invalid, expired or revoked",
+        )
+    };
+    let presented = OpaqueToken::parse(presented).ok_or_else(invalid)?;
+    let successor = OpaqueToken::generate();
+    let outcome = state
+        .store
+        .rotate_refresh_token(
+            &presented.hash(),
+            &successor.hash(),
+            state.config.refresh_reuse_grace,
+        )
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated {
+            session_id,
+            user_id,
+            role,
+        } => issue_pair(state, &user_id, &session_id, &role, successor),
+        RefreshOutcome::ReuseDetected => {
+            tracing::warn!("spent refresh token presented again; session revoked");
+            Err(invalid())
+        }
+        RefreshOutcome::Invalid => Err(invalid()),
+    }
+}
+
+/// Verifies an access token and that its session is still live.
+pub async fn authenticate(state: &AppState, access_token: &str) -> ApiResult<Principal> {
+    let claims = state.keys.verify(access_token).map_err(|e| match e {
+        TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, "Access token has expired"),
+        TokenError::Invalid => ApiError::unauthorized(),
+    })?;
+    if !state
+        .store
+        .session_is_live(&claims.sid, &claims.sub)
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "Session has ended; log in again",
+        ));
+    }
+    Ok(Principal {
+        user_id: claims.sub,
+        session_id: claims.sid,
+        role: claims.role,
+    })
+}
+
+/// Ends the caller's session, or every session of the user with `all`.
+pub async fn logout(state: &AppState, principal: &Principal, all: bool) -> ApiResult<()> {
+    if all {
+        state.store.revoke_all_sessions(&principal.user_id).await?;
+    } else {
+        state
+            .store
+            .revoke_session(&principal.session_id, &principal.user_id)
+            .await?;
+    }
+    Ok(())
+}
+
+fn issue_pair(
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+    role: &str,
+    refresh_token: OpaqueToken,
+) -> ApiResult<TokenPair> {
+    let ttl = state.config.access_token_ttl;
+    let access_token = state.keys.issue(user_id, session_id, role, ttl)?;
+    Ok(TokenPair {
+        access_token,
+        refresh_token,
+        expires_in: ttl.as_secs(),
+    })
+}
+
+/// Re-hashes a password with the current argon2 parameters. A failure here
+/// must not fail the login, so it is only logged.
+async fn upgrade_hash(state: &AppState, user_id: &str, password: &str) {
+    let result = async {
+        // An old password may predate today's policy; it is re-hashed as it is.
+        let password = NewPassword::unchecked(password);
+        let hash = state.hasher.hash(&password).await?;
+        state.store.update_password_hash(user_id, &hash).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = format!("{e:#}"), "upgrading a password hash failed");
+    }
+}

@@ -1,0 +1,322 @@
+//! The one error type. Every failure from every layer becomes an [`ApiError`]
+//! and is answered as `{error: true, code, message}` with the right status.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use poem::http::StatusCode;
+use poem::http::header;
+use poem::{IntoResponse, Response};
+use poem_openapi::{Enum, Object};
+
+/// Stable identifiers clients can switch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    ValidationFailed,
+    InvalidReferralCode,
+    EmailInUse,
+    InvalidCode,
+    AlreadyActive,
+    InvalidCredentials,
+    EmailNotVerified,
+    AccountDisabled,
+    AccountLocked,
+    InvalidToken,
+    Unauthorized,
+    TokenExpired,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The HTTP status every occurrence of this code is answered with.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            ValidationFailed | InvalidReferralCode | InvalidCode | InvalidToken => {
+                StatusCode::BAD_REQUEST
+            }
+            EmailInUse | AlreadyActive => StatusCode::CONFLICT,
+            InvalidCredentials | Unauthorized | TokenExpired => StatusCode::UNAUTHORIZED,
+            EmailNotVerified | AccountDisabled | Forbidden => StatusCode::FORBIDDEN,
+            AccountLocked | RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The error body of every failed request.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Error")]
+pub struct ErrorBody {
+    /// Always `true`.
+    pub error: bool,
+    /// Stable, machine-readable error code.
+    pub code: ErrorCode,
+    /// Human-readable explanation; never contains secrets or internals.
+    pub message: String,
+    /// Per-field validation messages, when the request body was invalid.
+    #[oai(skip_serializing_if_is_none)]
+    pub fields: Option<BTreeMap<String, String>>,
+}
+
+/// A failure to answer: a client error with its code, or an internal one
+/// whose cause is logged and never sent.
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    fields: Option<BTreeMap<String, String>>,
+    retry_after_secs: Option<u64>,
+    allow: Option<String>,
+    internal: Option<anyhow::Error>,
+}
+
+/// Shorthand for results whose error is an [`ApiError`].
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// A client error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            fields: None,
+            retry_after_secs: None,
+            allow: None,
+            internal: None,
+        }
+    }
+
+    /// `400 VALIDATION_FAILED` naming one field.
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        let mut err = Self::new(ErrorCode::ValidationFailed, format!("{field} {problem}"));
+        err.fields = Some(BTreeMap::from([(field.to_owned(), problem)]));
+        err
+    }
+
+    /// `400 VALIDATION_FAILED` with one message per field.
+    pub fn validation(fields: BTreeMap<String, String>) -> Self {
+        let summary = fields
+            .iter()
+            .map(|(field, problem)| format!("{field} {problem}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut err = Self::new(ErrorCode::ValidationFailed, summary);
+        err.fields = Some(fields);
+        err
+    }
+
+    /// `401 UNAUTHORIZED`.
+    pub fn unauthorized() -> Self {
+        Self::new(ErrorCode::Unauthorized, "Missing or invalid access token")
+    }
+
+    /// `500`; the cause is logged, the client sees a generic message.
+    pub fn internal(cause: anyhow::Error) -> Self {
+        let mut err = Self::new(ErrorCode::InternalError, "Internal server error");
+        err.internal = Some(cause);
+        err
+    }
+
+    /// Adds a `Retry-After` header (seconds).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
+    }
+
+    /// Adds an `Allow` header (for `405`).
+    pub fn with_allow(mut self, methods: String) -> Self {
+        self.allow = Some(methods);
+        self
+    }
+
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// Maps an error raised by poem or poem-openapi (routing, extractors,
+    /// payload parsing) to the contract's codes.
+    pub fn from_poem(err: &poem::Error) -> Self {
+        let status = err.status();
+        let code = match status {
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+            StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+            StatusCode::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
+            s if s.is_client_error() => ErrorCode::ValidationFailed,
+            _ => return Self::internal(anyhow::anyhow!("{err}")),
+        };
+        let message = match code {
+            ErrorCode::NotFound => "No such route".to_owned(),
+            ErrorCode::MethodNotAllowed => "Method not allowed on this route".to_owned(),
+            ErrorCode::UnsupportedMediaType => {
+                "Expected a JSON body with `Content-Type: application/json`".to_owned()
+            }
+            ErrorCode::PayloadTooLarge => "Request body too large".to_owned(),
+            ErrorCode::Unauthorized => "Missing or invalid access token".to_owned(),
+            _ => describe_parse_error(&err.to_string()),
+        };
+        Self::new(code, message)
+    }
+}
+
+/// Turns poem-openapi's parse errors into a message a person can act on.
+fn describe_parse_error(raw: &str) -> String {
+    // poem-openapi prefixes its messages ("parse request payload error: ...");
+    // they name the field and the expected type, and never hold secrets
+    // because they describe the shape, not the value.
+    let trimmed = raw
+        .strip_prefix("parse request payload error: ")
+        .unwrap_or(raw);
+    format!("Invalid request: {trimmed}")
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiError")
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("internal", &self.internal)
+            .finish()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(cause: anyhow::Error) -> Self {
+        Self::internal(cause)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(cause: sqlx::Error) -> Self {
+        Self::internal(cause.into())
+    }
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn as_response(&self) -> Response {
+        if let Some(cause) = &self.internal {
+            // The full cause chain is logged once, here; the client sees none of it.
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let body = ErrorBody {
+            error: true,
+            code: self.code,
+            message: self.message.clone(),
+            fields: self.fields.clone(),
+        };
+        let mut resp = poem_openapi::payload::Json(body)
+            .with_status(self.code.status())
+            .into_response();
+        let headers = resp.headers_mut();
+        if self.code.status() == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, secs.into());
+        }
+        if let Some(allow) = self.allow.as_deref().and_then(|a| a.parse().ok()) {
+            headers.insert(header::ALLOW, allow);
+        }
+        headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+        resp
+    }
+}
+
+/// Declares an error response type for a group of operations: the statuses
+/// listed are the ones documented in the spec, each with the `Error` schema.
+#[macro_export]
+macro_rules! error_responses {
+    ($(#[$meta:meta])* $name:ident { $($status:literal => $desc:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        pub struct $name(pub $crate::error::ApiError);
+
+        impl From<$crate::error::ApiError> for $name {
+            fn from(err: $crate::error::ApiError) -> Self { $name(err) }
+        }
+
+        impl From<$name> for poem::Error {
+            fn from(err: $name) -> poem::Error { poem::Error::from(err.0) }
+        }
+
+        impl poem_openapi::ApiResponse for $name {
+            fn meta() -> poem_openapi::registry::MetaResponses {
+                $crate::error::error_meta(&[$(($status, $desc)),+])
+            }
+            fn register(registry: &mut poem_openapi::registry::Registry) {
+                <$crate::error::ErrorBody as poem_openapi::types::Type>::register(registry);
+            }
+        }
+    };
+}
+
+/// Builds the spec entries for a list of error statuses.
+pub fn error_meta(statuses: &[(u16, &'static str)]) -> poem_openapi::registry::MetaResponses {
+    use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses};
+    use poem_openapi::types::Type;
+    let responses = statuses
+        .iter()
+        .map(|&(status, description)| {
+            let mut headers = Vec::new();
+            if status == 401 {
+                headers.push(MetaHeader {
+                    name: "WWW-Authenticate".into(),
+                    description: Some("Always `Bearer`.".into()),
+                    required: true,
+                    deprecated: false,
+                    schema: String::schema_ref(),
+                });
+            }
+            if status == 429 {
+                headers.push(MetaHeader {
+                    name: "Retry-After".into(),
+                    description: Some("Seconds to wait before trying again.".into()),
+                    required: true,
+                    deprecated: false,
+                    schema: u64::schema_ref(),
+                });
+            }
+            MetaResponse {
+                description,
+                status: Some(status),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: ErrorBody::schema_ref(),
+                }],
+                headers,
+            }
+        })
+        .collect();
+    MetaResponses { responses }
+}

@@ -1,0 +1,23 @@
+//! sesame: a user-authentication server in one binary, with SQLite inside.
+//!
+//! Data flows one way: `api → domain → store/mail`.
+//!
+//! - [`config`]: the typed configuration (flags, `SESAME_*` variables, `.env`).
+//! - [`app`]: builds and runs the service; binds port 0 in tests.
+//! - [`http`]: transport rules for every route (body limit, error body, headers).
+//! - [`error`]: the one error type and its `{error, code, message}` body.
+//! - [`api`]: poem-openapi resources; thin handlers, the Swagger documentation.
+//! - [`domain`]: valid-by-construction types and the account/session flows.
+//! - [`store`]: every SQL statement, behind named functions; transactions.
+//! - [`mail`]: email templates, transports and the outbox worker.
+//! - [`state`]: what handlers share.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod mail;
+pub mod state;
+pub mod store;

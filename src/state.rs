@@ -1,0 +1,27 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::domain::password::PasswordHasher;
+use crate::domain::tokens::Keyring;
+use crate::store::Store;
+
+/// The services built at start-up, shared by all requests.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub hasher: PasswordHasher,
+    pub keys: Keyring,
+    /// Wakes the outbox worker after a request queued an email.
+    pub mail_queued: Arc<Notify>,
+}
+
+impl AppState {
+    /// Tells the outbox worker there is mail to send.
+    pub fn wake_mailer(&self) {
+        self.mail_queued.notify_one();
+    }
+}

@@ -1,0 +1,52 @@
+//! JWT signing keys.
+
+use chrono::Utc;
+
+use super::{Store, ts};
+use crate::domain::tokens::Ed25519Key;
+
+impl Store {
+    /// All Ed25519 keys, oldest first; makes the first one if there is none.
+    /// Instances racing at first start may each insert a key; all are
+    /// published and verify, and the newest signs, which is harmless.
+    pub async fn signing_keys(&self) -> anyhow::Result<Vec<Ed25519Key>> {
+        let keys = self.load_signing_keys().await?;
+        if !keys.is_empty() {
+            return Ok(keys);
+        }
+        self.add_signing_key(&Ed25519Key::generate()?).await?;
+        self.load_signing_keys().await
+    }
+
+    /// Stores a new key; it becomes the signing key at the next start.
+    pub async fn add_signing_key(&self, key: &Ed25519Key) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
+             VALUES (?, 'EdDSA', ?, ?, ?)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_pkcs8)
+        .bind(&key.public_raw)
+        .bind(ts(Utc::now()))
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn load_signing_keys(&self) -> anyhow::Result<Vec<Ed25519Key>> {
+        let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT kid, private_key, public_key FROM signing_keys WHERE algorithm = 'EdDSA' \
+             ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.write)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(kid, private_pkcs8, public_raw)| Ed25519Key {
+                kid,
+                private_pkcs8,
+                public_raw,
+            })
+            .collect())
+    }
+}

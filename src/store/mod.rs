@@ -1,0 +1,104 @@
+//! All SQL lives here, behind named functions, one file per table family.
+//! Transactions live here too: a domain function asks for one change and the
+//! store makes it atomic (including the outbox email that goes with it).
+//!
+//! SQLite runs in WAL mode with one writer connection and a pool of readers:
+//! writers queue in the pool instead of failing with "database is locked",
+//! and reads never wait for writes.
+
+pub mod keys;
+pub mod outbox;
+pub mod sessions;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// The embedded migrations (`migrations/`), applied at start-up.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Handles to the database.
+#[derive(Clone)]
+pub struct Store {
+    /// The single writer connection.
+    write: SqlitePool,
+    /// Readers.
+    read: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and applies migrations.
+    pub async fn open(database_url: &str) -> anyhow::Result<Store> {
+        let options = SqliteConnectOptions::from_str(database_url)
+            .with_context(|| "SESAME_DATABASE_URL is not a valid SQLite URL".to_string())?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a write that was answered survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .context("SESAME_DATABASE_URL: cannot open the database")?;
+        apply_migrations(&write).await?;
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await
+            .context("SESAME_DATABASE_URL: cannot open the database for reading")?;
+        Ok(Store { write, read })
+    }
+
+    /// Checks that the database answers (for `/health/ready`).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Closes both pools, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+async fn apply_migrations(pool: &SqlitePool) -> anyhow::Result<()> {
+    match MIGRATOR.run(pool).await {
+        Ok(()) => Ok(()),
+        Err(sqlx::migrate::MigrateError::VersionMissing(v)) => anyhow::bail!(
+            "the database was written by a newer sesame (migration {v} is unknown to this \
+             version); upgrade sesame or restore a backup"
+        ),
+        Err(e) => Err(e).context("applying database migrations failed"),
+    }
+}
+
+/// Formats a timestamp as stored: fixed-width RFC 3339 UTC, so text order is time order.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Parses a stored timestamp.
+pub fn parse_ts(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("bad timestamp in database: {s}"))?
+        .with_timezone(&Utc))
+}
+
+/// Which unique index a failed insert hit, if any.
+fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Some(db.message().to_owned()),
+        _ => None,
+    }
+}

@@ -1,0 +1,392 @@
+//! Users and their one-time codes.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+use super::{Store, outbox, parse_ts, ts, unique_violation};
+use crate::mail::OutgoingEmail;
+
+/// A user as stored.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub name: Option<String>,
+    pub active: bool,
+    pub disabled: bool,
+    pub role: String,
+    pub referral_code: String,
+    /// The referrer's referral code (joined), if any.
+    pub referred_by_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a signup writes.
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub name: Option<&'a str>,
+    pub referral_code: &'a str,
+    pub referred_by: Option<&'a str>,
+}
+
+/// A one-time secret to store (hash only).
+pub struct NewCode<'a> {
+    pub purpose: CodePurpose,
+    pub hash: &'a [u8],
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a one-time secret is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    Activation,
+    PasswordReset,
+}
+
+impl CodePurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            CodePurpose::Activation => "activation",
+            CodePurpose::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// Why a user insert failed.
+#[derive(Debug)]
+pub enum InsertUserError {
+    EmailTaken,
+    ReferralCodeTaken,
+    Other(anyhow::Error),
+}
+
+/// The outcome of presenting an activation code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeAttempt {
+    /// Right code: the account is now active.
+    Accepted,
+    /// Right code, already used: the account was activated by it before.
+    AlreadyUsed,
+    /// Wrong, expired, used up, or no code at all.
+    Rejected,
+}
+
+/// A referred account, for the referrer's list.
+pub struct Referred {
+    pub email: String,
+    pub active: bool,
+    pub joined_at: DateTime<Utc>,
+}
+
+type UserRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    bool,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+);
+
+const USER_COLUMNS: &str = "u.id, u.email, u.password_hash, u.name, u.active, u.disabled, u.role, \
+     u.referral_code, r.referral_code, u.created_at, u.updated_at \
+     FROM users u LEFT JOIN users r ON r.id = u.referred_by";
+
+fn user_from_row(row: UserRow) -> anyhow::Result<User> {
+    let (
+        id,
+        email,
+        password_hash,
+        name,
+        active,
+        disabled,
+        role,
+        referral_code,
+        referred_by_code,
+        created,
+        updated,
+    ) = row;
+    Ok(User {
+        id,
+        email,
+        password_hash,
+        name,
+        active,
+        disabled,
+        role,
+        referral_code,
+        referred_by_code,
+        created_at: parse_ts(&created)?,
+        updated_at: parse_ts(&updated)?,
+    })
+}
+
+impl Store {
+    /// Inserts a user, its activation code and the verification email, atomically.
+    /// The unique index decides duplicate signups; nothing is checked first.
+    pub async fn insert_user(
+        &self,
+        user: &NewUser<'_>,
+        code: &NewCode<'_>,
+        email: &OutgoingEmail,
+    ) -> Result<(), InsertUserError> {
+        let result: anyhow::Result<()> = async {
+            let mut tx = self.write.begin().await?;
+            let now = ts(Utc::now());
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, name, referral_code, referred_by, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(user.id)
+            .bind(user.email)
+            .bind(user.password_hash)
+            .bind(user.name)
+            .bind(user.referral_code)
+            .bind(user.referred_by)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            replace_code(&mut tx, user.id, code).await?;
+            outbox::enqueue(&mut tx, Some(user.id), email).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        result.map_err(
+            |e| match e.downcast_ref::<sqlx::Error>().and_then(unique_violation) {
+                Some(msg) if msg.contains("users.email") => InsertUserError::EmailTaken,
+                Some(msg) if msg.contains("users.referral_code") => {
+                    InsertUserError::ReferralCodeTaken
+                }
+                _ => InsertUserError::Other(e),
+            },
+        )
+    }
+
+    /// Finds a user by normalized email.
+    pub async fn user_by_email(&self, email: &str) -> anyhow::Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} WHERE u.email = ?");
+        let row: Option<UserRow> = sqlx::query_as(&sql)
+            .bind(email)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(user_from_row).transpose()
+    }
+
+    /// Finds a user by id.
+    pub async fn user_by_id(&self, id: &str) -> anyhow::Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} WHERE u.id = ?");
+        let row: Option<UserRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(user_from_row).transpose()
+    }
+
+    /// The id of the user who owns a referral code (canonical form).
+    pub async fn user_id_by_referral_code(&self, code: &str) -> anyhow::Result<Option<String>> {
+        let id = sqlx::query_scalar("SELECT id FROM users WHERE referral_code = ?")
+            .bind(code)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(id)
+    }
+
+    /// A page of the accounts a user referred, oldest first, and their total.
+    pub async fn referred_by(
+        &self,
+        user_id: &str,
+        limit: u32,
+        offset: u32,
+    ) -> anyhow::Result<(Vec<Referred>, u64)> {
+        let rows: Vec<(String, bool, String)> = sqlx::query_as(
+            "SELECT email, active, created_at FROM users WHERE referred_by = ? \
+             ORDER BY created_at, id LIMIT ? OFFSET ?",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.read)
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE referred_by = ?")
+            .bind(user_id)
+            .fetch_one(&self.read)
+            .await?;
+        let accounts = rows
+            .into_iter()
+            .map(|(email, active, created)| {
+                Ok(Referred {
+                    email,
+                    active,
+                    joined_at: parse_ts(&created)?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((accounts, total as u64))
+    }
+
+    /// Replaces a user's live code of one purpose with a new one and queues its email.
+    pub async fn issue_code(
+        &self,
+        user_id: &str,
+        code: &NewCode<'_>,
+        email: &OutgoingEmail,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.write.begin().await?;
+        replace_code(&mut tx, user_id, code).await?;
+        outbox::enqueue(&mut tx, Some(user_id), email).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Presents an activation code. `matches` compares a stored hash with the
+    /// presented code in constant time. Counting a wrong try and checking the
+    /// code happen in one transaction, so parallel guesses cannot exceed the limit.
+    pub async fn attempt_activation(
+        &self,
+        user_id: &str,
+        max_attempts: u32,
+        matches: impl Fn(&[u8]) -> bool,
+    ) -> anyhow::Result<CodeAttempt> {
+        let mut tx = self.write.begin().await?;
+        let row: Option<(String, Vec<u8>, i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, code_hash, failed_attempts, expires_at, used_at FROM one_time_codes \
+             WHERE user_id = ? AND purpose = 'activation'",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((code_id, hash, failed, expires_at, used_at)) = row else {
+            return Ok(CodeAttempt::Rejected);
+        };
+        let now = Utc::now();
+        if used_at.is_some() {
+            return Ok(if matches(&hash) {
+                CodeAttempt::AlreadyUsed
+            } else {
+                CodeAttempt::Rejected
+            });
+        }
+        if failed >= i64::from(max_attempts) || parse_ts(&expires_at)? <= now {
+            return Ok(CodeAttempt::Rejected);
+        }
+        if !matches(&hash) {
+            sqlx::query(
+                "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE id = ?",
+            )
+            .bind(&code_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(CodeAttempt::Rejected);
+        }
+        sqlx::query("UPDATE one_time_codes SET used_at = ? WHERE id = ?")
+            .bind(ts(now))
+            .bind(&code_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE users SET active = TRUE, updated_at = ? WHERE id = ?")
+            .bind(ts(now))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(CodeAttempt::Accepted)
+    }
+
+    /// Spends a password reset token: sets the new hash and revokes every
+    /// session of the user. Returns the user id, or `None` if the token is
+    /// unknown, used or expired.
+    pub async fn reset_password(
+        &self,
+        token_hash: &[u8],
+        new_hash: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let mut tx = self.write.begin().await?;
+        let now = ts(Utc::now());
+        let user_id: Option<String> = sqlx::query_scalar(
+            "UPDATE one_time_codes SET used_at = ? \
+             WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ? \
+             RETURNING user_id",
+        )
+        .bind(&now)
+        .bind(token_hash)
+        .bind(&now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL, updated_at = ? WHERE id = ?")
+            .bind(new_hash)
+            .bind(&now)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await?;
+        super::sessions::revoke_all(&mut tx, &user_id, &now).await?;
+        tx.commit().await?;
+        Ok(Some(user_id))
+    }
+
+    /// The owner of a live (unused, unexpired) password reset token.
+    pub async fn user_by_reset_token(&self, token_hash: &[u8]) -> anyhow::Result<Option<User>> {
+        let user_id: Option<String> = sqlx::query_scalar(
+            "SELECT user_id FROM one_time_codes \
+             WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(ts(Utc::now()))
+        .fetch_optional(&self.read)
+        .await?;
+        match user_id {
+            Some(id) => self.user_by_id(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a re-computed hash (argon2 parameters changed since it was made).
+    pub async fn update_password_hash(&self, user_id: &str, new_hash: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(new_hash)
+            .bind(user_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Deletes the user's code of this purpose and inserts the new one.
+async fn replace_code(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: &str,
+    code: &NewCode<'_>,
+) -> anyhow::Result<()> {
+    let conn: &mut SqliteConnection = tx;
+    sqlx::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = ?")
+        .bind(user_id)
+        .bind(code.purpose.as_str())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO one_time_codes (id, user_id, purpose, code_hash, expires_at, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(user_id)
+    .bind(code.purpose.as_str())
+    .bind(code.hash)
+    .bind(ts(code.expires_at))
+    .bind(ts(Utc::now()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
