@@ -1,0 +1,236 @@
+//! `spawn_app()`: a real sesame on port 0 with its own SQLite file in a temp
+//! dir and a real SMTP listener capturing its mail.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use sesame::app::Application;
+use sesame::config::{Argon2Params, Config, MailTransport};
+use sesame::domain::secret::Secret;
+use tempfile::TempDir;
+
+use crate::smtp::{MailServer, find_query_param, find_six_digit_code};
+
+/// How long tests wait for something that should happen (generous: CI is slow).
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A password that meets the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running server, its mailbox and its database directory.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub mail: MailServer,
+    pub config: Config,
+    pub dir: Arc<TempDir>,
+    app: Option<Application>,
+}
+
+/// Test configuration: cheap argon2 (the default parameters are exercised
+/// by the benchmark and a dedicated test), fast outbox retries.
+pub fn test_config(dir: &TempDir, mail: &MailServer) -> Config {
+    let mut config = Config::defaults();
+    config.bind = "127.0.0.1:0".parse().expect("valid address");
+    config.database_url = format!("sqlite://{}", db_path(dir).display());
+    config.mail = MailTransport::Smtp(Secret::new(mail.url()));
+    config.argon2 = Argon2Params {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    config.outbox_retry_base = Duration::from_millis(50);
+    config.outbox_retry_max = Duration::from_millis(500);
+    config
+}
+
+/// The SQLite file of a test app.
+pub fn db_path(dir: &TempDir) -> PathBuf {
+    dir.path().join("sesame.db")
+}
+
+/// Starts an app with the test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts an app after `adjust` changed the test configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mail = MailServer::start().await;
+    let dir = Arc::new(TempDir::new().expect("temp dir"));
+    let mut config = test_config(&dir, &mail);
+    adjust(&mut config);
+    start(config, mail, dir).await
+}
+
+async fn start(config: Config, mail: MailServer, dir: Arc<TempDir>) -> TestApp {
+    let app = Application::start(config.clone())
+        .await
+        .expect("app starts");
+    TestApp {
+        address: format!("http://127.0.0.1:{}", app.port()),
+        client: reqwest::Client::builder()
+            .timeout(WAIT)
+            .build()
+            .expect("client"),
+        mail,
+        config,
+        dir,
+        app: Some(app),
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully (database closed).
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await.expect("app stops cleanly");
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database and mailbox,
+    /// with `adjust` applied to the configuration.
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        self.stop().await;
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        start(config, self.mail.clone(), self.dir.clone()).await
+    }
+
+    /// The application (for its state in white-box checks).
+    pub fn app(&self) -> &Application {
+        self.app.as_ref().expect("app is running")
+    }
+
+    /// Sends a request with an optional JSON body and bearer token.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request reaches the server")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(&body), None).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Response {
+        self.request(Method::PATCH, path, Some(&body), None).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path, None, None).await
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, None, Some(token)).await
+    }
+
+    /// Signs up with the test password.
+    pub async fn signup(&self, email: &str) -> Response {
+        self.post(
+            "/users/signup",
+            json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD}),
+        )
+        .await
+    }
+
+    /// Signs up with a referral code; returns the body of the `201`.
+    pub async fn signup_referred(&self, email: &str, referrer: &str) -> Value {
+        let resp = self
+            .post(
+                "/users/signup",
+                json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD, "referrer": referrer}),
+            )
+            .await;
+        expect_json(resp, StatusCode::CREATED).await
+    }
+
+    /// The verification code in the `nth` email to `email`, as a user reads it.
+    pub async fn code_from_mail(&self, email: &str, nth: usize) -> String {
+        let mail = self.mail.wait_for_mail_to(email, nth, WAIT).await;
+        find_six_digit_code(&mail.text_body()).expect("verification email carries a 6-digit code")
+    }
+
+    /// The reset token in the `nth` email to `email`, from its link.
+    pub async fn reset_token_from_mail(&self, email: &str, nth: usize) -> String {
+        let mail = self.mail.wait_for_mail_to(email, nth, WAIT).await;
+        find_query_param(&mail.text_body(), "token")
+            .expect("reset email carries a link with a token")
+    }
+
+    /// Signs up and activates with the emailed code; returns the signup body.
+    pub async fn activated_user(&self, email: &str) -> Value {
+        let body = expect_json(self.signup(email).await, StatusCode::CREATED).await;
+        let code = self.code_from_mail(email, 1).await;
+        let resp = self
+            .patch("/users/activate", json!({"email": email, "code": code}))
+            .await;
+        expect_json(resp, StatusCode::OK).await;
+        body
+    }
+
+    /// Logs in with the test password; returns the token body.
+    pub async fn login(&self, email: &str) -> Value {
+        let resp = self
+            .post(
+                "/users/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        expect_json(resp, StatusCode::OK).await
+    }
+
+    /// An activated, logged-in user: (access token, refresh token).
+    pub async fn logged_in_user(&self, email: &str) -> (String, String) {
+        self.activated_user(email).await;
+        let tokens = self.login(email).await;
+        (
+            str_field(&tokens, "accessToken"),
+            str_field(&tokens, "refreshToken"),
+        )
+    }
+}
+
+/// Asserts the status and returns the JSON body (the status message shows the body).
+pub async fn expect_json(resp: Response, status: StatusCode) -> Value {
+    let actual = resp.status();
+    let text = resp.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is not JSON: {text}"))
+}
+
+/// Asserts an error answer in the contract's shape, with its status and code.
+pub async fn expect_error(resp: Response, status: StatusCode, code: &str) -> Value {
+    let body = expect_json(resp, status).await;
+    assert_eq!(body["error"], json!(true), "{body}");
+    assert_eq!(body["code"], json!(code), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// A string field of a JSON body.
+pub fn str_field(body: &Value, field: &str) -> String {
+    body[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `{field}` in {body}"))
+        .to_owned()
+}
