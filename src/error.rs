@@ -76,6 +76,7 @@ pub struct ErrorBody {
 /// whose cause is logged and never sent.
 pub struct ApiError {
     code: ErrorCode,
+    status: StatusCode,
     message: String,
     fields: Option<BTreeMap<String, String>>,
     retry_after_secs: Option<u64>,
@@ -91,6 +92,7 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             code,
+            status: code.status(),
             message: message.into(),
             fields: None,
             retry_after_secs: None,
@@ -129,6 +131,13 @@ impl ApiError {
         let mut err = Self::new(ErrorCode::InternalError, "Internal server error");
         err.internal = Some(cause);
         err
+    }
+
+    /// Answers with another status than the code's usual one (the contract
+    /// answers `INVALID_TOKEN` with `401` on refresh but `400` on reset).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
     }
 
     /// Adds a `Retry-After` header (seconds).
@@ -178,15 +187,48 @@ impl ApiError {
     }
 }
 
-/// Turns poem-openapi's parse errors into a message a person can act on.
+/// Turns poem-openapi's parse errors into a message a person can act on,
+/// without the value that was sent: poem-openapi's type errors quote it
+/// (`Expected input type "X", found <value>`), and it may be a password.
 fn describe_parse_error(raw: &str) -> String {
-    // poem-openapi prefixes its messages ("parse request payload error: ...");
-    // they name the field and the expected type, and never hold secrets
-    // because they describe the shape, not the value.
+    const QUOTING: &str = "\", found ";
     let trimmed = raw
         .strip_prefix("parse request payload error: ")
         .unwrap_or(raw);
-    format!("Invalid request: {trimmed}")
+    let mut message = String::with_capacity(trimmed.len());
+    let mut rest = trimmed;
+    while let Some(at) = rest.find(QUOTING) {
+        message.push_str(&rest[..at + QUOTING.len()]);
+        let value_and_more = &rest[at + QUOTING.len()..];
+        // The quoted value runs to the end of the sentence poem-openapi wrote.
+        let end = value_and_more
+            .find(". (occurred")
+            .unwrap_or(value_and_more.len());
+        let value = value_and_more[..end].trim_end_matches('.');
+        let kind = serde_json::from_str(value)
+            .map(|v| crate::api::text::json_kind(&v))
+            .unwrap_or("a value of another type");
+        message.push_str(kind);
+        rest = &value_and_more[end..];
+    }
+    message.push_str(rest);
+    format!("Invalid request: {message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_lose_the_value_that_was_sent() {
+        let raw = r#"parse request payload error: failed to parse "SignupBody": Expected input type "SignupBody", found "hunter2 secret". (occurred while parsing "SignupBody")"#;
+        let message = describe_parse_error(raw);
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(
+            message.contains("found a string. (occurred while parsing"),
+            "{message}"
+        );
+    }
 }
 
 impl fmt::Debug for ApiError {
@@ -221,7 +263,7 @@ impl From<sqlx::Error> for ApiError {
 
 impl poem::error::ResponseError for ApiError {
     fn status(&self) -> StatusCode {
-        self.code.status()
+        self.status
     }
 
     fn as_response(&self) -> Response {
@@ -236,10 +278,10 @@ impl poem::error::ResponseError for ApiError {
             fields: self.fields.clone(),
         };
         let mut resp = poem_openapi::payload::Json(body)
-            .with_status(self.code.status())
+            .with_status(self.status)
             .into_response();
         let headers = resp.headers_mut();
-        if self.code.status() == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
         }
         if let Some(secs) = self.retry_after_secs {

@@ -105,9 +105,18 @@ error_responses!(
 );
 
 error_responses!(
+    /// Errors of paged lists.
+    PagingErrors {
+        400 => "`VALIDATION_FAILED`: `limit` outside 1–200 or a bad `offset`.",
+        401 => "`UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+error_responses!(
     /// Errors of endpoints that need a session and take parameters or a body.
     AuthInputErrors {
-        400 => "`VALIDATION_FAILED`: bad paging parameters or malformed JSON.",
+        400 => "`VALIDATION_FAILED`: malformed JSON.",
         401 => "`UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         500 => "`INTERNAL_ERROR`.",
@@ -150,7 +159,7 @@ impl MeApi {
         /// How many accounts to skip.
         #[oai(default, validator(maximum(value = "1000000000")))]
         offset: Query<u32>,
-    ) -> Result<Json<ReferredResponse>, AuthInputErrors> {
+    ) -> Result<Json<ReferredResponse>, PagingErrors> {
         let (accounts, total) =
             accounts::referred(&state, &auth.0.user_id, limit.0, offset.0).await?;
         let accounts = accounts

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod me;
 pub mod system;
+pub mod text;
 pub mod users;
 
 use std::sync::Arc;

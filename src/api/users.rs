@@ -5,6 +5,7 @@ use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::text::Text;
 use super::{ApiTags, MessageResponse, State};
 use crate::domain::accounts::{self, SignupOutcome, SignupRequest};
 use crate::domain::sessions::{self, ClientInfo, TokenPair};
@@ -19,19 +20,19 @@ pub struct AuthApi;
 pub struct SignupBody {
     /// Email address; compared case-insensitively.
     #[oai(validator(max_length = 320))]
-    pub email: String,
+    pub email: Text,
     /// 8 to 128 characters, not a common password, not the email address.
     #[oai(validator(max_length = 1024))]
-    pub password: String,
+    pub password: Text,
     /// Must equal `password`.
     #[oai(validator(max_length = 1024))]
-    pub confirm_password: String,
+    pub confirm_password: Text,
     /// Referral code of the user who invited you (case-insensitive).
     #[oai(validator(max_length = 64))]
-    pub referrer: Option<String>,
+    pub referrer: Option<Text>,
     /// Display name; HTML is stripped.
     #[oai(validator(max_length = 1000))]
-    pub name: Option<String>,
+    pub name: Option<Text>,
 }
 
 /// The account that was created.
@@ -65,10 +66,10 @@ pub enum SignupResponse {
 pub struct ActivateBody {
     /// The address that signed up.
     #[oai(validator(max_length = 320))]
-    pub email: String,
+    pub email: Text,
     /// The 6-digit code from the verification email.
     #[oai(validator(max_length = 64))]
-    pub code: String,
+    pub code: Text,
 }
 
 /// An email address.
@@ -76,7 +77,7 @@ pub struct ActivateBody {
 pub struct EmailBody {
     /// The account's email address.
     #[oai(validator(max_length = 320))]
-    pub email: String,
+    pub email: Text,
 }
 
 /// Credentials.
@@ -84,10 +85,10 @@ pub struct EmailBody {
 pub struct LoginBody {
     /// Email address.
     #[oai(validator(max_length = 320))]
-    pub email: String,
+    pub email: Text,
     /// Password.
     #[oai(validator(max_length = 1024))]
-    pub password: String,
+    pub password: Text,
 }
 
 /// A refresh token to exchange.
@@ -96,7 +97,7 @@ pub struct LoginBody {
 pub struct RefreshBody {
     /// The refresh token from login or the previous refresh; it is spent by this call.
     #[oai(validator(max_length = 256))]
-    pub refresh_token: String,
+    pub refresh_token: Text,
 }
 
 /// A new password with the emailed reset token.
@@ -105,13 +106,13 @@ pub struct RefreshBody {
 pub struct ResetBody {
     /// The token from the reset email.
     #[oai(validator(max_length = 256))]
-    pub token: String,
+    pub token: Text,
     /// The new password (same policy as signup).
     #[oai(validator(max_length = 1024))]
-    pub new_password: String,
+    pub new_password: Text,
     /// Must equal `newPassword`.
     #[oai(validator(max_length = 1024))]
-    pub confirm_password: String,
+    pub confirm_password: Text,
 }
 
 /// A session's tokens.
@@ -198,9 +199,20 @@ error_responses!(
 );
 
 error_responses!(
-    /// Errors of token refresh and password reset.
-    TokenErrors {
-        400 => "`INVALID_TOKEN` (unknown, expired, spent or revoked) or `VALIDATION_FAILED`.",
+    /// Errors of token refresh.
+    RefreshErrors {
+        400 => "`VALIDATION_FAILED`: malformed JSON or missing fields.",
+        401 => "`INVALID_TOKEN`: unknown, expired, spent or revoked refresh token. A spent token presented after the grace window also revokes its session.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+error_responses!(
+    /// Errors of password reset.
+    ResetErrors {
+        400 => "`INVALID_TOKEN` (unknown, expired or used reset token) or `VALIDATION_FAILED` (password policy, passwords differ).",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         500 => "`INTERNAL_ERROR`.",
@@ -317,7 +329,7 @@ impl AuthApi {
         &self,
         state: State<'_>,
         body: Json<RefreshBody>,
-    ) -> Result<Json<TokenResponse>, TokenErrors> {
+    ) -> Result<Json<TokenResponse>, RefreshErrors> {
         let pair = sessions::refresh(&state, &body.refresh_token).await?;
         Ok(TokenResponse::new("Tokens refreshed.", pair))
     }
@@ -355,7 +367,7 @@ impl AuthApi {
         &self,
         state: State<'_>,
         body: Json<ResetBody>,
-    ) -> Result<Json<MessageResponse>, TokenErrors> {
+    ) -> Result<Json<MessageResponse>, ResetErrors> {
         accounts::reset_password(
             &state,
             &body.token,

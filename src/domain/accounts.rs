@@ -85,6 +85,7 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
     let mail = templates::verification(
         &state.config.app_url,
         email.as_str(),
+        name.as_deref(),
         code.expose(),
         state.config.code_ttl,
     );
@@ -118,6 +119,7 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
                 });
             }
             Err(InsertUserError::EmailTaken) if state.config.signup_conceals_existing => {
+                tell_owner_of_signup_attempt(state, &email).await?;
                 return Ok(SignupOutcome::Concealed);
             }
             Err(InsertUserError::EmailTaken) => {
@@ -180,6 +182,7 @@ pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
     let mail = templates::verification(
         &state.config.app_url,
         &user.email,
+        user.name.as_deref(),
         code.expose(),
         state.config.code_ttl,
     );
@@ -289,6 +292,16 @@ pub fn sanitize_name(raw: &str) -> String {
         .replace("&gt;", "")
         .replace("&amp;", "&");
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Emails the owner of a taken address instead of telling the requester.
+async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) -> ApiResult<()> {
+    if let Some(owner) = state.store.user_by_email(email.as_str()).await? {
+        let mail = templates::signup_attempt(&state.config.app_url, &owner.email);
+        state.store.queue_email(Some(&owner.id), &mail).await?;
+        state.wake_mailer();
+    }
+    Ok(())
 }
 
 fn invalid_referrer() -> ApiError {

@@ -92,6 +92,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> ApiResult<TokenPair> 
             ErrorCode::InvalidToken,
             "Refresh token is invalid, expired or revoked",
         )
+        .with_status(poem::http::StatusCode::UNAUTHORIZED)
     };
     let presented = OpaqueToken::parse(presented).ok_or_else(invalid)?;
     let successor = OpaqueToken::generate();

@@ -6,16 +6,30 @@ use std::time::Duration;
 use super::OutgoingEmail;
 
 /// The verification code email, with a link to the confirm page.
-pub fn verification(app_url: &str, recipient: &str, code: &str, ttl: Duration) -> OutgoingEmail {
+pub fn verification(
+    app_url: &str,
+    recipient: &str,
+    name: Option<&str>,
+    code: &str,
+    ttl: Duration,
+) -> OutgoingEmail {
     let link = link(app_url, "/verify", &[("email", recipient), ("code", code)]);
     let minutes = ttl.as_secs().div_ceil(60);
+    let greeting = name.map_or_else(
+        || "Welcome to sesame!".to_owned(),
+        |n| format!("Welcome to sesame, {n}!"),
+    );
+    let html_greeting = name.map_or_else(
+        || "Welcome to sesame!".to_owned(),
+        |n| format!("Welcome to sesame, {}!", user_text(n)),
+    );
     let text = format!(
-        "Welcome to sesame!\n\nYour verification code is: {code}\n\n\
+        "{greeting}\n\nYour verification code is: {code}\n\n\
          Or confirm your address here: {link}\n\n\
          The code expires in {minutes} minutes. If you did not sign up, ignore this email.\n"
     );
     let html = layout(&format!(
-        "<p>Welcome to sesame!</p>\
+        "<p>{html_greeting}</p>\
          <p>Your verification code is: <b>{code}</b></p>\
          <p><a href=\"{link}\">Confirm your email address</a></p>\
          <p>The code expires in {minutes} minutes. If you did not sign up, ignore this email.</p>",
@@ -26,6 +40,30 @@ pub fn verification(app_url: &str, recipient: &str, code: &str, ttl: Duration) -
         recipient: recipient.to_owned(),
         kind: "verification",
         subject: "Verify your email".to_owned(),
+        text_body: text,
+        html_body: html,
+    }
+}
+
+/// Tells the owner of an address that someone tried to sign up with it
+/// (sent instead of an error when signups conceal existing accounts).
+pub fn signup_attempt(app_url: &str, recipient: &str) -> OutgoingEmail {
+    let reset = format!("{app_url}/reset-password");
+    let text = format!(
+        "Someone tried to create a sesame account with this address, which already has one.\n\n\
+         If it was you: log in with your password, or reset it here: {reset}\n\n\
+         If it was not you, ignore this email; nothing changed.\n"
+    );
+    let html = layout(&format!(
+        "<p>Someone tried to create a sesame account with this address, which already has one.</p>\
+         <p>If it was you: log in with your password, or <a href=\"{reset}\">reset it</a>.</p>\
+         <p>If it was not you, ignore this email; nothing changed.</p>",
+        reset = esc(&reset),
+    ));
+    OutgoingEmail {
+        recipient: recipient.to_owned(),
+        kind: "signup_attempt",
+        subject: "Someone tried to sign up with your address".to_owned(),
         text_body: text,
         html_body: html,
     }
@@ -67,7 +105,26 @@ fn link(base: &str, path: &str, params: &[(&str, &str)]) -> String {
     format!("{base}{path}?{query}")
 }
 
+/// Escapes a value sesame made itself (codes, tokens, links) for HTML text
+/// and attributes. User-supplied text goes through [`user_text`] instead.
 fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Makes text a user typed (a name) safe to put in HTML, with ammonia's
+/// conservative escaping.
+fn user_text(text: &str) -> String {
     ammonia::clean_text(text)
 }
 

@@ -41,6 +41,16 @@ pub(super) async fn enqueue(
 }
 
 impl Store {
+    /// Queues an email that goes with no other change.
+    pub async fn queue_email(
+        &self,
+        user_id: Option<&str>,
+        email: &OutgoingEmail,
+    ) -> anyhow::Result<()> {
+        let mut conn = self.write.acquire().await?;
+        enqueue(&mut conn, user_id, email).await
+    }
+
     /// Emails due for delivery, oldest first.
     pub async fn due_emails(&self, limit: u32) -> anyhow::Result<Vec<QueuedEmail>> {
         let rows: Vec<(i64, String, String, String, String, i64)> = sqlx::query_as(

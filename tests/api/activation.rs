@@ -1,1 +1,358 @@
-//! (being written)
+//! `PATCH /users/activate`, `POST /users/activate/resend`, and login before
+//! activation.
+
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::smtp::find_six_digit_code;
+
+/// Presents `code` for `email`.
+async fn activate(app: &TestApp, email: &str, code: &str) -> Response {
+    app.patch("/users/activate", json!({"email": email, "code": code}))
+        .await
+}
+
+/// Asks for a new verification code.
+async fn resend(app: &TestApp, email: &str) -> Response {
+    app.post("/users/activate/resend", json!({"email": email}))
+        .await
+}
+
+/// A 6-digit code that differs from `code` (`n` = 1, 2, … give different ones).
+fn wrong_code(code: &str, n: u32) -> String {
+    let real: u32 = code.parse().expect("a 6-digit code");
+    format!("{:06}", (real + n) % 1_000_000)
+}
+
+/// Signs up and returns the code from the verification email.
+async fn signed_up(app: &TestApp, email: &str) -> String {
+    expect_json(app.signup(email).await, StatusCode::CREATED).await;
+    app.code_from_mail(email, 1).await
+}
+
+/// Logs in with the test password.
+async fn login(app: &TestApp, email: &str, password: &str) -> Response {
+    app.post(
+        "/users/login",
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+/// Waits until every email queued so far has been delivered: the outbox
+/// delivers in order, so once a fresh address's verification email (queued
+/// last) has arrived, everything queued before it has arrived too.
+async fn drain_outbox(app: &TestApp, sentinel: &str) {
+    signed_up(app, sentinel).await;
+}
+
+/// How many emails were delivered to `email` (exact envelope address).
+fn mails_to(app: &TestApp, email: &str) -> usize {
+    app.mail
+        .messages()
+        .iter()
+        .filter(|m| m.to.iter().any(|t| t == email))
+        .count()
+}
+
+/// The body every refused code gets, taken from an address that does not exist.
+async fn invalid_code_body(app: &TestApp) -> Value {
+    let resp = activate(app, "nobody-here@example.com", "123456").await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await
+}
+
+#[tokio::test]
+async fn the_emailed_code_activates_the_account_and_then_login_works() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+
+    // The address is matched in any case, as the user may type it.
+    let resp = activate(&app, " Sam@Example.COM ", &code).await;
+    let body = expect_json(resp, StatusCode::OK).await;
+    assert_eq!(
+        body,
+        json!({"success": true, "message": "Account activated."})
+    );
+
+    let tokens = app.login("sam@example.com").await;
+    assert_eq!(tokens["tokenType"], json!("Bearer"), "{tokens}");
+    let me = expect_json(
+        app.get_auth("/users/me", &str_field(&tokens, "accessToken"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(me["user"]["active"], json!(true), "{me}");
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_refused_with_invalid_code_and_the_right_one_still_works() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+
+    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    let resp = login(&app, "sam@example.com", PASSWORD).await;
+    expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
+
+    expect_json(
+        activate(&app, "sam@example.com", &code).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_email_gets_the_same_answer_as_a_wrong_code() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+
+    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
+    let wrong = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    let resp = activate(&app, "nobody@example.com", &code).await;
+    let unknown = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    assert_eq!(unknown, wrong);
+}
+
+#[tokio::test]
+async fn four_wrong_tries_still_leave_the_right_code_usable() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+    for n in 1..=4 {
+        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
+        expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    }
+    expect_json(
+        activate(&app, "sam@example.com", &code).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn after_five_wrong_tries_even_the_right_code_is_refused() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+    for n in 1..=5 {
+        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
+        expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    }
+
+    let resp = activate(&app, "sam@example.com", &code).await;
+    let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    assert_eq!(refused, invalid_code_body(&app).await);
+    let resp = login(&app, "sam@example.com", PASSWORD).await;
+    expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_concurrent_wrong_tries_void_the_code_as_surely_as_sequential_ones() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+    let url = format!("{}/users/activate", app.address);
+    let tries: Vec<_> = (1..=5)
+        .map(|n| {
+            let client = app.client.clone();
+            let url = url.clone();
+            let body = json!({"email": "sam@example.com", "code": wrong_code(&code, n)});
+            tokio::spawn(async move {
+                client
+                    .patch(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("request reaches the server")
+                    .status()
+            })
+        })
+        .collect();
+    for task in tries {
+        assert_eq!(task.await.expect("task"), StatusCode::BAD_REQUEST);
+    }
+
+    let resp = activate(&app, "sam@example.com", &code).await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+}
+
+#[tokio::test]
+async fn a_code_used_up_by_wrong_tries_is_replaced_by_a_resent_one() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+    for n in 1..=5 {
+        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
+        expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    }
+
+    expect_json(resend(&app, "sam@example.com").await, StatusCode::ACCEPTED).await;
+    let fresh = app.code_from_mail("sam@example.com", 2).await;
+    expect_json(
+        activate(&app, "sam@example.com", &fresh).await,
+        StatusCode::OK,
+    )
+    .await;
+    app.login("sam@example.com").await;
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused_like_a_wrong_one() {
+    let ttl = Duration::from_secs(1);
+    let poll = Duration::from_millis(100);
+    let app = spawn_app_with(|config| config.code_ttl = ttl).await;
+
+    // A code can only be presented once to learn whether it has expired: a
+    // live one activates its account. So sign up several accounts, then
+    // present their codes in sign-up order, one per poll, until one is
+    // refused. Every code was issued before polling began, so each expires
+    // less than `ttl` after the first poll, while poll `i` comes at least
+    // `i * poll` after it: by poll `ttl / poll` the code has surely expired.
+    let probes = (ttl.as_millis() / poll.as_millis()) as usize + 5;
+    let mut accounts = Vec::new();
+    for i in 0..probes {
+        let email = format!("probe{i}@example.com");
+        expect_json(app.signup(&email).await, StatusCode::CREATED).await;
+        accounts.push(email);
+    }
+    let mut codes = Vec::new();
+    for email in &accounts {
+        codes.push(app.code_from_mail(email, 1).await);
+    }
+
+    let mut expired = None;
+    for (email, code) in accounts.iter().zip(&codes) {
+        let resp = activate(&app, email, code).await;
+        match resp.status() {
+            StatusCode::OK => tokio::time::sleep(poll).await,
+            _ => {
+                expired = Some((email, code, resp));
+                break;
+            }
+        }
+    }
+    let (email, code, resp) =
+        expired.unwrap_or_else(|| panic!("every code still worked after {probes} polls"));
+
+    let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    assert_eq!(refused, invalid_code_body(&app).await);
+    let resp = activate(&app, email, code).await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    let resp = login(&app, email, PASSWORD).await;
+    expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
+}
+
+#[tokio::test]
+async fn resending_replaces_the_code_so_only_the_new_one_works() {
+    let app = spawn_app().await;
+    let old = signed_up(&app, "sam@example.com").await;
+
+    // One in a million, a new code equals the old one; ask again then.
+    let mut nth = 1;
+    let new = loop {
+        let resp = resend(&app, "Sam@Example.com").await;
+        let body = expect_json(resp, StatusCode::ACCEPTED).await;
+        assert_eq!(body["success"], json!(true), "{body}");
+        nth += 1;
+        let mail = app
+            .mail
+            .wait_for_mail_to("sam@example.com", nth, WAIT)
+            .await;
+        assert_eq!(mail.to, vec!["sam@example.com".to_owned()]);
+        let code = find_six_digit_code(&mail.text_body()).expect("the new email carries a code");
+        if code != old || nth > 3 {
+            break code;
+        }
+    };
+    assert_ne!(new, old);
+
+    let resp = activate(&app, "sam@example.com", &old).await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    expect_json(
+        activate(&app, "sam@example.com", &new).await,
+        StatusCode::OK,
+    )
+    .await;
+    app.login("sam@example.com").await;
+}
+
+#[tokio::test]
+async fn resend_answers_alike_for_unknown_active_and_pending_addresses_and_mails_only_pending() {
+    let app = spawn_app().await;
+    app.activated_user("active@example.com").await;
+    signed_up(&app, "pending@example.com").await;
+
+    let resp = resend(&app, "unknown@example.com").await;
+    let unknown = expect_json(resp, StatusCode::ACCEPTED).await;
+    let resp = resend(&app, "active@example.com").await;
+    let active = expect_json(resp, StatusCode::ACCEPTED).await;
+    let resp = resend(&app, "pending@example.com").await;
+    let pending = expect_json(resp, StatusCode::ACCEPTED).await;
+    assert_eq!(unknown["success"], json!(true), "{unknown}");
+    assert_eq!(active, unknown);
+    assert_eq!(pending, unknown);
+
+    // The pending account's new code was queued last; once it is here,
+    // anything the other two requests queued would be here too.
+    app.mail
+        .wait_for_mail_to("pending@example.com", 2, WAIT)
+        .await;
+    drain_outbox(&app, "sentinel@example.com").await;
+    assert_eq!(mails_to(&app, "unknown@example.com"), 0);
+    assert_eq!(
+        mails_to(&app, "active@example.com"),
+        1,
+        "only its first code"
+    );
+    assert_eq!(mails_to(&app, "pending@example.com"), 2);
+}
+
+#[tokio::test]
+async fn presenting_the_used_code_again_answers_409_already_active() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+    expect_json(
+        activate(&app, "sam@example.com", &code).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let resp = activate(&app, "SAM@example.com", &code).await;
+    expect_error(resp, StatusCode::CONFLICT, "ALREADY_ACTIVE").await;
+}
+
+#[tokio::test]
+async fn a_different_code_for_an_active_account_is_refused_like_any_wrong_code() {
+    let app = spawn_app().await;
+    let code = signed_up(&app, "sam@example.com").await;
+    expect_json(
+        activate(&app, "sam@example.com", &code).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
+    let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    assert_eq!(refused, invalid_code_body(&app).await);
+}
+
+#[tokio::test]
+async fn login_before_activation_with_the_right_password_is_refused_with_403_email_not_verified() {
+    let app = spawn_app().await;
+    signed_up(&app, "sam@example.com").await;
+
+    let resp = login(&app, "sam@example.com", PASSWORD).await;
+    expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
+}
+
+#[tokio::test]
+async fn login_before_activation_with_a_wrong_password_is_refused_like_an_unknown_account() {
+    let app = spawn_app().await;
+    signed_up(&app, "sam@example.com").await;
+
+    let resp = login(&app, "sam@example.com", "not the right passphrase").await;
+    let wrong = expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    let resp = login(&app, "nobody@example.com", PASSWORD).await;
+    let unknown = expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    assert_eq!(wrong, unknown);
+}

@@ -1,1 +1,339 @@
-//! (being written)
+//! Forgotten passwords: the reset email, spending its token, and what a
+//! reset does to the account's password and sessions.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+async fn forgot(app: &TestApp, email: &str) -> Response {
+    app.patch("/users/forgot", json!({ "email": email })).await
+}
+
+async fn reset(app: &TestApp, token: &str, new_password: &str, confirm: &str) -> Response {
+    app.patch(
+        "/users/reset",
+        json!({"token": token, "newPassword": new_password, "confirmPassword": confirm}),
+    )
+    .await
+}
+
+async fn login_with(app: &TestApp, email: &str, password: &str) -> Response {
+    app.post(
+        "/users/login",
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
+    app.post(
+        "/users/token/refresh",
+        json!({ "refreshToken": refresh_token }),
+    )
+    .await
+}
+
+/// Asks for a reset and returns the token from the `nth` email to `email`.
+async fn requested_reset_token(app: &TestApp, email: &str, nth: usize) -> String {
+    expect_json(forgot(app, email).await, StatusCode::OK).await;
+    app.reset_token_from_mail(email, nth).await
+}
+
+async fn expect_invalid_token(resp: Response) -> Value {
+    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_TOKEN").await
+}
+
+async fn expect_password_unchanged(app: &TestApp, email: &str) {
+    expect_json(login_with(app, email, PASSWORD).await, StatusCode::OK).await;
+    expect_error(
+        login_with(app, email, NEW_PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn forgot_emails_a_reset_link_carrying_the_token() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+
+    let body = expect_json(forgot(&app, "Sam@Example.com").await, StatusCode::OK).await;
+
+    assert_eq!(body["success"], json!(true), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let mail = app.mail.wait_for_mail_to("sam@example.com", 2, WAIT).await;
+    let text = mail.text_body();
+    let link_prefix = format!("{}/reset-password?token=", app.config.app_url);
+    assert!(
+        text.contains(&link_prefix),
+        "no `{link_prefix}…` link in:\n{text}"
+    );
+    let token = app.reset_token_from_mail("sam@example.com", 2).await;
+    let raw = URL_SAFE_NO_PAD
+        .decode(&token)
+        .unwrap_or_else(|e| panic!("token is not base64url ({e}): {token}"));
+    assert_eq!(raw.len(), 32, "a reset token carries 256 bits: {token}");
+    // The token is also there on its own, for pasting.
+    let standalone = text
+        .replace(&format!("{link_prefix}{token}"), "")
+        .contains(&token);
+    assert!(standalone, "the token is only inside the link:\n{text}");
+    let html = mail.html_body().expect("an HTML part");
+    assert!(html.contains(&token), "no token in the HTML part:\n{html}");
+}
+
+#[tokio::test]
+async fn forgot_for_an_unknown_email_answers_the_same_and_sends_nothing() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+
+    let unknown = expect_json(forgot(&app, "nobody@example.com").await, StatusCode::OK).await;
+    let known = expect_json(forgot(&app, "sam@example.com").await, StatusCode::OK).await;
+
+    assert_eq!(unknown, known);
+    // Emails go out in order: once the second request's email is here, the
+    // first one's would be too.
+    app.mail.wait_for_mail_to("sam@example.com", 2, WAIT).await;
+    let recipients: Vec<Vec<String>> = app.mail.messages().into_iter().map(|m| m.to).collect();
+    assert_eq!(
+        recipients,
+        vec![vec!["sam@example.com".to_owned()]; 2],
+        "only the activation and the reset email to sam"
+    );
+}
+
+#[tokio::test]
+async fn forgot_with_a_malformed_email_is_a_validation_error() {
+    let app = spawn_app().await;
+
+    let body = expect_error(
+        forgot(&app, "not an email").await,
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_FAILED",
+    )
+    .await;
+
+    assert!(body["fields"]["email"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn reset_changes_the_password() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+    let token = requested_reset_token(&app, "sam@example.com", 2).await;
+
+    let body = expect_json(
+        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    assert_eq!(
+        body,
+        json!({"success": true, "message": "Password has been changed"})
+    );
+    expect_error(
+        login_with(&app, "sam@example.com", PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    let tokens = expect_json(
+        login_with(&app, "sam@example.com", NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    let me = app
+        .get_auth("/users/me", &str_field(&tokens, "accessToken"))
+        .await;
+    expect_json(me, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn reset_ends_every_session_from_before() {
+    let app = spawn_app().await;
+    let (first, first_refresh) = app.logged_in_user("sam@example.com").await;
+    let second = app.login("sam@example.com").await;
+    let (second, second_refresh) = (
+        str_field(&second, "accessToken"),
+        str_field(&second, "refreshToken"),
+    );
+    let token = requested_reset_token(&app, "sam@example.com", 2).await;
+
+    expect_json(
+        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    for access in [&first, &second] {
+        let resp = app.get_auth("/users/me", access).await;
+        expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    }
+    for refresh_token in [&first_refresh, &second_refresh] {
+        let resp = refresh(&app, refresh_token).await;
+        expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
+    }
+}
+
+#[tokio::test]
+async fn a_reset_token_works_only_once() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+    let token = requested_reset_token(&app, "sam@example.com", 2).await;
+    expect_json(
+        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let again = "yet another passphrase";
+    expect_invalid_token(reset(&app, &token, again, again).await).await;
+
+    expect_json(
+        login_with(&app, "sam@example.com", NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_error(
+        login_with(&app, "sam@example.com", again).await,
+        StatusCode::UNAUTHORIZED,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_garbage_reset_token_is_invalid() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+
+    expect_invalid_token(reset(&app, "garbage", NEW_PASSWORD, NEW_PASSWORD).await).await;
+    // Well-formed, but never issued.
+    let never_issued = URL_SAFE_NO_PAD.encode([42u8; 32]);
+    expect_invalid_token(reset(&app, &never_issued, NEW_PASSWORD, NEW_PASSWORD).await).await;
+
+    expect_password_unchanged(&app, "sam@example.com").await;
+}
+
+#[tokio::test]
+async fn a_mismatched_confirmation_is_refused_without_spending_the_token() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+    let token = requested_reset_token(&app, "sam@example.com", 2).await;
+
+    let body = expect_error(
+        reset(&app, &token, NEW_PASSWORD, "a different passphrase").await,
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_FAILED",
+    )
+    .await;
+
+    assert!(body["fields"]["confirmPassword"].is_string(), "{body}");
+    expect_password_unchanged(&app, "sam@example.com").await;
+    // The user fixes the typo and tries again with the same email.
+    expect_json(
+        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_weak_new_password_is_refused_naming_the_field() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+    let token = requested_reset_token(&app, "sam@example.com", 2).await;
+
+    for weak in ["short", "password123", "sam@example.com"] {
+        let body = expect_error(
+            reset(&app, &token, weak, weak).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_FAILED",
+        )
+        .await;
+        assert!(
+            body["fields"]["newPassword"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{weak:?}: {body}"
+        );
+    }
+
+    expect_password_unchanged(&app, "sam@example.com").await;
+    expect_json(
+        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_reset_token_is_invalid() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+    // Short-lived codes only from now on, so activation above had time.
+    let app = app
+        .restart_with(|config| config.code_ttl = Duration::from_secs(1))
+        .await;
+    let token = requested_reset_token(&app, "sam@example.com", 2).await;
+
+    // Probing with the address as password: refused as weak while the token
+    // lives (that rule needs the token's owner), refused as invalid once it
+    // has expired. Neither spends the token.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let probe = "sam@example.com";
+    loop {
+        let body = expect_json(
+            reset(&app, &token, probe, probe).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        if body["code"] == json!("INVALID_TOKEN") {
+            break;
+        }
+        assert_eq!(body["code"], json!("VALIDATION_FAILED"), "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a reset token with a 1-second lifetime still lives after {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    expect_invalid_token(reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await).await;
+    expect_password_unchanged(&app, "sam@example.com").await;
+}
+
+#[tokio::test]
+async fn a_second_forgot_request_voids_the_first_token() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+    let first = requested_reset_token(&app, "sam@example.com", 2).await;
+    let second = requested_reset_token(&app, "sam@example.com", 3).await;
+    assert_ne!(first, second);
+
+    expect_invalid_token(reset(&app, &first, NEW_PASSWORD, NEW_PASSWORD).await).await;
+    expect_password_unchanged(&app, "sam@example.com").await;
+
+    expect_json(
+        reset(&app, &second, NEW_PASSWORD, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(
+        login_with(&app, "sam@example.com", NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+}

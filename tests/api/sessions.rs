@@ -1,1 +1,340 @@
-//! (being written)
+//! Sessions as a user sees them: logging in, reading the profile with the
+//! access token, what an unauthenticated call gets, and logging out.
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Asserts a `401 UNAUTHORIZED` in the contract's shape, with its `WWW-Authenticate: Bearer`.
+async fn expect_unauthorized(resp: Response) -> Value {
+    let challenge = resp
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().expect("ASCII header").to_owned());
+    let body = expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    assert_eq!(challenge.as_deref(), Some("Bearer"), "{body}");
+    body
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
+    app.post(
+        "/users/token/refresh",
+        json!({ "refreshToken": refresh_token }),
+    )
+    .await
+}
+
+/// The contract answers a dead refresh token with `401 INVALID_TOKEN`.
+async fn expect_refresh_refused(app: &TestApp, refresh_token: &str) {
+    let resp = refresh(app, refresh_token).await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
+}
+
+async fn login_with(app: &TestApp, email: &str, password: &str) -> Response {
+    app.post(
+        "/users/login",
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+/// `POST /users/logout` with an optional JSON body.
+async fn logout_post(app: &TestApp, body: Option<Value>, token: &str) -> Response {
+    app.request(Method::POST, "/users/logout", body.as_ref(), Some(token))
+        .await
+}
+
+fn rfc3339_utc(value: &Value, field: &str) -> DateTime<Utc> {
+    let text = value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `{field}` in {value}"));
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("`{field}` is not RFC 3339 ({e}): {text}"));
+    assert_eq!(
+        parsed.offset().local_minus_utc(),
+        0,
+        "`{field}` is not UTC: {text}"
+    );
+    parsed.with_timezone(&Utc)
+}
+
+#[tokio::test]
+async fn login_answers_a_bearer_token_pair_that_is_never_cached() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+
+    let resp = login_with(&app, "sam@example.com", PASSWORD).await;
+    let cache_control = resp.headers().get(CACHE_CONTROL).cloned();
+    let body = expect_json(resp, StatusCode::OK).await;
+
+    assert_eq!(body["success"], json!(true), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["tokenType"], json!("Bearer"), "{body}");
+    assert_eq!(body["expiresIn"], json!(900), "{body}");
+    let access = str_field(&body, "accessToken");
+    let refresh_token = str_field(&body, "refreshToken");
+    assert_eq!(access.split('.').count(), 3, "not a JWT: {access}");
+    assert!(!refresh_token.is_empty() && refresh_token != access);
+    assert_eq!(
+        cache_control.as_ref().and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    // The pair is real: the access token opens the profile.
+    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn login_answers_an_unknown_email_and_a_wrong_password_identically() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+
+    let unknown = login_with(&app, "nobody@example.com", PASSWORD).await;
+    let unknown = expect_error(unknown, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    let wrong = login_with(&app, "sam@example.com", "not the right password").await;
+    let wrong = expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+
+    assert_eq!(unknown, wrong);
+}
+
+#[tokio::test]
+async fn the_profile_shows_every_field_of_the_contract() {
+    let app = spawn_app().await;
+    let signup = expect_json(
+        app.post(
+            "/users/signup",
+            json!({
+                "email": "Sam@Example.com",
+                "password": PASSWORD,
+                "confirmPassword": PASSWORD,
+                "name": "Sam Doe",
+            }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let code = app.code_from_mail("sam@example.com", 1).await;
+    let activated = app
+        .patch(
+            "/users/activate",
+            json!({"email": "sam@example.com", "code": code}),
+        )
+        .await;
+    expect_json(activated, StatusCode::OK).await;
+    let access = str_field(&app.login("sam@example.com").await, "accessToken");
+
+    let me = expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+
+    assert_eq!(me["success"], json!(true), "{me}");
+    let user = &me["user"];
+    assert_eq!(user["userId"], signup["userId"], "{me}");
+    assert!(
+        uuid::Uuid::parse_str(&str_field(user, "userId")).is_ok(),
+        "{me}"
+    );
+    assert_eq!(user["email"], json!("sam@example.com"), "{me}");
+    assert_eq!(user["name"], json!("Sam Doe"), "{me}");
+    assert_eq!(user["active"], json!(true), "{me}");
+    assert_eq!(user["role"], json!("user"), "{me}");
+    assert_eq!(user["referralCode"], signup["referralCode"], "{me}");
+    assert_eq!(user["referredBy"], Value::Null, "{me}");
+    assert!(
+        user.as_object()
+            .is_some_and(|u| u.contains_key("referredBy")),
+        "`referredBy` must be present (as null): {me}"
+    );
+    let created = rfc3339_utc(user, "createdAt");
+    let updated = rfc3339_utc(user, "updatedAt");
+    assert!(created <= updated, "{me}");
+    assert!(created <= Utc::now(), "{me}");
+    let leaked: Vec<&String> = user
+        .as_object()
+        .expect("user is an object")
+        .keys()
+        .filter(|k| k.to_lowercase().contains("password") || k.to_lowercase().contains("hash"))
+        .collect();
+    assert!(leaked.is_empty(), "profile leaks {leaked:?}: {me}");
+}
+
+#[tokio::test]
+async fn the_profile_without_a_token_is_unauthorized() {
+    let app = spawn_app().await;
+
+    expect_unauthorized(app.get("/users/me").await).await;
+}
+
+#[tokio::test]
+async fn the_profile_with_a_garbage_token_is_unauthorized() {
+    let app = spawn_app().await;
+
+    expect_unauthorized(app.get_auth("/users/me", "not-a-jwt").await).await;
+    expect_unauthorized(app.get_auth("/users/me", "a.b.c").await).await;
+}
+
+#[tokio::test]
+async fn the_profile_with_a_token_lacking_the_bearer_prefix_is_unauthorized() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+
+    let resp = app
+        .client
+        .get(format!("{}/users/me", app.address))
+        .header(AUTHORIZATION, &access)
+        .send()
+        .await
+        .expect("request reaches the server");
+
+    expect_unauthorized(resp).await;
+    // The same token with the prefix works, so the prefix was what mattered.
+    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn get_logout_ends_the_session_at_once() {
+    let app = spawn_app().await;
+    let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
+    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+
+    let body = expect_json(app.get_auth("/users/logout", &access).await, StatusCode::OK).await;
+
+    assert_eq!(body["success"], json!(true), "{body}");
+    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
+    expect_refresh_refused(&app, &refresh_token).await;
+}
+
+#[tokio::test]
+async fn post_logout_without_a_body_ends_the_current_session() {
+    let app = spawn_app().await;
+    let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
+
+    let body = expect_json(logout_post(&app, None, &access).await, StatusCode::OK).await;
+
+    assert_eq!(body["success"], json!(true), "{body}");
+    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
+    expect_refresh_refused(&app, &refresh_token).await;
+}
+
+#[tokio::test]
+async fn post_logout_with_an_empty_object_ends_only_the_current_session() {
+    let app = spawn_app().await;
+    let (first, first_refresh) = app.logged_in_user("sam@example.com").await;
+    let second = app.login("sam@example.com").await;
+    let (second, second_refresh) = (
+        str_field(&second, "accessToken"),
+        str_field(&second, "refreshToken"),
+    );
+
+    let body = expect_json(
+        logout_post(&app, Some(json!({})), &first).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    assert_eq!(body["success"], json!(true), "{body}");
+    expect_unauthorized(app.get_auth("/users/me", &first).await).await;
+    expect_refresh_refused(&app, &first_refresh).await;
+    expect_json(app.get_auth("/users/me", &second).await, StatusCode::OK).await;
+    expect_json(refresh(&app, &second_refresh).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn post_logout_with_all_ends_every_session_of_the_user() {
+    let app = spawn_app().await;
+    let (first, first_refresh) = app.logged_in_user("sam@example.com").await;
+    let second = app.login("sam@example.com").await;
+    let (second, second_refresh) = (
+        str_field(&second, "accessToken"),
+        str_field(&second, "refreshToken"),
+    );
+    // Another user's session is not touched.
+    let (other, _) = app.logged_in_user("kim@example.com").await;
+
+    let body = expect_json(
+        logout_post(&app, Some(json!({"all": true})), &first).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    assert_eq!(body["success"], json!(true), "{body}");
+    for access in [&first, &second] {
+        expect_unauthorized(app.get_auth("/users/me", access).await).await;
+    }
+    for refresh_token in [&first_refresh, &second_refresh] {
+        expect_refresh_refused(&app, refresh_token).await;
+    }
+    expect_json(app.get_auth("/users/me", &other).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn post_logout_with_all_false_ends_only_the_current_session() {
+    let app = spawn_app().await;
+    let (first, _) = app.logged_in_user("sam@example.com").await;
+    let second = str_field(&app.login("sam@example.com").await, "accessToken");
+
+    expect_json(
+        logout_post(&app, Some(json!({"all": false})), &first).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    expect_unauthorized(app.get_auth("/users/me", &first).await).await;
+    expect_json(app.get_auth("/users/me", &second).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn logout_without_a_token_is_unauthorized() {
+    let app = spawn_app().await;
+
+    expect_unauthorized(app.get("/users/logout").await).await;
+    expect_unauthorized(
+        app.request(Method::POST, "/users/logout", Some(&json!({})), None)
+            .await,
+    )
+    .await;
+}
+
+/// Sets `disabled` on an account directly in the database, as an operator would.
+async fn disable_in_database(app: &TestApp, email: &str) {
+    let path = db_path(&app.dir);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the test database");
+    let changed = sqlx::query("UPDATE users SET disabled = TRUE WHERE email = ?")
+        .bind(email)
+        .execute(&pool)
+        .await
+        .expect("update the user")
+        .rows_affected();
+    pool.close().await;
+    assert_eq!(changed, 1, "no user {email} in the database");
+}
+
+#[tokio::test]
+async fn a_disabled_account_is_told_so_only_with_the_right_password() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+    disable_in_database(&app, "sam@example.com").await;
+
+    let right = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_error(right, StatusCode::FORBIDDEN, "ACCOUNT_DISABLED").await;
+    let wrong = login_with(&app, "sam@example.com", "not the right password").await;
+    expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+}
+
+#[tokio::test]
+async fn disabling_an_account_stops_its_existing_tokens() {
+    let app = spawn_app().await;
+    let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
+    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+
+    disable_in_database(&app, "sam@example.com").await;
+
+    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
+    expect_refresh_refused(&app, &refresh_token).await;
+}
