@@ -72,7 +72,8 @@ CREATE TABLE signing_keys (
 );
 
 -- The transactional outbox: written in the same transaction as the change
--- that causes the email, delivered by a background worker.
+-- that causes the email, delivered by a background worker strictly in id
+-- order. `failed_at` marks an email the SMTP server refused for good.
 CREATE TABLE outbox (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id         TEXT REFERENCES users (id) ON DELETE CASCADE,
@@ -82,9 +83,9 @@ CREATE TABLE outbox (
     text_body       TEXT NOT NULL,
     html_body       TEXT NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT NOT NULL,
     last_error      TEXT,
     sent_at         TEXT,
+    failed_at       TEXT,
     created_at      TEXT NOT NULL
 );
-CREATE INDEX outbox_pending_idx ON outbox (sent_at, next_attempt_at);
+CREATE INDEX outbox_pending_idx ON outbox (sent_at, failed_at, id);

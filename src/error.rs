@@ -215,22 +215,6 @@ fn describe_parse_error(raw: &str) -> String {
     format!("Invalid request: {message}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_errors_lose_the_value_that_was_sent() {
-        let raw = r#"parse request payload error: failed to parse "SignupBody": Expected input type "SignupBody", found "hunter2 secret". (occurred while parsing "SignupBody")"#;
-        let message = describe_parse_error(raw);
-        assert!(!message.contains("hunter2"), "{message}");
-        assert!(
-            message.contains("found a string. (occurred while parsing"),
-            "{message}"
-        );
-    }
-}
-
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiError")
@@ -361,4 +345,20 @@ pub fn error_meta(statuses: &[(u16, &'static str)]) -> poem_openapi::registry::M
         })
         .collect();
     MetaResponses { responses }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_lose_the_value_that_was_sent() {
+        let raw = r#"parse request payload error: failed to parse "SignupBody": Expected input type "SignupBody", found "hunter2 secret". (occurred while parsing "SignupBody")"#;
+        let message = describe_parse_error(raw);
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(
+            message.contains("found a string. (occurred while parsing"),
+            "{message}"
+        );
+    }
 }

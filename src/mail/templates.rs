@@ -144,6 +144,7 @@ mod tests {
         let mail = verification(
             "https://a.example",
             "x+y@example.com",
+            Some("<b>Sam</b>"),
             "012345",
             Duration::from_secs(900),
         );
@@ -154,6 +155,10 @@ mod tests {
         );
         assert!(mail.html_body.contains("&amp;code=012345"));
         assert!(mail.text_body.contains("15 minutes"));
+        assert!(
+            !mail.html_body.contains("<b>Sam"),
+            "names are escaped in HTML"
+        );
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Where emails go: an SMTP server, or the log when none is configured.
 
-use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -35,8 +34,8 @@ impl Transport {
         }
     }
 
-    /// Delivers one email; an error means "try again later".
-    pub async fn send(&self, from: &str, mail: Envelope<'_>) -> anyhow::Result<()> {
+    /// Delivers one email.
+    pub async fn send(&self, from: &str, mail: Envelope<'_>) -> Result<(), SendError> {
         match self {
             Transport::Log => {
                 // The log transport exists for trying sesame without SMTP; it
@@ -50,13 +49,14 @@ impl Transport {
                 Ok(())
             }
             Transport::Smtp(smtp) => {
+                let permanent = |what: &str| SendError::Permanent(what.to_owned());
                 let from: Mailbox = from
                     .parse()
-                    .context("SESAME_MAIL_FROM is not a valid mailbox")?;
+                    .map_err(|_| permanent("SESAME_MAIL_FROM is not a valid mailbox"))?;
                 let to: Mailbox = mail
                     .to
                     .parse()
-                    .context("recipient is not a valid mailbox")?;
+                    .map_err(|_| permanent("recipient is not a valid mailbox"))?;
                 let message = Message::builder()
                     .from(from)
                     .to(to)
@@ -65,10 +65,24 @@ impl Transport {
                         mail.text.to_owned(),
                         mail.html.to_owned(),
                     ))
-                    .context("building the email failed")?;
-                smtp.send(message).await.context("SMTP delivery failed")?;
-                Ok(())
+                    .map_err(|e| SendError::Permanent(format!("building the email failed: {e}")))?;
+                smtp.send(message).await.map(|_| ()).map_err(|e| {
+                    if e.is_permanent() {
+                        SendError::Permanent(format!("SMTP refused the email: {e}"))
+                    } else {
+                        SendError::Transient(format!("SMTP delivery failed: {e}"))
+                    }
+                })
             }
         }
     }
+}
+
+/// Why an email was not delivered.
+#[derive(Debug)]
+pub enum SendError {
+    /// Worth retrying: the server is unreachable or answered 4xx.
+    Transient(String),
+    /// Retrying cannot help: 5xx, or the email cannot be built.
+    Permanent(String),
 }

@@ -1,19 +1,23 @@
-//! The outbox worker: delivers queued emails in order, retrying with
-//! exponential backoff, so no email is lost to an SMTP outage or a restart.
+//! The outbox worker: delivers queued emails strictly in queue order, so no
+//! email is lost to an SMTP outage or a restart and none overtakes an
+//! earlier one (a newer verification code never arrives before the old one).
 //!
-//! Delivery is at-least-once: a crash between a successful send and marking
-//! the row sent re-sends that one email after restart.
+//! A transient failure (connection refused, 4xx) pauses the whole queue with
+//! exponential backoff and retries the same email: when SMTP is down it is
+//! down for every email, and the queue drains in order once it is back. A
+//! permanent refusal (5xx) gives that one email up, so it cannot block the
+//! queue forever. Delivery is at-least-once: a crash between a successful
+//! send and marking the row sent re-sends that one email after restart.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
-use super::transport::{Envelope, Transport};
+use super::transport::{Envelope, SendError, Transport};
 use crate::store::Store;
 
-/// Longest the worker sleeps without checking the outbox.
+/// Longest the worker sleeps without looking at the outbox.
 const IDLE_POLL: Duration = Duration::from_secs(30);
 /// Emails fetched per round.
 const BATCH: u32 = 20;
@@ -32,34 +36,45 @@ pub struct OutboxWorker {
 impl OutboxWorker {
     /// Runs until `shutdown` turns true; finishes the email it is sending first.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut failures: u32 = 0;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let pause = match self.deliver_due().await {
-                Ok(pause) => pause,
+            let pause = match self.deliver_pending().await {
+                Ok(()) => {
+                    failures = 0;
+                    IDLE_POLL
+                }
                 Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "outbox: reading the queue failed");
-                    self.retry_base
+                    failures = failures.saturating_add(1);
+                    let delay = self.backoff(failures);
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "outbox paused"
+                    );
+                    delay
                 }
             };
             tokio::select! {
-                _ = self.wake.notified() => {}
+                // A new email does not cut a backoff short: SMTP is still down.
+                _ = self.wake.notified(), if failures == 0 => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
             }
         }
     }
 
-    /// Sends what is due, in order; stops at the first failure so later
-    /// emails do not overtake an earlier one. Returns how long to sleep.
-    async fn deliver_due(&self) -> anyhow::Result<Duration> {
+    /// Sends pending emails in order until the queue is empty (`Ok`) or a
+    /// transient failure pauses it (`Err`).
+    async fn deliver_pending(&self) -> anyhow::Result<()> {
         loop {
-            let due = self.store.due_emails(BATCH).await?;
-            if due.is_empty() {
-                break;
+            let pending = self.store.pending_emails(BATCH).await?;
+            if pending.is_empty() {
+                return Ok(());
             }
-            for email in &due {
+            for email in &pending {
                 let envelope = Envelope {
                     to: &email.recipient,
                     subject: &email.subject,
@@ -71,37 +86,29 @@ impl OutboxWorker {
                         self.store.mark_email_sent(email.id).await?;
                         tracing::info!(outbox_id = email.id, "email delivered");
                     }
-                    Err(e) => {
-                        let delay = self.backoff(email.attempts);
-                        let retry_at = Utc::now() + chrono::Duration::from_std(delay)?;
-                        let reason = format!("{e:#}");
-                        tracing::warn!(
+                    Err(SendError::Permanent(reason)) => {
+                        tracing::error!(
                             outbox_id = email.id,
-                            attempt = email.attempts + 1,
                             error = reason,
-                            retry_in_ms = delay.as_millis() as u64,
-                            "email delivery failed"
+                            "email refused for good; given up"
                         );
                         self.store
-                            .mark_email_failed(email.id, &reason, retry_at)
+                            .mark_email_failed(email.id, &reason, true)
                             .await?;
-                        return Ok(delay);
+                    }
+                    Err(SendError::Transient(reason)) => {
+                        self.store
+                            .mark_email_failed(email.id, &reason, false)
+                            .await?;
+                        anyhow::bail!("delivering email {} failed: {reason}", email.id);
                     }
                 }
             }
         }
-        let pause = match self.store.next_email_due_at().await? {
-            Some(at) => (at - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(IDLE_POLL),
-            None => IDLE_POLL,
-        };
-        Ok(pause)
     }
 
-    fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempts.min(20));
+    fn backoff(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
         self.retry_base.saturating_mul(factor).min(self.retry_max)
     }
 }

@@ -1,9 +1,9 @@
 //! The transactional outbox.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::SqliteConnection;
 
-use super::{Store, parse_ts, ts};
+use super::{Store, ts};
 use crate::mail::OutgoingEmail;
 
 /// A queued email awaiting delivery.
@@ -13,7 +13,6 @@ pub struct QueuedEmail {
     pub subject: String,
     pub text_body: String,
     pub html_body: String,
-    pub attempts: u32,
 }
 
 /// Queues an email inside the caller's transaction.
@@ -22,10 +21,9 @@ pub(super) async fn enqueue(
     user_id: Option<&str>,
     email: &OutgoingEmail,
 ) -> anyhow::Result<()> {
-    let now = ts(Utc::now());
     sqlx::query(
-        "INSERT INTO outbox (user_id, recipient, kind, subject, text_body, html_body, next_attempt_at, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (user_id, recipient, kind, subject, text_body, html_body, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(user_id)
     .bind(&email.recipient)
@@ -33,8 +31,7 @@ pub(super) async fn enqueue(
     .bind(&email.subject)
     .bind(&email.text_body)
     .bind(&email.html_body)
-    .bind(&now)
-    .bind(&now)
+    .bind(ts(Utc::now()))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -51,43 +48,32 @@ impl Store {
         enqueue(&mut conn, user_id, email).await
     }
 
-    /// Emails due for delivery, oldest first.
-    pub async fn due_emails(&self, limit: u32) -> anyhow::Result<Vec<QueuedEmail>> {
-        let rows: Vec<(i64, String, String, String, String, i64)> = sqlx::query_as(
-            "SELECT id, recipient, subject, text_body, html_body, attempts FROM outbox \
-             WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+    /// The oldest emails still to deliver, in queue order.
+    pub async fn pending_emails(&self, limit: u32) -> anyhow::Result<Vec<QueuedEmail>> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT id, recipient, subject, text_body, html_body FROM outbox \
+             WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT ?",
         )
-        .bind(ts(Utc::now()))
         .bind(limit)
-        .fetch_all(&self.write)
+        .fetch_all(&self.read)
         .await?;
         Ok(rows
             .into_iter()
             .map(
-                |(id, recipient, subject, text_body, html_body, attempts)| QueuedEmail {
+                |(id, recipient, subject, text_body, html_body)| QueuedEmail {
                     id,
                     recipient,
                     subject,
                     text_body,
                     html_body,
-                    attempts: attempts.try_into().unwrap_or(u32::MAX),
                 },
             )
             .collect())
     }
 
-    /// When the next undelivered email is due, if any.
-    pub async fn next_email_due_at(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let next: Option<String> =
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(&self.write)
-                .await?;
-        next.as_deref().map(parse_ts).transpose()
-    }
-
     /// Records a delivery.
     pub async fn mark_email_sent(&self, id: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
+        sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?")
             .bind(ts(Utc::now()))
             .bind(id)
             .execute(&self.write)
@@ -95,19 +81,22 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed attempt and when to try again.
+    /// Records a failed attempt; with `permanent`, the email is given up.
     pub async fn mark_email_failed(
         &self,
         id: i64,
         error: &str,
-        retry_at: DateTime<Utc>,
+        permanent: bool,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
-            .bind(error)
-            .bind(ts(retry_at))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let failed_at = permanent.then(|| ts(Utc::now()));
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(failed_at)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 }

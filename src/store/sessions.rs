@@ -30,6 +30,18 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
+/// A presented refresh token with its session and user, as read for rotation.
+#[derive(sqlx::FromRow)]
+struct PresentedToken {
+    session_id: String,
+    spent_at: Option<String>,
+    user_id: String,
+    expires_at: String,
+    revoked_at: Option<String>,
+    role: String,
+    disabled: bool,
+}
+
 impl Store {
     /// Creates a session with its first refresh token; records the login.
     pub async fn create_session(&self, s: &NewSession<'_>) -> anyhow::Result<()> {
@@ -88,7 +100,7 @@ impl Store {
     ) -> anyhow::Result<RefreshOutcome> {
         let mut tx = self.write.begin().await?;
         let now = Utc::now();
-        let row: Option<(String, Option<String>, String, String, Option<String>, String, bool)> = sqlx::query_as(
+        let row: Option<PresentedToken> = sqlx::query_as(
             "SELECT rt.session_id, rt.spent_at, s.user_id, s.expires_at, s.revoked_at, u.role, u.disabled \
              FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id \
              WHERE rt.token_hash = ?",
@@ -96,7 +108,15 @@ impl Store {
         .bind(presented_hash)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((session_id, spent_at, user_id, expires_at, revoked_at, role, disabled)) = row
+        let Some(PresentedToken {
+            session_id,
+            spent_at,
+            user_id,
+            expires_at,
+            revoked_at,
+            role,
+            disabled,
+        }) = row
         else {
             return Ok(RefreshOutcome::Invalid);
         };

@@ -129,6 +129,16 @@ fn user_from_row(row: UserRow) -> anyhow::Result<User> {
     })
 }
 
+/// A one-time code as stored.
+#[derive(sqlx::FromRow)]
+struct StoredCode {
+    id: String,
+    code_hash: Vec<u8>,
+    failed_attempts: i64,
+    expires_at: String,
+    used_at: Option<String>,
+}
+
 impl Store {
     /// Inserts a user, its activation code and the verification email, atomically.
     /// The unique index decides duplicate signups; nothing is checked first.
@@ -258,14 +268,21 @@ impl Store {
         matches: impl Fn(&[u8]) -> bool,
     ) -> anyhow::Result<CodeAttempt> {
         let mut tx = self.write.begin().await?;
-        let row: Option<(String, Vec<u8>, i64, String, Option<String>)> = sqlx::query_as(
+        let row: Option<StoredCode> = sqlx::query_as(
             "SELECT id, code_hash, failed_attempts, expires_at, used_at FROM one_time_codes \
              WHERE user_id = ? AND purpose = 'activation'",
         )
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((code_id, hash, failed, expires_at, used_at)) = row else {
+        let Some(StoredCode {
+            id: code_id,
+            code_hash: hash,
+            failed_attempts: failed,
+            expires_at,
+            used_at,
+        }) = row
+        else {
             return Ok(CodeAttempt::Rejected);
         };
         let now = Utc::now();

@@ -100,11 +100,6 @@ impl TestApp {
         start(config, self.mail.clone(), self.dir.clone()).await
     }
 
-    /// The application (for its state in white-box checks).
-    pub fn app(&self) -> &Application {
-        self.app.as_ref().expect("app is running")
-    }
-
     /// Sends a request with an optional JSON body and bearer token.
     pub async fn request(
         &self,

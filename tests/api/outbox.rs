@@ -1,1 +1,290 @@
-//! (being written)
+//! The transactional outbox: a request that causes an email succeeds while
+//! SMTP is down, and the email is delivered once SMTP is back, also across a
+//! restart, in order and exactly once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sesame::app::Application;
+use sesame::config::Config;
+use sqlx::{Connection, SqliteConnection};
+use tempfile::TempDir;
+
+use crate::helpers::*;
+use crate::smtp::{CapturedMail, MailServer, find_six_digit_code};
+
+// ---------------------------------------------------------------- setup
+
+/// A server started directly from a configuration: `spawn_app` always brings
+/// its own live mailbox, and these tests need SMTP down at start.
+struct Server {
+    app: Application,
+    address: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start(config: Config) -> Server {
+        let app = Application::start(config).await.expect("app starts");
+        Server {
+            address: format!("http://127.0.0.1:{}", app.port()),
+            client: reqwest::Client::builder()
+                .timeout(WAIT)
+                .build()
+                .expect("client"),
+            app,
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Response {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .json(&body)
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    /// Signs up with the test password; asserts the `201`.
+    async fn signup(&self, email: &str) -> Value {
+        let body = json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD});
+        let resp = self
+            .send(reqwest::Method::POST, "/users/signup", body)
+            .await;
+        expect_json(resp, StatusCode::CREATED).await
+    }
+
+    /// Activates with a code, then proves it by logging in.
+    async fn activate_and_log_in(&self, email: &str, code: &str) {
+        let resp = self
+            .send(
+                reqwest::Method::PATCH,
+                "/users/activate",
+                json!({"email": email, "code": code}),
+            )
+            .await;
+        expect_json(resp, StatusCode::OK).await;
+        let resp = self
+            .send(
+                reqwest::Method::POST,
+                "/users/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        let tokens = expect_json(resp, StatusCode::OK).await;
+        assert!(tokens["accessToken"].is_string(), "{tokens}");
+    }
+
+    /// Stops gracefully: in-flight requests and the email being sent finish,
+    /// the database is closed.
+    async fn stop(self) {
+        self.app.stop().await.expect("app stops cleanly");
+    }
+}
+
+/// A port that had an SMTP server a moment ago and now refuses connections.
+/// Returns the stopped server (its `url()` still names the port).
+async fn smtp_outage() -> MailServer {
+    let mail = MailServer::start().await;
+    mail.shutdown();
+    mail
+}
+
+/// Brings SMTP back on the port of a stopped server.
+async fn smtp_back(stopped: &MailServer) -> MailServer {
+    MailServer::start_on(stopped.port())
+        .await
+        .unwrap_or_else(|e| panic!("re-binding SMTP port {}: {e}", stopped.port()))
+}
+
+/// Runs a `SELECT COUNT(*) ...` on the app's SQLite file; a `?` in it is
+/// bound to the current time in the store's timestamp format.
+async fn count(dir: &TempDir, sql: &str) -> i64 {
+    let url = format!("sqlite://{}", db_path(dir).display());
+    let mut conn = SqliteConnection::connect(&url)
+        .await
+        .expect("open the test database");
+    let mut query = sqlx::query_scalar(sql);
+    if sql.contains('?') {
+        query = query.bind(sesame::store::ts(Utc::now()));
+    }
+    let n: i64 = query
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.expect("close the test database");
+    n
+}
+
+/// Polls the database until `sql` counts `expected`.
+async fn wait_for_count(dir: &TempDir, sql: &str, expected: i64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = count(dir, sql).await;
+        if n == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for `{sql}` to be {expected}; it is {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Emails not delivered yet.
+const UNSENT: &str = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL";
+/// Undelivered emails whose delivery was tried and failed.
+const FAILED_AND_UNSENT: &str = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND attempts >= 1 AND last_error IS NOT NULL";
+
+fn recipients(mails: &[CapturedMail]) -> Vec<String> {
+    mails
+        .iter()
+        .map(|m| m.to.join(",").to_ascii_lowercase())
+        .collect()
+}
+
+fn code_in(mail: &CapturedMail) -> String {
+    find_six_digit_code(&mail.text_body()).expect("verification email carries a 6-digit code")
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn signup_succeeds_while_smtp_is_down_and_the_code_arrives_once_smtp_is_back() {
+    let down = smtp_outage().await;
+    let dir = TempDir::new().expect("temp dir");
+    let server = Server::start(test_config(&dir, &down)).await;
+
+    let created = server.signup("outage@example.com").await;
+    assert_eq!(created["success"], json!(true), "{created}");
+    // The worker tried, failed, and kept the email for later.
+    wait_for_count(&dir, FAILED_AND_UNSENT, 1).await;
+
+    let mail = smtp_back(&down).await;
+    let delivered = mail.wait_for(1, WAIT).await;
+    assert_eq!(recipients(&delivered), ["outage@example.com"]);
+    server
+        .activate_and_log_in("outage@example.com", &code_in(&delivered[0]))
+        .await;
+
+    server.stop().await;
+    assert_eq!(count(&dir, UNSENT).await, 0, "the email is marked sent");
+    assert_eq!(mail.messages().len(), 1, "the email was delivered once");
+}
+
+#[tokio::test]
+async fn queued_emails_survive_a_restart_and_arrive_in_order_exactly_once() {
+    let down = smtp_outage().await;
+    let dir = TempDir::new().expect("temp dir");
+    let config = test_config(&dir, &down);
+    let users = [
+        "first@example.com",
+        "second@example.com",
+        "third@example.com",
+    ];
+
+    let before = Server::start(config.clone()).await;
+    for user in users {
+        before.signup(user).await;
+    }
+    before.stop().await;
+    assert_eq!(
+        count(&dir, UNSENT).await,
+        3,
+        "all three emails are queued, none sent"
+    );
+
+    let mail = smtp_back(&down).await;
+    let after = Server::start(config).await;
+    let delivered = mail.wait_for(3, WAIT).await;
+    assert_eq!(recipients(&delivered[..3]), users, "signup order");
+
+    // One more email, queued behind the others: once it is in, any duplicate
+    // of the first three would have been delivered before it.
+    after.signup("fourth@example.com").await;
+    mail.wait_for_mail_to("fourth@example.com", 1, WAIT).await;
+    let all = mail.messages();
+    assert_eq!(
+        recipients(&all),
+        [users.as_slice(), &["fourth@example.com"]].concat(),
+        "each email exactly once, in order"
+    );
+
+    // A code written before the restart still works after it.
+    after
+        .activate_and_log_in("first@example.com", &code_in(&all[0]))
+        .await;
+
+    after.stop().await;
+    assert_eq!(
+        count(&dir, UNSENT).await,
+        0,
+        "every outbox row is marked sent"
+    );
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM outbox").await, 4);
+}
+
+#[tokio::test]
+async fn an_smtp_outage_after_a_delivery_does_not_lose_the_next_email() {
+    let first = MailServer::start().await;
+    let dir = TempDir::new().expect("temp dir");
+    let server = Server::start(test_config(&dir, &first)).await;
+
+    server.signup("before@example.com").await;
+    first.wait_for_mail_to("before@example.com", 1, WAIT).await;
+
+    // The worker may hold a pooled connection to the old server: it must
+    // notice it is dead and retry, not drop the email.
+    first.shutdown();
+    server.signup("during@example.com").await;
+    wait_for_count(&dir, FAILED_AND_UNSENT, 1).await;
+
+    let second = smtp_back(&first).await;
+    let delivered = second.wait_for_mail_to("during@example.com", 1, WAIT).await;
+    server
+        .activate_and_log_in("during@example.com", &code_in(&delivered))
+        .await;
+
+    server.stop().await;
+    assert_eq!(count(&dir, UNSENT).await, 0);
+    assert_eq!(
+        recipients(&first.messages()),
+        ["before@example.com"],
+        "nothing reached the old server after it went down"
+    );
+    assert_eq!(
+        recipients(&second.messages()),
+        ["during@example.com"],
+        "delivered once after the outage"
+    );
+}
+
+#[tokio::test]
+async fn an_email_waiting_out_its_backoff_is_not_overtaken_by_a_later_one() {
+    let down = smtp_outage().await;
+    let dir = TempDir::new().expect("temp dir");
+    let mut config = test_config(&dir, &down);
+    config.outbox_retry_base = Duration::from_secs(1);
+    config.outbox_retry_max = Duration::from_secs(10);
+    let server = Server::start(config).await;
+
+    server.signup("earlier@example.com").await;
+    // Two failures: the earlier email's next try is 2 s after the second one.
+    wait_for_count(&dir, "SELECT COUNT(*) FROM outbox WHERE attempts >= 2", 1).await;
+    // Queued while the earlier one waits out its backoff. Whether the worker
+    // tries it at once (and fails) or not, it must not go out first: the
+    // earlier email is still in the queue ahead of it.
+    server.signup("later@example.com").await;
+
+    let mail = smtp_back(&down).await;
+    let delivered = mail.wait_for(2, WAIT).await;
+    assert_eq!(
+        recipients(&delivered),
+        ["earlier@example.com", "later@example.com"],
+        "emails are delivered in the order they were queued"
+    );
+    server.stop().await;
+}
