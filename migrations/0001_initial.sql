@@ -22,13 +22,15 @@ CREATE UNIQUE INDEX users_email_key ON users (email);
 CREATE UNIQUE INDEX users_referral_code_key ON users (referral_code);
 CREATE INDEX users_referred_by_idx ON users (referred_by, created_at);
 
--- One-time secrets sent by email: 6-digit activation codes and reset tokens.
--- Only a SHA-256 hash is stored. A user has at most one live secret per purpose.
+-- One-time secrets sent by email: 6-digit activation and email-change codes,
+-- and reset tokens. Only a SHA-256 hash is stored. A user has at most one
+-- live secret per purpose. `new_email` is the address an email change moves to.
 CREATE TABLE one_time_codes (
     id              TEXT PRIMARY KEY NOT NULL,
     user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    purpose         TEXT NOT NULL CHECK (purpose IN ('activation', 'password_reset')),
+    purpose         TEXT NOT NULL CHECK (purpose IN ('activation', 'password_reset', 'email_change')),
     code_hash       BLOB NOT NULL,
+    new_email       TEXT,
     failed_attempts INTEGER NOT NULL DEFAULT 0,
     expires_at      TEXT NOT NULL,
     used_at         TEXT,
