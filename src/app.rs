@@ -12,9 +12,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::api;
-use crate::config::{Config, JwtSigning, MailTransport};
+use crate::config::{Config, MailTransport};
 use crate::domain::password::PasswordHasher;
-use crate::domain::tokens::Keyring;
+use crate::domain::signing::SigningKeys;
 use crate::http::{self, AllowedMethods};
 use crate::mail::transport::Transport;
 use crate::mail::worker::OutboxWorker;
@@ -38,23 +38,9 @@ impl Application {
     /// listener and starts serving and delivering email in the background.
     pub async fn start(config: Config) -> anyhow::Result<Application> {
         let store = Store::open(&config.database_url).await?;
-        let keys = match &config.jwt {
-            JwtSigning::EdDsa => Keyring::eddsa(
-                &store
-                    .signing_keys()
-                    .await
-                    .context("loading signing keys failed")?,
-                &config.public_url,
-                &config.jwt_audience,
-                config.jwt_leeway,
-            )?,
-            JwtSigning::Hs256(secret) => Keyring::hs256(
-                secret.expose().as_bytes(),
-                &config.public_url,
-                &config.jwt_audience,
-                config.jwt_leeway,
-            ),
-        };
+        let keys = SigningKeys::load(&config, &store)
+            .await
+            .context("loading signing keys failed")?;
         let hasher = PasswordHasher::new(config.argon2, config.hash_concurrency).await?;
         let transport = Transport::new(&config.mail)?;
         if matches!(config.mail, MailTransport::Log) {

@@ -6,7 +6,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::domain::password::PasswordHasher;
-use crate::domain::tokens::Keyring;
+use crate::domain::signing::SigningKeys;
 use crate::store::Store;
 
 /// The services built at start-up, shared by all requests.
@@ -14,7 +14,8 @@ pub struct AppState {
     pub config: Config,
     pub store: Store,
     pub hasher: PasswordHasher,
-    pub keys: Keyring,
+    /// The JWT keys, reloaded when `sesame keys rotate` adds one.
+    pub keys: SigningKeys,
     /// Wakes the outbox worker after a request queued an email.
     pub mail_queued: Arc<Notify>,
 }

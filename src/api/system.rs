@@ -4,6 +4,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiTags, State};
+use crate::error::ApiError;
+use crate::error_responses;
 
 /// Health and key publication.
 pub struct SystemApi;
@@ -41,6 +43,13 @@ pub struct Jwks {
     /// Public keys that verify access tokens; empty when HS256 is configured.
     pub keys: Vec<serde_json::Value>,
 }
+
+error_responses!(
+    /// Errors of endpoints that take no input.
+    ServerErrors {
+        500 => "`INTERNAL_ERROR`: the database did not answer.",
+    }
+);
 
 #[OpenApi(tag = "ApiTags::System")]
 impl SystemApi {
@@ -86,13 +95,16 @@ impl SystemApi {
     /// Public signing keys (JWKS)
     ///
     /// The Ed25519 keys that verify access tokens, with their `kid`s. Other
-    /// services can verify sesame's tokens offline with these.
+    /// services can verify sesame's tokens offline with these. After
+    /// `sesame keys rotate` both the new key and the previous one are listed
+    /// until every token signed by the previous one has expired.
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
-    async fn jwks(&self, state: State<'_>) -> Json<Jwks> {
-        let keys = state.keys.jwks()["keys"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        Json(Jwks { keys })
+    async fn jwks(&self, state: State<'_>) -> Result<Json<Jwks>, ServerErrors> {
+        let keys = state
+            .keys
+            .jwks(&state.store)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Json(Jwks { keys }))
     }
 }

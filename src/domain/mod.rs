@@ -9,6 +9,7 @@ pub mod password;
 pub mod referral;
 pub mod secret;
 pub mod sessions;
+pub mod signing;
 pub mod tokens;
 
 /// Wrong tries allowed on one verification code before it is void.

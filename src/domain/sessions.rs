@@ -1,6 +1,7 @@
-//! Session flows: login, refresh, authentication of access tokens, logout.
+//! Session flows: login, refresh, authentication of access tokens, the
+//! session list, logout.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::codes::OpaqueToken;
 use super::email::EmailAddress;
@@ -8,7 +9,11 @@ use super::password::{NewPassword, Verdict};
 use super::tokens::TokenError;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
-use crate::store::sessions::{NewSession, RefreshOutcome};
+use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
+
+/// How stale a session's `last_used_at` may get before a request records its
+/// use: at most one write per session per interval, not one per request.
+const LAST_USED_RESOLUTION: chrono::Duration = chrono::Duration::seconds(60);
 
 /// A fresh access/refresh token pair.
 pub struct TokenPair {
@@ -28,7 +33,15 @@ pub struct ClientInfo {
 pub struct Principal {
     pub user_id: String,
     pub session_id: String,
+    /// The role as the database has it now, not the token's `role` claim.
     pub role: String,
+}
+
+/// One of a user's live sessions.
+pub struct SessionSummary {
+    pub session: StoredSession,
+    /// Whether it is the session of the access token that asked.
+    pub current: bool,
 }
 
 /// Checks a password and opens a session.
@@ -82,7 +95,7 @@ pub async fn login(
             refresh_hash: &refresh_hash,
         })
         .await?;
-    issue_pair(state, &user.id, &session_id, &user.role, refresh_token)
+    issue_pair(state, &user.id, &session_id, &user.role, refresh_token).await
 }
 
 /// Rotates a refresh token into a new pair for the same session.
@@ -109,7 +122,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> ApiResult<TokenPair> 
             session_id,
             user_id,
             role,
-        } => issue_pair(state, &user_id, &session_id, &role, successor),
+        } => issue_pair(state, &user_id, &session_id, &role, successor).await,
         RefreshOutcome::ReuseDetected => {
             tracing::warn!("spent refresh token presented again; session revoked");
             Err(invalid())
@@ -119,26 +132,62 @@ pub async fn refresh(state: &AppState, presented: &str) -> ApiResult<TokenPair> 
 }
 
 /// Verifies an access token and that its session is still live.
+///
+/// Cost per request: the signature check in memory, then one read by primary
+/// key (session joined with its user) that answers revoked, expired and
+/// disabled, and reads the current role. No cache: a revocation, a disabled
+/// account or a demotion counts from the very next request, on every
+/// instance sharing the database. `last_used_at` is written at most once a
+/// minute per session.
 pub async fn authenticate(state: &AppState, access_token: &str) -> ApiResult<Principal> {
-    let claims = state.keys.verify(access_token).map_err(|e| match e {
-        TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, "Access token has expired"),
-        TokenError::Invalid => ApiError::unauthorized(),
-    })?;
-    if !state
-        .store
-        .session_is_live(&claims.sid, &claims.sub)
+    let claims = state
+        .keys
+        .verify(&state.store, access_token)
         .await?
-    {
+        .map_err(|e| match e {
+            TokenError::Expired => {
+                ApiError::new(ErrorCode::TokenExpired, "Access token has expired")
+            }
+            TokenError::Invalid | TokenError::UnknownKey => ApiError::unauthorized(),
+        })?;
+    let Some(session) = state.store.live_session(&claims.sid, &claims.sub).await? else {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
             "Session has ended; log in again",
         ));
-    }
+    };
+    record_use(state, &claims.sid, session.last_used_at).await;
     Ok(Principal {
         user_id: claims.sub,
         session_id: claims.sid,
-        role: claims.role,
+        role: session.role,
     })
+}
+
+/// The caller's live sessions, newest first, marking the current one.
+pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<SessionSummary>> {
+    let sessions = state.store.live_sessions(&principal.user_id).await?;
+    Ok(sessions
+        .into_iter()
+        .map(|session| SessionSummary {
+            current: session.id == principal.session_id,
+            session,
+        })
+        .collect())
+}
+
+/// Ends one of the caller's sessions (the current one included); `404` if
+/// it is not a live session of theirs.
+pub async fn end(state: &AppState, principal: &Principal, session_id: &str) -> ApiResult<()> {
+    if state
+        .store
+        .revoke_session(session_id, &principal.user_id)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::NotFound, "No such session"))
+    }
 }
 
 /// Ends the caller's session, or every session of the user with `all`.
@@ -154,7 +203,7 @@ pub async fn logout(state: &AppState, principal: &Principal, all: bool) -> ApiRe
     Ok(())
 }
 
-fn issue_pair(
+async fn issue_pair(
     state: &AppState,
     user_id: &str,
     session_id: &str,
@@ -162,12 +211,25 @@ fn issue_pair(
     refresh_token: OpaqueToken,
 ) -> ApiResult<TokenPair> {
     let ttl = state.config.access_token_ttl;
-    let access_token = state.keys.issue(user_id, session_id, role, ttl)?;
+    let keys = state.keys.for_signing(&state.store).await?;
+    let access_token = keys.issue(user_id, session_id, role, ttl)?;
     Ok(TokenPair {
         access_token,
         refresh_token,
         expires_in: ttl.as_secs(),
     })
+}
+
+/// Moves a session's `last_used_at` forward if it is older than the
+/// resolution. Best effort: a failure is logged and the request goes on.
+async fn record_use(state: &AppState, session_id: &str, last_used_at: DateTime<Utc>) {
+    let stale_before = Utc::now() - LAST_USED_RESOLUTION;
+    if last_used_at >= stale_before {
+        return;
+    }
+    if let Err(e) = state.store.touch_session(session_id, stale_before).await {
+        tracing::warn!(error = format!("{e:#}"), "recording a session's use failed");
+    }
 }
 
 /// Re-hashes a password with the current argon2 parameters. A failure here

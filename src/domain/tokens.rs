@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,9 @@ pub struct Ed25519Key {
     pub kid: String,
     pub private_pkcs8: Vec<u8>,
     pub public_raw: Vec<u8>,
+    /// When the key was made; the next key's `created_at` is when this one
+    /// stopped signing.
+    pub created_at: DateTime<Utc>,
 }
 
 impl Ed25519Key {
@@ -46,6 +50,7 @@ impl Ed25519Key {
             kid: uuid::Uuid::now_v7().simple().to_string(),
             private_pkcs8: pkcs8.as_ref().to_vec(),
             public_raw: pair.public_key().as_ref().to_vec(),
+            created_at: Utc::now(),
         })
     }
 }
@@ -55,6 +60,32 @@ impl Ed25519Key {
 pub enum TokenError {
     Expired,
     Invalid,
+    /// Signed with a key this keyring does not hold (yet): after a rotation
+    /// made elsewhere, reloading the keys may find it.
+    UnknownKey,
+}
+
+/// How long after a key stopped signing it is still trusted, on top of the
+/// access token lifetime and leeway: covers an instance that signed with it
+/// just before it noticed the rotation.
+const RETIREMENT_MARGIN: Duration = Duration::from_secs(60);
+
+/// A key that verifies tokens, and until when.
+struct VerifyingKey {
+    key: DecodingKey,
+    /// Its JWK, for the JWKS; `None` for a shared secret.
+    jwk: Option<serde_json::Value>,
+    /// After this, every token it signed has expired: it is no longer
+    /// trusted or published. `None` while it is the signing key.
+    retires_at: Option<DateTime<Utc>>,
+    /// Age rank: 0 for the oldest key (the JWKS lists keys oldest first).
+    position: usize,
+}
+
+impl VerifyingKey {
+    fn trusted_at(&self, now: DateTime<Utc>) -> bool {
+        self.retires_at.is_none_or(|t| now < t)
+    }
 }
 
 /// The keys that sign new tokens and verify presented ones.
@@ -62,33 +93,44 @@ pub struct Keyring {
     algorithm: Algorithm,
     signing_kid: String,
     signing: EncodingKey,
-    verifying: HashMap<String, DecodingKey>,
+    verifying: HashMap<String, VerifyingKey>,
     validation: Validation,
-    jwks: serde_json::Value,
     issuer: String,
     audience: String,
 }
 
 impl Keyring {
-    /// EdDSA: signs with the newest key (last in `keys`), verifies with all.
+    /// EdDSA: signs with the newest key (last in `keys`, which are oldest
+    /// first), verifies with every key whose tokens may still be live: a key
+    /// that stopped signing more than `token_ttl` (plus leeway and a margin)
+    /// ago is dropped from verification and from the JWKS.
     pub fn eddsa(
         keys: &[Ed25519Key],
         issuer: &str,
         audience: &str,
         leeway: Duration,
+        token_ttl: Duration,
     ) -> anyhow::Result<Keyring> {
         let newest = keys
             .last()
             .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
+        let lifetime = chrono::Duration::from_std(token_ttl + leeway + RETIREMENT_MARGIN)?;
         let mut verifying = HashMap::new();
-        let mut jwks = Vec::new();
-        for key in keys {
-            let x = URL_SAFE_NO_PAD.encode(&key.public_raw);
-            verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&key.public_raw));
-            jwks.push(serde_json::json!({
-                "kty": "OKP", "crv": "Ed25519", "x": x,
+        for (i, key) in keys.iter().enumerate() {
+            let jwk = serde_json::json!({
+                "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(&key.public_raw),
                 "kid": key.kid, "alg": "EdDSA", "use": "sig",
-            }));
+            });
+            let superseded_at = keys.get(i + 1).map(|next| next.created_at);
+            verifying.insert(
+                key.kid.clone(),
+                VerifyingKey {
+                    key: DecodingKey::from_ed_der(&key.public_raw),
+                    jwk: Some(jwk),
+                    retires_at: superseded_at.map(|t| t + lifetime),
+                    position: i,
+                },
+            );
         }
         Ok(Keyring {
             algorithm: Algorithm::EdDSA,
@@ -96,7 +138,6 @@ impl Keyring {
             signing: EncodingKey::from_ed_der(&newest.private_pkcs8),
             verifying,
             validation: validation(Algorithm::EdDSA, issuer, audience, leeway),
-            jwks: serde_json::json!({ "keys": jwks }),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         })
@@ -109,9 +150,16 @@ impl Keyring {
             algorithm: Algorithm::HS256,
             signing_kid: kid.clone(),
             signing: EncodingKey::from_secret(secret),
-            verifying: HashMap::from([(kid, DecodingKey::from_secret(secret))]),
+            verifying: HashMap::from([(
+                kid,
+                VerifyingKey {
+                    key: DecodingKey::from_secret(secret),
+                    jwk: None,
+                    retires_at: None,
+                    position: 0,
+                },
+            )]),
             validation: validation(Algorithm::HS256, issuer, audience, leeway),
-            jwks: serde_json::json!({ "keys": [] }),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         }
@@ -150,21 +198,34 @@ impl Keyring {
         if header.alg != self.algorithm {
             return Err(TokenError::Invalid);
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.verifying.get(kid))
-            .ok_or(TokenError::Invalid)?;
-        match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+        let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
+        let key = self.verifying.get(kid).ok_or(TokenError::UnknownKey)?;
+        if !key.trusted_at(Utc::now()) {
+            return Err(TokenError::Invalid);
+        }
+        match jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation) {
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
             Err(_) => Err(TokenError::Invalid),
         }
     }
 
-    /// The public keys as a JWKS document.
-    pub fn jwks(&self) -> &serde_json::Value {
-        &self.jwks
+    /// The `kid` new tokens are signed with.
+    pub fn signing_kid(&self) -> &str {
+        &self.signing_kid
+    }
+
+    /// The public keys that verify live tokens, as JWKs, oldest first;
+    /// empty for HS256 (a shared secret is never published).
+    pub fn jwks(&self) -> Vec<serde_json::Value> {
+        let now = Utc::now();
+        let mut keys: Vec<&VerifyingKey> = self
+            .verifying
+            .values()
+            .filter(|k| k.trusted_at(now))
+            .collect();
+        keys.sort_by_key(|k| k.position);
+        keys.into_iter().filter_map(|k| k.jwk.clone()).collect()
     }
 }
 
@@ -184,9 +245,39 @@ fn validation(alg: Algorithm, issuer: &str, audience: &str, leeway: Duration) ->
 mod tests {
     use super::*;
 
+    const TTL: Duration = Duration::from_secs(900);
+
+    fn ring_of(keys: &[Ed25519Key]) -> Keyring {
+        Keyring::eddsa(keys, "http://iss", "sesame", Duration::ZERO, TTL).unwrap()
+    }
+
     fn ring() -> Keyring {
+        ring_of(&[Ed25519Key::generate().unwrap()])
+    }
+
+    /// A key made `ago`, and a copy of it (as two reads of the database give).
+    fn key_made(ago: chrono::Duration) -> (Ed25519Key, Ed25519Key) {
         let key = Ed25519Key::generate().unwrap();
-        Keyring::eddsa(&[key], "http://iss", "sesame", Duration::ZERO).unwrap()
+        let copy = Ed25519Key {
+            kid: key.kid.clone(),
+            private_pkcs8: key.private_pkcs8.clone(),
+            public_raw: key.public_raw.clone(),
+            created_at: Utc::now() - ago,
+        };
+        (
+            Ed25519Key {
+                created_at: copy.created_at,
+                ..key
+            },
+            copy,
+        )
+    }
+
+    fn kids(ring: &Keyring) -> Vec<String> {
+        ring.jwks()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     #[test]
@@ -206,7 +297,7 @@ mod tests {
         let token = a
             .issue("u1", "s1", "user", Duration::from_secs(60))
             .unwrap();
-        assert_eq!(b.verify(&token).unwrap_err(), TokenError::Invalid);
+        assert_eq!(b.verify(&token).unwrap_err(), TokenError::UnknownKey);
         let hs = Keyring::hs256(
             b"0123456789abcdef0123456789abcdef",
             "http://iss",
@@ -232,5 +323,37 @@ mod tests {
             .unwrap_err(),
             TokenError::Invalid
         );
+    }
+
+    #[test]
+    fn after_a_rotation_the_newest_key_signs_and_the_previous_one_still_verifies() {
+        let (old, old_again) = key_made(chrono::Duration::minutes(10));
+        let old_kid = old.kid.clone();
+        let old_token = ring_of(&[old]).issue("u", "s", "user", TTL).unwrap();
+        let (new, _) = key_made(chrono::Duration::zero());
+        let new_kid = new.kid.clone();
+
+        let rotated = ring_of(&[old_again, new]);
+
+        assert_eq!(rotated.signing_kid(), new_kid);
+        let new_token = rotated.issue("u", "s", "user", TTL).unwrap();
+        let header = jsonwebtoken::decode_header(&new_token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+        assert_eq!(rotated.verify(&old_token).unwrap().sub, "u");
+        assert_eq!(kids(&rotated), [old_kid, new_kid]);
+    }
+
+    #[test]
+    fn a_key_is_retired_once_every_token_it_signed_has_expired() {
+        let (oldest, oldest_again) = key_made(chrono::Duration::hours(3));
+        let old_token = ring_of(&[oldest]).issue("u", "s", "user", TTL).unwrap();
+        // Superseded two hours ago: its tokens (15 minutes) are long dead.
+        let (signing, _) = key_made(chrono::Duration::hours(2));
+        let signing_kid = signing.kid.clone();
+
+        let rotated = ring_of(&[oldest_again, signing]);
+
+        assert_eq!(kids(&rotated), [signing_kid]);
+        assert_eq!(rotated.verify(&old_token).unwrap_err(), TokenError::Invalid);
     }
 }

@@ -1,8 +1,6 @@
 //! JWT signing keys.
 
-use chrono::Utc;
-
-use super::{Store, ts};
+use super::{Store, parse_ts, ts};
 use crate::domain::tokens::Ed25519Key;
 
 impl Store {
@@ -18,7 +16,8 @@ impl Store {
         self.load_signing_keys().await
     }
 
-    /// Stores a new key; it becomes the signing key at the next start.
+    /// Stores a new key. It signs from then on: running servers notice it
+    /// before they next sign a token (see `domain::signing`).
     pub async fn add_signing_key(&self, key: &Ed25519Key) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
@@ -27,26 +26,39 @@ impl Store {
         .bind(&key.kid)
         .bind(&key.private_pkcs8)
         .bind(&key.public_raw)
-        .bind(ts(Utc::now()))
+        .bind(ts(key.created_at))
         .execute(&self.write)
         .await?;
         Ok(())
     }
 
-    async fn load_signing_keys(&self) -> anyhow::Result<Vec<Ed25519Key>> {
-        let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-            "SELECT kid, private_key, public_key FROM signing_keys WHERE algorithm = 'EdDSA' \
-             ORDER BY created_at, kid",
+    /// The `kid` of the newest Ed25519 key, the one that should sign.
+    pub async fn newest_signing_kid(&self) -> anyhow::Result<Option<String>> {
+        let kid = sqlx::query_scalar(
+            "SELECT kid FROM signing_keys WHERE algorithm = 'EdDSA' \
+             ORDER BY created_at DESC, kid DESC LIMIT 1",
         )
-        .fetch_all(&self.write)
+        .fetch_optional(&self.read)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(kid, private_pkcs8, public_raw)| Ed25519Key {
-                kid,
-                private_pkcs8,
-                public_raw,
+        Ok(kid)
+    }
+
+    async fn load_signing_keys(&self) -> anyhow::Result<Vec<Ed25519Key>> {
+        let rows: Vec<(String, Vec<u8>, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT kid, private_key, public_key, created_at FROM signing_keys \
+             WHERE algorithm = 'EdDSA' ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(kid, private_pkcs8, public_raw, created_at)| {
+                Ok(Ed25519Key {
+                    kid,
+                    private_pkcs8,
+                    public_raw,
+                    created_at: parse_ts(&created_at)?,
+                })
             })
-            .collect())
+            .collect()
     }
 }

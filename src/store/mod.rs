@@ -65,6 +65,17 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a write transaction that takes the write lock at once
+    /// (`BEGIN IMMEDIATE`). For transactions that read, then write based on
+    /// what they read: a deferred one could find, at its first write, that
+    /// another process sharing the file wrote since its read, and fail with
+    /// `SQLITE_BUSY` instead of waiting its turn.
+    pub(crate) async fn begin_immediate(
+        &self,
+    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Closes both pools, waiting for connections to be returned.
     pub async fn close(&self) {
         self.read.close().await;

@@ -30,6 +30,31 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
+/// A live session as authentication sees it.
+pub struct LiveSession {
+    /// The user's role now (not as it was when the token was issued).
+    pub role: String,
+    pub last_used_at: DateTime<Utc>,
+}
+
+/// A session as its user sees it in the list.
+pub struct StoredSession {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: String,
+    created_at: String,
+    last_used_at: String,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
 /// A presented refresh token with its session and user, as read for rotation.
 #[derive(sqlx::FromRow)]
 struct PresentedToken {
@@ -70,35 +95,103 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a session exists, belongs to `user_id`, and is neither revoked nor expired.
-    pub async fn session_is_live(&self, session_id: &str, user_id: &str) -> anyhow::Result<bool> {
-        let row: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT s.expires_at, s.revoked_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = ? AND s.user_id = ? AND u.disabled = FALSE",
+    /// The session, if it exists, belongs to `user_id`, is neither revoked
+    /// nor expired, and its user is not disabled; with the user's role as it
+    /// is now. One read by primary key: this runs on every authenticated
+    /// request, so revocation, disabling and demotion count from the very
+    /// next request.
+    pub async fn live_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+    ) -> anyhow::Result<Option<LiveSession>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT u.role, s.last_used_at FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
+             AND u.disabled = FALSE",
         )
         .bind(session_id)
         .bind(user_id)
+        .bind(ts(Utc::now()))
         .fetch_optional(&self.read)
         .await?;
-        Ok(match row {
-            Some((expires_at, None)) => parse_ts(&expires_at)? > Utc::now(),
-            _ => false,
+        row.map(|(role, last_used_at)| {
+            Ok(LiveSession {
+                role,
+                last_used_at: parse_ts(&last_used_at)?,
+            })
         })
+        .transpose()
+    }
+
+    /// Records that a session was used now, unless it was recorded after `since`.
+    pub async fn touch_session(
+        &self,
+        session_id: &str,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?")
+            .bind(ts(Utc::now()))
+            .bind(session_id)
+            .bind(ts(since))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// A user's live sessions, newest first.
+    pub async fn live_sessions(&self, user_id: &str) -> anyhow::Result<Vec<StoredSession>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(
+            "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions \
+             WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(user_id)
+        .bind(ts(Utc::now()))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(StoredSession {
+                    id: row.id,
+                    created_at: parse_ts(&row.created_at)?,
+                    last_used_at: parse_ts(&row.last_used_at)?,
+                    user_agent: row.user_agent,
+                    ip: row.ip,
+                })
+            })
+            .collect()
     }
 
     /// Spends a refresh token and stores its successor, in one transaction.
     ///
-    /// A token spent less than `grace` ago still gets a successor: two tabs
-    /// refreshing with the same token at once both keep a working session.
-    /// After the window, presenting it again means it was copied: the whole
-    /// session is revoked, so the thief's and the victim's tokens both die.
+    /// Design: every refresh token ever issued for a session has a row in
+    /// `refresh_tokens` (hash only), marked `spent_at` on first use.
+    ///
+    /// - Unspent: it is marked spent and a successor is stored.
+    /// - Spent less than `grace` ago: two tabs refreshed with the same token
+    ///   at once. The late one gets a successor too, for the same session;
+    ///   the first tab's successor stays valid, so neither tab is logged out.
+    ///   The late tab cannot be given the first tab's token: only its hash is
+    ///   stored. `spent_at` is not moved, so the window never stretches.
+    /// - Spent longer ago: the token was copied (a thief, or a client that
+    ///   kept an old token). The whole session is revoked, so the thief's
+    ///   and the victim's tokens all die; the user logs in again.
+    ///
+    /// The price of the window: someone holding a token within `grace`
+    /// seconds of its use also gets a pair. Reusing any spent token after the
+    /// window still revokes the session, theirs included.
+    ///
+    /// Concurrent presentations are ordered by the write lock
+    /// (`BEGIN IMMEDIATE`, one writer connection): exactly one finds the
+    /// token unspent; the others see it spent moments ago, within the window.
     pub async fn rotate_refresh_token(
         &self,
         presented_hash: &[u8],
         successor_hash: &[u8],
         grace: std::time::Duration,
     ) -> anyhow::Result<RefreshOutcome> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_immediate().await?;
         let now = Utc::now();
         let row: Option<PresentedToken> = sqlx::query_as(
             "SELECT rt.session_id, rt.spent_at, s.user_id, s.expires_at, s.revoked_at, u.role, u.disabled \
@@ -155,20 +248,22 @@ impl Store {
         })
     }
 
-    /// Revokes one session of a user.
+    /// Revokes one live session of a user; `false` if there was none to end
+    /// (unknown, someone else's, already revoked or expired).
     pub async fn revoke_session(&self, session_id: &str, user_id: &str) -> anyhow::Result<bool> {
-        let mut tx = self.write.begin().await?;
-        let owned: Option<String> =
-            sqlx::query_scalar("SELECT id FROM sessions WHERE id = ? AND user_id = ?")
-                .bind(session_id)
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if owned.is_some() {
-            revoke(&mut tx, session_id, &ts(Utc::now())).await?;
-        }
-        tx.commit().await?;
-        Ok(owned.is_some())
+        let now = ts(Utc::now());
+        let ended = sqlx::query(
+            "UPDATE sessions SET revoked_at = ? \
+             WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(&now)
+        .bind(session_id)
+        .bind(user_id)
+        .bind(&now)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(ended > 0)
     }
 
     /// Revokes every session of a user.
@@ -195,7 +290,7 @@ async fn insert_refresh_token(
     Ok(())
 }
 
-/// Marks a session revoked and forgets its refresh tokens (they can never work again).
+/// Marks a session revoked: its access and refresh tokens stop working.
 async fn revoke(conn: &mut SqliteConnection, session_id: &str, now: &str) -> anyhow::Result<()> {
     sqlx::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
         .bind(now)
@@ -206,7 +301,7 @@ async fn revoke(conn: &mut SqliteConnection, session_id: &str, now: &str) -> any
 }
 
 /// Revokes every live session of a user.
-pub(super) async fn revoke_all(
+pub(crate) async fn revoke_all(
     conn: &mut SqliteConnection,
     user_id: &str,
     now: &str,
