@@ -11,7 +11,9 @@
 //! - [`store`]: every SQL statement, behind named functions; transactions.
 //! - [`mail`]: email templates, transports and the outbox worker.
 //! - [`state`]: what handlers share.
+//! - [`admin_cli`]: the operator's commands (`sesame admin create`, `sesame keys rotate`).
 
+pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod config;

@@ -30,6 +30,32 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (the same as GET /openapi.json).
     Openapi,
+    /// Manage administrator accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage the JWT signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an active admin account (the password is read from standard input).
+    Create {
+        /// Email address of the new admin.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: never pass it as an argument).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new Ed25519 signing key; running servers switch to it without a
+    /// restart, and tokens signed by the previous key verify until they expire.
+    Rotate,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +89,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await;
             tracing::info!("migrations applied");
             Ok(())
+        }
+        Command::Admin(AdminCommand::Create { email, .. }) => {
+            let password = sesame::admin_cli::read_password_from_stdin()?;
+            sesame::admin_cli::create_admin(&config.database_url, &email, &password).await
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            if matches!(config.jwt, sesame::config::JwtSigning::Hs256(_)) {
+                anyhow::bail!(
+                    "SESAME_JWT_SECRET is set: tokens are signed with that shared secret, not \
+                     with stored keys; to rotate, change the secret"
+                );
+            }
+            sesame::admin_cli::rotate_keys(&config.database_url).await
         }
         Command::Serve => {
             init_logging(&log_format);

@@ -1,15 +1,19 @@
-//! Endpoints of the signed-in user.
+//! The signed-in user's profile (`/users/me`: read, update, delete) and
+//! referrals. Every operation on one path lives in one `#[OpenApi]` impl:
+//! poem-openapi writes each impl's paths separately into the spec.
 
 use chrono::{DateTime, Utc};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
 use super::auth::BearerAuth;
+use super::text::Text;
 use super::{ApiTags, MessageResponse, State};
 use crate::domain::accounts;
 use crate::domain::email::EmailAddress;
-use crate::domain::sessions;
+use crate::domain::profile::{self, NameChange};
 use crate::error_responses;
 use crate::store::users::User;
 
@@ -65,6 +69,45 @@ pub struct MeResponse {
     pub user: UserView,
 }
 
+/// The user after a change.
+#[derive(Object)]
+pub struct UserUpdated {
+    /// Always `true`.
+    pub success: bool,
+    /// What changed, for people.
+    pub message: String,
+    /// The profile as it is now.
+    pub user: UserView,
+}
+
+impl UserUpdated {
+    /// `{success: true, message, user}`.
+    pub fn new(message: &str, user: User) -> Json<UserUpdated> {
+        Json(UserUpdated {
+            success: true,
+            message: message.to_owned(),
+            user: user.into(),
+        })
+    }
+}
+
+/// Profile fields to change; a field left out stays as it is.
+#[derive(Object)]
+pub struct UpdateMeBody {
+    /// Display name, at most 100 characters once HTML is stripped (tags are
+    /// removed, whitespace collapsed). `null` or `""` removes it.
+    #[oai(validator(max_length = 1000))]
+    pub name: MaybeUndefined<Text>,
+}
+
+/// The password, to confirm a destructive change.
+#[derive(Object)]
+pub struct PasswordBody {
+    /// The account's current password.
+    #[oai(validator(max_length = 1024))]
+    pub password: Text,
+}
+
 /// An account that signed up with your referral code.
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
@@ -86,14 +129,6 @@ pub struct ReferredResponse {
     pub accounts: Vec<ReferredAccount>,
     /// How many accounts you referred in all.
     pub total: u64,
-}
-
-/// Options of `POST /users/logout`.
-#[derive(Object)]
-pub struct LogoutBody {
-    /// End every session of the account, not only this one.
-    #[oai(default)]
-    pub all: bool,
 }
 
 error_responses!(
@@ -123,6 +158,28 @@ error_responses!(
     }
 );
 
+error_responses!(
+    /// Errors of a profile update.
+    UpdateMeErrors {
+        400 => "`VALIDATION_FAILED`: `name` too long, not a string, or malformed JSON.",
+        401 => "`UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+error_responses!(
+    /// Errors of endpoints that confirm a change with the password.
+    PasswordCheckErrors {
+        400 => "`VALIDATION_FAILED`: missing fields or malformed JSON.",
+        401 => "`INVALID_CREDENTIALS` (wrong password), or `UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
 #[OpenApi(tag = "ApiTags::Me")]
 impl MeApi {
     /// Who am I?
@@ -135,6 +192,42 @@ impl MeApi {
             success: true,
             user: user.into(),
         }))
+    }
+
+    /// Update my profile
+    ///
+    /// Changes the fields sent (today: `name`); fields left out stay as they
+    /// are. HTML is stripped from the name.
+    #[oai(path = "/users/me", method = "patch", operation_id = "updateMe")]
+    async fn update_me(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        body: Json<UpdateMeBody>,
+    ) -> Result<Json<UserUpdated>, UpdateMeErrors> {
+        let name = match &body.name {
+            MaybeUndefined::Undefined => NameChange::Keep,
+            MaybeUndefined::Null => NameChange::Clear,
+            MaybeUndefined::Value(name) => NameChange::Set(name),
+        };
+        let user = profile::update(&state, &auth.0, name).await?;
+        Ok(UserUpdated::new("Profile updated.", user))
+    }
+
+    /// Delete my account
+    ///
+    /// Needs the password. Removes the account with its sessions, codes and
+    /// queued emails; every token of it stops working at once, and the
+    /// address can sign up again. Accounts you referred keep theirs.
+    #[oai(path = "/users/me", method = "delete", operation_id = "deleteMe")]
+    async fn delete_me(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        body: Json<PasswordBody>,
+    ) -> Result<Json<MessageResponse>, PasswordCheckErrors> {
+        profile::delete(&state, &auth.0, &body.password).await?;
+        Ok(Json(MessageResponse::new("Account deleted.")))
     }
 
     /// Accounts I referred
@@ -175,40 +268,6 @@ impl MeApi {
             accounts,
             total,
         }))
-    }
-
-    /// Log out (tutorial style)
-    ///
-    /// Ends the current session: its access and refresh tokens stop working at once.
-    #[oai(path = "/users/logout", method = "get", operation_id = "logoutGet")]
-    async fn logout_get(
-        &self,
-        state: State<'_>,
-        auth: BearerAuth,
-    ) -> Result<Json<MessageResponse>, AuthErrors> {
-        sessions::logout(&state, &auth.0, false).await?;
-        Ok(Json(MessageResponse::new("Logged out.")))
-    }
-
-    /// Log out
-    ///
-    /// Ends the current session, or with `{"all": true}` every session of the
-    /// account. The body is optional.
-    #[oai(path = "/users/logout", method = "post", operation_id = "logout")]
-    async fn logout_post(
-        &self,
-        state: State<'_>,
-        auth: BearerAuth,
-        body: Json<Option<LogoutBody>>,
-    ) -> Result<Json<MessageResponse>, AuthInputErrors> {
-        let all = body.0.is_some_and(|b| b.all);
-        sessions::logout(&state, &auth.0, all).await?;
-        let message = if all {
-            "Logged out of every session."
-        } else {
-            "Logged out."
-        };
-        Ok(Json(MessageResponse::new(message)))
     }
 }
 

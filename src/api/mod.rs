@@ -2,8 +2,11 @@
 //! extract, call the domain, and map the answer. The doc comments here are
 //! the Swagger page.
 
+pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod me;
+pub mod sessions;
 pub mod system;
 pub mod text;
 pub mod users;
@@ -19,8 +22,10 @@ use crate::state::AppState;
 pub enum ApiTags {
     /// Sign up, activate, log in, refresh, reset a password.
     Auth,
-    /// The signed-in user: profile, referrals, logout.
+    /// The signed-in user: profile, password, email address, sessions, referrals, logout.
     Me,
+    /// Managing every account; needs `role: admin`.
+    Admin,
     /// Liveness, readiness and signing keys.
     System,
 }
@@ -45,24 +50,38 @@ impl MessageResponse {
 }
 
 /// Every resource of the API, combined.
-pub type Apis = (system::SystemApi, users::AuthApi, me::MeApi);
+pub type Apis = (
+    system::SystemApi,
+    users::AuthApi,
+    me::MeApi,
+    account::AccountApi,
+    sessions::SessionsApi,
+    admin::AdminApi,
+);
 
 /// The API with its metadata; `server_url` is where Swagger UI sends requests.
 /// Handlers read the shared [`AppState`] from request data, so the spec can
 /// be built without a database (`sesame openapi`).
 pub fn service(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (system::SystemApi, users::AuthApi, me::MeApi),
+        (
+            system::SystemApi,
+            users::AuthApi,
+            me::MeApi,
+            account::AccountApi,
+            sessions::SessionsApi,
+            admin::AdminApi,
+        ),
         "sesame",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "User authentication in one binary: email/password accounts with emailed \
-             verification codes, JWT access tokens with rotating refresh tokens, password \
-             reset and referrals.\n\nEvery error answers `{error: true, code, message}`; \
-             `code` is stable, and each operation lists its error statuses. To call the \
-             endpoints that need a session: log in, copy `accessToken`, press **Authorize** \
-             and paste it.",
+         verification codes, JWT access tokens with rotating refresh tokens, password \
+         reset, referrals, self-service account management and administration.\n\n\
+         Every error answers `{error: true, code, message}`; `code` is stable, and each \
+         operation lists its error statuses. To call the endpoints that need a session: \
+         log in, copy `accessToken`, press **Authorize** and paste it.",
     )
     .server(server_url)
 }

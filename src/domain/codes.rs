@@ -41,6 +41,17 @@ impl VerificationCode {
             self.expose().as_bytes(),
         ])
     }
+
+    /// The stored form of an email change code: bound to the user and to
+    /// its purpose, so it never equals the same user's activation code hash.
+    pub fn hash_for_email_change(&self, user_id: &str) -> Vec<u8> {
+        sha256(&[
+            b"email-change-code:",
+            user_id.as_bytes(),
+            b":",
+            self.expose().as_bytes(),
+        ])
+    }
 }
 
 /// A 256-bit random token, base64url without padding (refresh and reset tokens).

@@ -3,9 +3,12 @@
 //! session flows built from them.
 
 pub mod accounts;
+pub mod admin;
 pub mod codes;
 pub mod email;
+pub mod email_change;
 pub mod password;
+pub mod profile;
 pub mod referral;
 pub mod secret;
 pub mod sessions;

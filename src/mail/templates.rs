@@ -107,7 +107,7 @@ fn link(base: &str, path: &str, params: &[(&str, &str)]) -> String {
 
 /// Escapes a value sesame made itself (codes, tokens, links) for HTML text
 /// and attributes. User-supplied text goes through [`user_text`] instead.
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -128,7 +128,7 @@ fn user_text(text: &str) -> String {
     ammonia::clean_text(text)
 }
 
-fn layout(body: &str) -> String {
+pub(super) fn layout(body: &str) -> String {
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head>\
          <body style=\"font-family: sans-serif\">{body}</body></html>"

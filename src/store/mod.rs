@@ -6,6 +6,8 @@
 //! writers queue in the pool instead of failing with "database is locked",
 //! and reads never wait for writes.
 
+pub mod account;
+pub mod admin;
 pub mod keys;
 pub mod outbox;
 pub mod sessions;

@@ -301,7 +301,7 @@ async fn revoke(conn: &mut SqliteConnection, session_id: &str, now: &str) -> any
 }
 
 /// Revokes every live session of a user.
-pub(crate) async fn revoke_all(
+pub(super) async fn revoke_all(
     conn: &mut SqliteConnection,
     user_id: &str,
     now: &str,

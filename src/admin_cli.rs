@@ -1,0 +1,74 @@
+//! The operator's commands: `sesame admin create` and `sesame keys rotate`.
+//! Plain functions over the database, so `main.rs` only parses and calls.
+
+use std::io::Read;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::domain::admin;
+use crate::domain::password::PasswordHasher;
+use crate::domain::tokens::Ed25519Key;
+use crate::store::Store;
+
+/// Creates an active admin with this email and password; prints its id.
+/// The password is hashed with the default argon2id parameters; a server
+/// configured otherwise re-hashes it at the first login.
+pub async fn create_admin(database_url: &str, email: &str, password: &str) -> anyhow::Result<()> {
+    let store = Store::open(database_url).await?;
+    let params = Config::defaults().argon2;
+    let result = async {
+        let hasher = PasswordHasher::new(params, 1).await?;
+        admin::create_admin(&store, &hasher, email, password).await
+    }
+    .await;
+    store.close().await;
+    let id = result?;
+    println!(
+        "admin {} created (user id {id})",
+        email.trim().to_lowercase()
+    );
+    Ok(())
+}
+
+/// Adds a new signing key; prints its `kid`. Running servers sign with it
+/// from their next login or refresh; tokens signed by the previous key keep
+/// verifying (and it stays in the JWKS) until they expire.
+pub async fn rotate_keys(database_url: &str) -> anyhow::Result<()> {
+    let store = Store::open(database_url).await?;
+    let result = async {
+        // On a new database this first makes the initial key, so the
+        // rotation below is a real one.
+        store.signing_keys().await?;
+        let key = Ed25519Key::generate()?;
+        store.add_signing_key(&key).await?;
+        anyhow::Ok(key.kid)
+    }
+    .await;
+    store.close().await;
+    let kid = result?;
+    println!(
+        "new signing key {kid}: new tokens are signed with it from the next login or refresh; \
+         tokens signed by the previous key stay valid until they expire"
+    );
+    Ok(())
+}
+
+/// Reads a password from standard input: everything up to the end, without
+/// the final line break (`echo pw | sesame …` and `sesame … < file` both work).
+pub fn read_password_from_stdin() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the password from standard input")?;
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
+    if password.is_empty() {
+        anyhow::bail!(
+            "no password on standard input (pipe it in: `echo … | sesame admin create …`)"
+        );
+    }
+    Ok(password.to_owned())
+}

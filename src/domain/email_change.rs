@@ -1,0 +1,91 @@
+//! Moving an account to another email address: a 6-digit code goes to the
+//! new address (the same rules as activation codes: hashed, expiring, five
+//! tries, a newer one voids the older), a notice to the current one; the
+//! code moves the account.
+
+use chrono::Utc;
+
+use super::MAX_CODE_ATTEMPTS;
+use super::codes::{VerificationCode, hashes_equal};
+use super::email::EmailAddress;
+use super::profile::{confirm_password, current_user};
+use super::sessions::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::mail::notices;
+use crate::state::AppState;
+use crate::store::account::{EmailChangeAttempt, NewEmailChange};
+use crate::store::users::User;
+
+/// Checks the password and sends a confirmation code to `new_email`.
+///
+/// An address that already has an account is refused with `409` here
+/// (unless signups conceal existing accounts: then nothing is sent and the
+/// answer is the same as for a free address), and again at confirmation,
+/// where the unique index decides who gets an address two accounts claim.
+pub async fn request(
+    state: &AppState,
+    principal: &Principal,
+    password: &str,
+    new_email: &str,
+) -> ApiResult<()> {
+    let new_email =
+        EmailAddress::parse(new_email).map_err(|p| ApiError::invalid_field("newEmail", p))?;
+    let user = current_user(state, principal).await?;
+    if new_email.as_str() == user.email {
+        return Err(ApiError::invalid_field(
+            "newEmail",
+            "is already the address of your account",
+        ));
+    }
+    confirm_password(state, &user, password).await?;
+    if state
+        .store
+        .user_by_email(new_email.as_str())
+        .await?
+        .is_some()
+    {
+        if state.config.signup_conceals_existing {
+            return Ok(());
+        }
+        return Err(email_in_use());
+    }
+    let code = VerificationCode::generate();
+    let code_hash = code.hash_for_email_change(&user.id);
+    let emails = [
+        notices::email_change_code(new_email.as_str(), code.expose(), state.config.code_ttl),
+        notices::email_change_requested(&state.config.app_url, &user.email, new_email.as_str()),
+    ];
+    let change = NewEmailChange {
+        new_email: new_email.as_str(),
+        code_hash: &code_hash,
+        expires_at: Utc::now() + state.config.code_ttl,
+    };
+    state
+        .store
+        .issue_email_change(&user.id, &change, &emails)
+        .await?;
+    state.wake_mailer();
+    Ok(())
+}
+
+/// Spends the code sent to the new address and moves the account there.
+pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> ApiResult<User> {
+    let invalid = || ApiError::new(ErrorCode::InvalidCode, "Invalid or expired code");
+    let code = VerificationCode::parse(code).ok_or_else(invalid)?;
+    let presented = code.hash_for_email_change(&principal.user_id);
+    let outcome = state
+        .store
+        .attempt_email_change(&principal.user_id, MAX_CODE_ATTEMPTS, |stored| {
+            hashes_equal(stored, &presented)
+        })
+        .await?;
+    match outcome {
+        EmailChangeAttempt::Changed => current_user(state, principal).await,
+        EmailChangeAttempt::EmailTaken => Err(email_in_use()),
+        EmailChangeAttempt::Rejected => Err(invalid()),
+    }
+}
+
+fn email_in_use() -> ApiError {
+    ApiError::new(ErrorCode::EmailInUse, "Email is already in use")
+}

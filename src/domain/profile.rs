@@ -1,0 +1,120 @@
+//! What signed-in users do to their own account: rename, change the
+//! password, delete the account.
+
+use super::accounts::{MAX_NAME_LEN, sanitize_name};
+use super::email::EmailAddress;
+use super::password::{NewPassword, Verdict};
+use super::sessions::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::mail::notices;
+use crate::state::AppState;
+use crate::store::users::User;
+
+/// A change to the display name.
+pub enum NameChange<'a> {
+    /// Leave it as it is (the field was left out).
+    Keep,
+    /// Remove it (`null`, or nothing left once HTML is stripped).
+    Clear,
+    /// Set it; HTML is stripped first.
+    Set(&'a str),
+}
+
+/// Updates the caller's profile and returns it.
+pub async fn update(
+    state: &AppState,
+    principal: &Principal,
+    name: NameChange<'_>,
+) -> ApiResult<User> {
+    let name = match name {
+        NameChange::Keep => return current_user(state, principal).await,
+        NameChange::Clear => None,
+        NameChange::Set(raw) => Some(sanitize_name(raw)).filter(|n| !n.is_empty()),
+    };
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NAME_LEN)
+    {
+        return Err(ApiError::invalid_field(
+            "name",
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if !state
+        .store
+        .update_name(&principal.user_id, name.as_deref())
+        .await?
+    {
+        return Err(ApiError::unauthorized());
+    }
+    current_user(state, principal).await
+}
+
+/// Changes the caller's password after checking the current one. Every
+/// other session of the account ends; this one stays. The account is told
+/// by email.
+pub async fn change_password(
+    state: &AppState,
+    principal: &Principal,
+    current: &str,
+    new_password: &str,
+    confirm: &str,
+) -> ApiResult<()> {
+    let user = current_user(state, principal).await?;
+    if new_password != confirm {
+        return Err(ApiError::invalid_field(
+            "confirmPassword",
+            "must match newPassword",
+        ));
+    }
+    let email = EmailAddress::parse(&user.email)
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("stored email does not parse")))?;
+    let password = NewPassword::parse(new_password, &email)
+        .map_err(|problem| ApiError::invalid_field("newPassword", problem))?;
+    confirm_password(state, &user, current).await?;
+    let hash = state.hasher.hash(&password).await?;
+    let notice = notices::password_changed(&state.config.app_url, &user.email);
+    state
+        .store
+        .change_password(&user.id, &principal.session_id, &hash, &notice)
+        .await?;
+    state.wake_mailer();
+    Ok(())
+}
+
+/// Deletes the caller's account after checking the password: sessions,
+/// codes and queued emails go with it; accounts it referred stay.
+pub async fn delete(state: &AppState, principal: &Principal, password: &str) -> ApiResult<()> {
+    let user = current_user(state, principal).await?;
+    confirm_password(state, &user, password).await?;
+    state.store.delete_user(&user.id).await?;
+    Ok(())
+}
+
+/// The caller's account; `401` if it vanished since the token was checked.
+pub(super) async fn current_user(state: &AppState, principal: &Principal) -> ApiResult<User> {
+    state
+        .store
+        .user_by_id(&principal.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// `401 INVALID_CREDENTIALS` unless `password` is the user's password.
+pub(super) async fn confirm_password(
+    state: &AppState,
+    user: &User,
+    password: &str,
+) -> ApiResult<()> {
+    match state
+        .hasher
+        .verify(password, Some(&user.password_hash))
+        .await?
+    {
+        Verdict::Correct | Verdict::CorrectNeedsRehash => Ok(()),
+        Verdict::Wrong => Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "Password is incorrect",
+        )),
+    }
+}

@@ -1,0 +1,105 @@
+//! Emails about changes to an account: a new password, a new address.
+
+use std::time::Duration;
+
+use super::OutgoingEmail;
+use super::templates::{esc, layout};
+
+/// Tells the owner that the password was changed from a signed-in session.
+pub fn password_changed(app_url: &str, recipient: &str) -> OutgoingEmail {
+    let forgot = format!("{app_url}/reset-password");
+    let text = format!(
+        "The password of your sesame account was just changed. Your other sessions \
+         were logged out.\n\n\
+         If it was you, there is nothing to do.\n\n\
+         If it was not you, someone has your password: reset it now here: {forgot}\n"
+    );
+    let html = layout(&format!(
+        "<p>The password of your sesame account was just changed. Your other sessions \
+         were logged out.</p>\
+         <p>If it was you, there is nothing to do.</p>\
+         <p>If it was not you, someone has your password: \
+         <a href=\"{forgot}\">reset it now</a>.</p>",
+        forgot = esc(&forgot),
+    ));
+    OutgoingEmail {
+        recipient: recipient.to_owned(),
+        kind: "password_changed",
+        subject: "Your password was changed".to_owned(),
+        text_body: text,
+        html_body: html,
+    }
+}
+
+/// The code that confirms a new address, sent to that address.
+pub fn email_change_code(recipient: &str, code: &str, ttl: Duration) -> OutgoingEmail {
+    let minutes = ttl.as_secs().div_ceil(60);
+    let text = format!(
+        "Someone asked to move a sesame account to this address.\n\n\
+         Your confirmation code is: {code}\n\n\
+         Enter it where you asked for the change. The code expires in {minutes} minutes. \
+         If it was not you, ignore this email: nothing changes without the code.\n"
+    );
+    let html = layout(&format!(
+        "<p>Someone asked to move a sesame account to this address.</p>\
+         <p>Your confirmation code is: <b>{code}</b></p>\
+         <p>Enter it where you asked for the change. The code expires in {minutes} minutes. \
+         If it was not you, ignore this email: nothing changes without the code.</p>",
+        code = esc(code),
+    ));
+    OutgoingEmail {
+        recipient: recipient.to_owned(),
+        kind: "email_change_code",
+        subject: "Confirm your new email address".to_owned(),
+        text_body: text,
+        html_body: html,
+    }
+}
+
+/// Tells the current address that a move to another one was asked for.
+pub fn email_change_requested(app_url: &str, recipient: &str, new_address: &str) -> OutgoingEmail {
+    let forgot = format!("{app_url}/reset-password");
+    let text = format!(
+        "Someone signed in to your sesame account asked to change its address to \
+         {new_address}. A confirmation code was sent there; the change happens only once \
+         it is entered.\n\n\
+         If it was not you, someone has your password: reset it now here: {forgot}\n"
+    );
+    let html = layout(&format!(
+        "<p>Someone signed in to your sesame account asked to change its address to \
+         <b>{new_address}</b>. A confirmation code was sent there; the change happens only \
+         once it is entered.</p>\
+         <p>If it was not you, someone has your password: \
+         <a href=\"{forgot}\">reset it now</a>.</p>",
+        new_address = esc(new_address),
+        forgot = esc(&forgot),
+    ));
+    OutgoingEmail {
+        recipient: recipient.to_owned(),
+        kind: "email_change_requested",
+        subject: "Your email address is about to change".to_owned(),
+        text_body: text,
+        html_body: html,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_change_notice_names_the_new_address_escaped() {
+        let mail = email_change_requested("https://a.example", "old@example.com", "x<y@b.com");
+        assert!(mail.text_body.contains("x<y@b.com"));
+        assert!(mail.html_body.contains("x&lt;y@b.com"));
+        assert!(!mail.html_body.contains("x<y"));
+    }
+
+    #[test]
+    fn the_code_email_carries_the_code_and_its_lifetime() {
+        let mail = email_change_code("new@example.com", "012345", Duration::from_secs(900));
+        assert!(mail.text_body.contains("012345"));
+        assert!(mail.text_body.contains("15 minutes"));
+        assert_eq!(mail.recipient, "new@example.com");
+    }
+}

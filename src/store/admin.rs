@@ -1,0 +1,181 @@
+//! What administrators read and change about any account.
+
+use chrono::{DateTime, Utc};
+
+use super::users::{InsertUserError, NewUser, User};
+use super::{Store, parse_ts, ts, unique_violation};
+
+/// A user with what only administrators see.
+pub struct AdminUserRecord {
+    pub user: User,
+    /// The end of the current lockout, if the account is locked now.
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// An administrator's change to an account; `None` leaves a field as it is.
+pub struct UserChanges<'a> {
+    pub active: Option<bool>,
+    pub disabled: Option<bool>,
+    pub role: Option<&'a str>,
+    /// End a lockout: `locked_until` NULL and the failed-login count at 0.
+    pub clear_lockout: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct AdminUserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    name: Option<String>,
+    active: bool,
+    disabled: bool,
+    role: String,
+    referral_code: String,
+    referred_by_code: Option<String>,
+    created_at: String,
+    updated_at: String,
+    locked_until: Option<String>,
+    last_login_at: Option<String>,
+}
+
+const ADMIN_USER_SELECT: &str = "SELECT u.id, u.email, u.password_hash, u.name, u.active, \
+     u.disabled, u.role, u.referral_code, r.referral_code AS referred_by_code, u.created_at, \
+     u.updated_at, u.locked_until, u.last_login_at \
+     FROM users u LEFT JOIN users r ON r.id = u.referred_by";
+
+impl AdminUserRow {
+    fn into_record(self, now: DateTime<Utc>) -> anyhow::Result<AdminUserRecord> {
+        let locked_until = self
+            .locked_until
+            .as_deref()
+            .map(parse_ts)
+            .transpose()?
+            .filter(|until| *until > now);
+        Ok(AdminUserRecord {
+            locked_until,
+            last_login_at: self.last_login_at.as_deref().map(parse_ts).transpose()?,
+            user: User {
+                id: self.id,
+                email: self.email,
+                password_hash: self.password_hash,
+                name: self.name,
+                active: self.active,
+                disabled: self.disabled,
+                role: self.role,
+                referral_code: self.referral_code,
+                referred_by_code: self.referred_by_code,
+                created_at: parse_ts(&self.created_at)?,
+                updated_at: parse_ts(&self.updated_at)?,
+            },
+        })
+    }
+}
+
+impl Store {
+    /// A page of users, oldest first, whose email contains `search` (any
+    /// user without one), and how many match in all.
+    pub async fn admin_list_users(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> anyhow::Result<(Vec<AdminUserRecord>, u64)> {
+        // instr(), not LIKE: `%` and `_` in a search are plain characters.
+        let sql = format!(
+            "{ADMIN_USER_SELECT} WHERE (?1 IS NULL OR instr(u.email, ?1) > 0) \
+             ORDER BY u.created_at, u.id LIMIT ?2 OFFSET ?3"
+        );
+        let rows: Vec<AdminUserRow> = sqlx::query_as(&sql)
+            .bind(search)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR instr(email, ?1) > 0",
+        )
+        .bind(search)
+        .fetch_one(&self.read)
+        .await?;
+        let now = Utc::now();
+        let users = rows
+            .into_iter()
+            .map(|row| row.into_record(now))
+            .collect::<anyhow::Result<_>>()?;
+        Ok((users, total as u64))
+    }
+
+    /// One user, as administrators see it.
+    pub async fn admin_user(&self, user_id: &str) -> anyhow::Result<Option<AdminUserRecord>> {
+        let sql = format!("{ADMIN_USER_SELECT} WHERE u.id = ?");
+        let row: Option<AdminUserRow> = sqlx::query_as(&sql)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|row| row.into_record(Utc::now())).transpose()
+    }
+
+    /// Applies an administrator's change; disabling also revokes every
+    /// session of the user in the same transaction. `false` if there is no
+    /// such user.
+    pub async fn admin_update_user(
+        &self,
+        user_id: &str,
+        changes: &UserChanges<'_>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let now = ts(Utc::now());
+        let updated = sqlx::query(
+            "UPDATE users SET active = COALESCE(?, active), disabled = COALESCE(?, disabled), \
+             role = COALESCE(?, role), \
+             locked_until = CASE WHEN ? THEN NULL ELSE locked_until END, \
+             failed_logins = CASE WHEN ? THEN 0 ELSE failed_logins END, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(changes.active)
+        .bind(changes.disabled)
+        .bind(changes.role)
+        .bind(changes.clear_lockout)
+        .bind(changes.clear_lockout)
+        .bind(&now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        if changes.disabled == Some(true) {
+            super::sessions::revoke_all(&mut tx, user_id, &now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Inserts an active administrator (made from the command line: no code,
+    /// no email). The unique index decides a taken address.
+    pub async fn insert_admin(&self, user: &NewUser<'_>) -> Result<(), InsertUserError> {
+        let now = ts(Utc::now());
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, name, active, role, referral_code, \
+             referred_by, created_at, updated_at) VALUES (?, ?, ?, ?, TRUE, 'admin', ?, ?, ?, ?)",
+        )
+        .bind(user.id)
+        .bind(user.email)
+        .bind(user.password_hash)
+        .bind(user.name)
+        .bind(user.referral_code)
+        .bind(user.referred_by)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.write)
+        .await
+        .map(|_| ())
+        .map_err(|e| match unique_violation(&e) {
+            Some(msg) if msg.contains("users.email") => InsertUserError::EmailTaken,
+            Some(msg) if msg.contains("users.referral_code") => InsertUserError::ReferralCodeTaken,
+            _ => InsertUserError::Other(e.into()),
+        })
+    }
+}
