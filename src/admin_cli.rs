@@ -5,18 +5,22 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use crate::config::Config;
+use crate::config::Argon2Params;
 use crate::domain::admin;
 use crate::domain::password::PasswordHasher;
 use crate::domain::tokens::Ed25519Key;
 use crate::store::Store;
 
-/// Creates an active admin with this email and password; prints its id.
-/// The password is hashed with the default argon2id parameters; a server
-/// configured otherwise re-hashes it at the first login.
-pub async fn create_admin(database_url: &str, email: &str, password: &str) -> anyhow::Result<()> {
+/// Creates an active admin with this email and password, hashed with these
+/// argon2id parameters (a server configured otherwise re-hashes it at the
+/// first login); prints its id.
+pub async fn create_admin(
+    database_url: &str,
+    params: Argon2Params,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
     let store = Store::open(database_url).await?;
-    let params = Config::defaults().argon2;
     let result = async {
         let hasher = PasswordHasher::new(params, 1).await?;
         admin::create_admin(&store, &hasher, email, password).await

@@ -92,7 +92,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(AdminCommand::Create { email, .. }) => {
             let password = sesame::admin_cli::read_password_from_stdin()?;
-            sesame::admin_cli::create_admin(&config.database_url, &email, &password).await
+            sesame::admin_cli::create_admin(&config.database_url, config.argon2, &email, &password)
+                .await
         }
         Command::Keys(KeysCommand::Rotate) => {
             if matches!(config.jwt, sesame::config::JwtSigning::Hs256(_)) {

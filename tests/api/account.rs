@@ -1,0 +1,444 @@
+//! What signed-in users change about their own account: the profile, the
+//! password, the email address, and deleting it.
+
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::authed::*;
+use crate::helpers::*;
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+async fn update_me(app: &TestApp, body: Value, token: &str) -> Response {
+    app.patch_auth("/users/me", body, token).await
+}
+
+async fn change_password(app: &TestApp, current: &str, new: &str, token: &str) -> Response {
+    app.patch_auth(
+        "/users/me/password",
+        json!({"currentPassword": current, "newPassword": new, "confirmPassword": new}),
+        token,
+    )
+    .await
+}
+
+async fn request_email_change(
+    app: &TestApp,
+    password: &str,
+    new_email: &str,
+    token: &str,
+) -> Response {
+    app.post_auth(
+        "/users/me/email",
+        json!({"password": password, "newEmail": new_email}),
+        token,
+    )
+    .await
+}
+
+async fn confirm_email_change(app: &TestApp, code: &str, token: &str) -> Response {
+    app.patch_auth("/users/me/email", json!({ "code": code }), token)
+        .await
+}
+
+async fn delete_me(app: &TestApp, password: &str, token: &str) -> Response {
+    app.delete_auth("/users/me", Some(json!({ "password": password })), token)
+        .await
+}
+
+/// Asks to move the account to `new_email`; returns the code from the
+/// `nth` email to that address.
+async fn email_change_code(app: &TestApp, token: &str, new_email: &str, nth: usize) -> String {
+    let resp = request_email_change(app, PASSWORD, new_email, token).await;
+    let body = expect_json(resp, StatusCode::ACCEPTED).await;
+    assert_eq!(body["success"], json!(true), "{body}");
+    app.code_from_mail(new_email, nth).await
+}
+
+/// A 6-digit code that is surely not `code`.
+fn other_code(code: &str) -> String {
+    if code == "000000" { "000001" } else { "000000" }.to_owned()
+}
+
+// ---------------------------------------------------------------- profile
+
+#[tokio::test]
+async fn updating_the_name_strips_html_and_shows_in_the_profile() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    let before = app.me(&access).await;
+
+    let resp = update_me(
+        &app,
+        json!({"name": "  <b>Sam</b> <script>x()</script>Doe "}),
+        &access,
+    )
+    .await;
+
+    let body = expect_json(resp, StatusCode::OK).await;
+    assert_eq!(body["success"], json!(true), "{body}");
+    assert_eq!(body["user"]["name"], json!("Sam Doe"), "{body}");
+    let after = app.me(&access).await;
+    assert_eq!(after["name"], json!("Sam Doe"), "{after}");
+    assert!(str_field(&after, "updatedAt") >= str_field(&before, "updatedAt"));
+}
+
+#[tokio::test]
+async fn a_field_left_out_stays_and_null_removes_the_name() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    expect_json(
+        update_me(&app, json!({"name": "Sam"}), &access).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let kept = expect_json(update_me(&app, json!({}), &access).await, StatusCode::OK).await;
+    assert_eq!(kept["user"]["name"], json!("Sam"), "{kept}");
+
+    let cleared = expect_json(
+        update_me(&app, json!({"name": null}), &access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(cleared["user"]["name"], Value::Null, "{cleared}");
+    assert_eq!(app.me(&access).await["name"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_name_over_100_characters_or_not_a_string_is_refused() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+
+    let long = update_me(&app, json!({"name": "x".repeat(101)}), &access).await;
+    let body = expect_error(long, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    assert!(body["fields"]["name"].is_string(), "{body}");
+    let number = update_me(&app, json!({"name": 42}), &access).await;
+    expect_error(number, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+
+    // Markup does not count towards the limit: 100 characters once stripped is fine.
+    let exact = format!("<i>{}</i>", "y".repeat(100));
+    let ok = expect_json(
+        update_me(&app, json!({"name": exact}), &access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ok["user"]["name"], json!("y".repeat(100)), "{ok}");
+}
+
+#[tokio::test]
+async fn updating_the_profile_needs_a_live_session() {
+    let app = spawn_app().await;
+
+    let resp = app.patch("/users/me", json!({"name": "Sam"})).await;
+
+    expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+}
+
+// ---------------------------------------------------------------- password
+
+#[tokio::test]
+async fn a_password_change_keeps_this_session_ends_the_others_and_tells_the_account() {
+    let app = spawn_app().await;
+    let (current, current_refresh) = app.logged_in_user("sam@example.com").await;
+    let (other, other_refresh) = another_session(&app, "sam@example.com").await;
+
+    let resp = change_password(&app, PASSWORD, NEW_PASSWORD, &current).await;
+
+    let body = expect_json(resp, StatusCode::OK).await;
+    assert_eq!(body["success"], json!(true), "{body}");
+    expect_token_refused(&app, &other).await;
+    expect_refresh_refused(&app, &other_refresh).await;
+    app.me(&current).await;
+    expect_json(refresh(&app, &current_refresh).await, StatusCode::OK).await;
+    let old = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_error(old, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    expect_json(
+        login_with(&app, "sam@example.com", NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    let notice = app.mail.wait_for_mail_to("sam@example.com", 2, WAIT).await;
+    assert_eq!(notice.subject(), "Your password was changed");
+    assert!(
+        !notice.text_body().contains(NEW_PASSWORD),
+        "the email must not carry the password"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_changes_nothing() {
+    let app = spawn_app().await;
+    let (current, _) = app.logged_in_user("sam@example.com").await;
+    let (other, _) = another_session(&app, "sam@example.com").await;
+
+    let resp = change_password(&app, "not my password", NEW_PASSWORD, &current).await;
+
+    expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    app.me(&other).await;
+    expect_json(
+        login_with(&app, "sam@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_password_breaking_the_policy_or_its_confirmation_is_refused() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+
+    let weak = change_password(&app, PASSWORD, "password", &access).await;
+    let body = expect_error(weak, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    assert!(body["fields"]["newPassword"].is_string(), "{body}");
+    let differ = app
+        .patch_auth(
+            "/users/me/password",
+            json!({"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD, "confirmPassword": "something else"}),
+            &access,
+        )
+        .await;
+    let body = expect_error(differ, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    assert!(body["fields"]["confirmPassword"].is_string(), "{body}");
+    let missing = app
+        .patch_auth(
+            "/users/me/password",
+            json!({"newPassword": NEW_PASSWORD}),
+            &access,
+        )
+        .await;
+    expect_error(missing, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+
+    expect_json(
+        login_with(&app, "sam@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------- email
+
+#[tokio::test]
+async fn an_email_change_sends_a_code_to_the_new_address_and_moves_the_account_with_it() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+
+    let code = email_change_code(&app, &access, "New@Example.com", 1).await;
+
+    let notice = app.mail.wait_for_mail_to("sam@example.com", 2, WAIT).await;
+    assert!(
+        notice.text_body().contains("new@example.com"),
+        "{}",
+        notice.text_body()
+    );
+    assert!(
+        !notice.text_body().contains(&code),
+        "the old address must not get the code"
+    );
+    assert_eq!(
+        app.me(&access).await["email"],
+        json!("sam@example.com"),
+        "nothing moves before the code"
+    );
+    let body = expect_json(
+        confirm_email_change(&app, &code, &access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(body["user"]["email"], json!("new@example.com"), "{body}");
+    assert_eq!(app.me(&access).await["email"], json!("new@example.com"));
+    expect_json(
+        login_with(&app, "new@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    let old = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_error(old, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    // The code is spent.
+    let again = confirm_email_change(&app, &code, &access).await;
+    expect_error(again, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+}
+
+#[tokio::test]
+async fn an_email_change_needs_the_password() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+
+    let resp = request_email_change(&app, "not my password", "new@example.com", &access).await;
+
+    expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    let none = confirm_email_change(&app, "123456", &access).await;
+    expect_error(none, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+}
+
+#[tokio::test]
+async fn an_email_change_to_a_taken_own_or_malformed_address_is_refused() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    app.activated_user("kim@example.com").await;
+
+    let taken = request_email_change(&app, PASSWORD, "KIM@example.com", &access).await;
+    expect_error(taken, StatusCode::CONFLICT, "EMAIL_IN_USE").await;
+    let own = request_email_change(&app, PASSWORD, "Sam@Example.com", &access).await;
+    let body = expect_error(own, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    assert!(body["fields"]["newEmail"].is_string(), "{body}");
+    let malformed = request_email_change(&app, PASSWORD, "not an address", &access).await;
+    let body = expect_error(malformed, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    assert!(body["fields"]["newEmail"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn five_wrong_codes_void_the_email_change_code() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    let code = email_change_code(&app, &access, "new@example.com", 1).await;
+
+    for _ in 0..5 {
+        let wrong = confirm_email_change(&app, &other_code(&code), &access).await;
+        expect_error(wrong, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    }
+
+    let right = confirm_email_change(&app, &code, &access).await;
+    expect_error(right, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    assert_eq!(app.me(&access).await["email"], json!("sam@example.com"));
+}
+
+#[tokio::test]
+async fn a_newer_email_change_request_voids_the_older_code() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    let first = email_change_code(&app, &access, "first@example.com", 1).await;
+    let second = email_change_code(&app, &access, "second@example.com", 1).await;
+
+    let old = confirm_email_change(&app, &first, &access).await;
+    expect_error(old, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+
+    let body = expect_json(
+        confirm_email_change(&app, &second, &access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(body["user"]["email"], json!("second@example.com"), "{body}");
+}
+
+#[tokio::test]
+async fn an_expired_email_change_code_is_refused() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    // Codes die the moment they are made from now on (the session survives the restart).
+    let app = app
+        .restart_with(|config| config.code_ttl = Duration::ZERO)
+        .await;
+    let code = email_change_code(&app, &access, "new@example.com", 1).await;
+
+    let resp = confirm_email_change(&app, &code, &access).await;
+
+    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    assert_eq!(app.me(&access).await["email"], json!("sam@example.com"));
+}
+
+#[tokio::test]
+async fn an_address_taken_after_the_request_is_refused_at_confirmation() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    let code = email_change_code(&app, &access, "new@example.com", 1).await;
+    expect_json(app.signup("new@example.com").await, StatusCode::CREATED).await;
+
+    let resp = confirm_email_change(&app, &code, &access).await;
+
+    expect_error(resp, StatusCode::CONFLICT, "EMAIL_IN_USE").await;
+    assert_eq!(app.me(&access).await["email"], json!("sam@example.com"));
+}
+
+#[tokio::test]
+async fn two_accounts_confirming_the_same_new_address_at_once_exactly_one_wins() {
+    let app = spawn_app().await;
+    let (sam, _) = app.logged_in_user("sam@example.com").await;
+    let (kim, _) = app.logged_in_user("kim@example.com").await;
+    let sam_code = email_change_code(&app, &sam, "shared@example.com", 1).await;
+    let kim_code = email_change_code(&app, &kim, "shared@example.com", 2).await;
+
+    let (sam_resp, kim_resp) = tokio::join!(
+        confirm_email_change(&app, &sam_code, &sam),
+        confirm_email_change(&app, &kim_code, &kim),
+    );
+
+    let mut statuses = [sam_resp.status(), kim_resp.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    let (winner, loser, loser_email, loser_resp) = if sam_resp.status() == StatusCode::OK {
+        (&sam, &kim, "kim@example.com", kim_resp)
+    } else {
+        (&kim, &sam, "sam@example.com", sam_resp)
+    };
+    expect_error(loser_resp, StatusCode::CONFLICT, "EMAIL_IN_USE").await;
+    assert_eq!(app.me(winner).await["email"], json!("shared@example.com"));
+    assert_eq!(app.me(loser).await["email"], json!(loser_email));
+}
+
+// ---------------------------------------------------------------- deletion
+
+#[tokio::test]
+async fn deleting_the_account_removes_it_with_its_sessions_and_frees_the_address() {
+    let app = spawn_app().await;
+    let sam = app.activated_user("sam@example.com").await;
+    let (access, _) = another_session(&app, "sam@example.com").await;
+    let (other, other_refresh) = another_session(&app, "sam@example.com").await;
+    app.signup_referred("kim@example.com", &str_field(&sam, "referralCode"))
+        .await;
+    let kim_code = app.code_from_mail("kim@example.com", 1).await;
+    let activated = app
+        .patch(
+            "/users/activate",
+            json!({"email": "kim@example.com", "code": kim_code}),
+        )
+        .await;
+    expect_json(activated, StatusCode::OK).await;
+    let user_id = str_field(&sam, "userId");
+
+    let body = expect_json(delete_me(&app, PASSWORD, &access).await, StatusCode::OK).await;
+
+    assert_eq!(body["success"], json!(true), "{body}");
+    expect_token_refused(&app, &access).await;
+    expect_token_refused(&app, &other).await;
+    expect_refresh_refused(&app, &other_refresh).await;
+    let login = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_error(login, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    for (table, column, value) in [
+        ("users", "id", user_id.as_str()),
+        ("sessions", "user_id", user_id.as_str()),
+        ("one_time_codes", "user_id", user_id.as_str()),
+        ("outbox", "recipient", "sam@example.com"),
+    ] {
+        assert_eq!(
+            app.count_rows(table, column, value).await,
+            0,
+            "{table} keeps rows of the deleted user"
+        );
+    }
+    // The referred account stays, without its referrer.
+    let (kim, _) = another_session(&app, "kim@example.com").await;
+    assert_eq!(app.me(&kim).await["referredBy"], Value::Null);
+    // The address can sign up again.
+    expect_json(app.signup("sam@example.com").await, StatusCode::CREATED).await;
+}
+
+#[tokio::test]
+async fn deleting_the_account_needs_the_right_password() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+
+    let wrong = delete_me(&app, "not my password", &access).await;
+    expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    let missing = app.delete_auth("/users/me", None, &access).await;
+    expect_error(missing, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+
+    app.me(&access).await;
+    expect_json(
+        login_with(&app, "sam@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+}

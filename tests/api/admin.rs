@@ -1,0 +1,335 @@
+//! The admin API: who may use it, listing and reading users, and what each
+//! change does to the account.
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::authed::*;
+use crate::helpers::*;
+
+async fn list(app: &TestApp, query: &str, token: &str) -> Response {
+    app.get_auth(&format!("/admin/users{query}"), token).await
+}
+
+async fn get_user(app: &TestApp, user_id: &str, token: &str) -> Response {
+    app.get_auth(&format!("/admin/users/{user_id}"), token)
+        .await
+}
+
+async fn update_user(app: &TestApp, user_id: &str, body: Value, token: &str) -> Response {
+    app.patch_auth(&format!("/admin/users/{user_id}"), body, token)
+        .await
+}
+
+async fn delete_user(app: &TestApp, user_id: &str, token: &str) -> Response {
+    app.delete_auth(&format!("/admin/users/{user_id}"), None, token)
+        .await
+}
+
+/// Applies a change and returns the user it answers with.
+async fn updated(app: &TestApp, user_id: &str, body: Value, token: &str) -> Value {
+    let resp = update_user(app, user_id, body, token).await;
+    let body = expect_json(resp, StatusCode::OK).await;
+    assert_eq!(body["success"], json!(true), "{body}");
+    body["user"].clone()
+}
+
+fn emails(page: &Value) -> Vec<String> {
+    page["users"]
+        .as_array()
+        .expect("users is an array")
+        .iter()
+        .map(|u| str_field(u, "email"))
+        .collect()
+}
+
+/// An activated user with a session: (user id, access, refresh).
+async fn member(app: &TestApp, email: &str) -> (String, String, String) {
+    let signup = app.activated_user(email).await;
+    let (access, refresh_token) = another_session(app, email).await;
+    (str_field(&signup, "userId"), access, refresh_token)
+}
+
+#[tokio::test]
+async fn an_admin_lists_users_oldest_first_with_search_and_paging() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    for email in ["ann@example.org", "bob@example.com", "cat@example.org"] {
+        app.activated_user(email).await;
+    }
+
+    let all = expect_json(list(&app, "", &admin).await, StatusCode::OK).await;
+    assert_eq!(all["total"], json!(4), "{all}");
+    assert_eq!(
+        emails(&all),
+        [
+            "boss@example.com",
+            "ann@example.org",
+            "bob@example.com",
+            "cat@example.org"
+        ]
+    );
+    let found = expect_json(
+        list(&app, "?search=EXAMPLE.ORG", &admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(found["total"], json!(2), "{found}");
+    assert_eq!(emails(&found), ["ann@example.org", "cat@example.org"]);
+    let page = expect_json(
+        list(&app, "?limit=2&offset=1", &admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["total"], json!(4), "{page}");
+    assert_eq!(emails(&page), ["ann@example.org", "bob@example.com"]);
+    let none = expect_json(list(&app, "?search=%25", &admin).await, StatusCode::OK).await;
+    assert_eq!(
+        none["total"],
+        json!(0),
+        "`%` is a plain character, not a wildcard: {none}"
+    );
+    for bad in ["?limit=0", "?limit=201", "?offset=-1", "?limit=ten"] {
+        let resp = list(&app, bad, &admin).await;
+        expect_error(resp, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    }
+}
+
+#[tokio::test]
+async fn the_admin_view_is_the_user_plus_disabled_lockout_and_last_login() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let signup = app.activated_user("sam@example.com").await;
+    let user_id = str_field(&signup, "userId");
+
+    let before = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    let user = &before["user"];
+    assert_eq!(user["userId"], json!(user_id), "{before}");
+    assert_eq!(user["email"], json!("sam@example.com"), "{before}");
+    assert_eq!(user["role"], json!("user"), "{before}");
+    assert_eq!(user["active"], json!(true), "{before}");
+    assert_eq!(user["referralCode"], signup["referralCode"], "{before}");
+    assert_eq!(user["disabled"], json!(false), "{before}");
+    assert_eq!(user["lockedUntil"], Value::Null, "{before}");
+    assert_eq!(user["lastLoginAt"], Value::Null, "{before}");
+    assert!(user.get("passwordHash").is_none(), "{before}");
+
+    app.login("sam@example.com").await;
+
+    let after = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    assert!(after["user"]["lastLoginAt"].is_string(), "{after}");
+}
+
+#[tokio::test]
+async fn users_who_are_not_admins_are_forbidden_everywhere() {
+    let app = spawn_app().await;
+    let (user_id, access, _) = member(&app, "sam@example.com").await;
+
+    for resp in [
+        list(&app, "", &access).await,
+        get_user(&app, &user_id, &access).await,
+        update_user(&app, &user_id, json!({"role": "admin"}), &access).await,
+        delete_user(&app, &user_id, &access).await,
+    ] {
+        expect_error(resp, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+    }
+    assert_eq!(app.me(&access).await["role"], json!("user"));
+}
+
+#[tokio::test]
+async fn the_admin_endpoints_need_a_token() {
+    let app = spawn_app().await;
+
+    let resp = app.get("/admin/users").await;
+
+    expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_not_found() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let nobody = uuid::Uuid::now_v7().to_string();
+
+    for resp in [
+        get_user(&app, &nobody, &admin).await,
+        update_user(&app, &nobody, json!({"disabled": true}), &admin).await,
+        delete_user(&app, &nobody, &admin).await,
+    ] {
+        expect_error(resp, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    }
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_every_session_at_once_and_blocks_login() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let (user_id, first, first_refresh) = member(&app, "sam@example.com").await;
+    let (second, _) = another_session(&app, "sam@example.com").await;
+
+    let user = updated(&app, &user_id, json!({"disabled": true}), &admin).await;
+
+    assert_eq!(user["disabled"], json!(true), "{user}");
+    expect_token_refused(&app, &first).await;
+    expect_token_refused(&app, &second).await;
+    expect_refresh_refused(&app, &first_refresh).await;
+    let login = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_error(login, StatusCode::FORBIDDEN, "ACCOUNT_DISABLED").await;
+
+    let user = updated(&app, &user_id, json!({"disabled": false}), &admin).await;
+
+    assert_eq!(user["disabled"], json!(false), "{user}");
+    expect_json(
+        login_with(&app, "sam@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    // Enabling again does not bring the ended sessions back.
+    expect_refresh_refused(&app, &first_refresh).await;
+}
+
+#[tokio::test]
+async fn a_promotion_and_a_demotion_count_from_the_next_request_of_the_same_token() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let (user_id, access, _) = member(&app, "sam@example.com").await;
+
+    let user = updated(&app, &user_id, json!({"role": "admin"}), &admin).await;
+    assert_eq!(user["role"], json!("admin"), "{user}");
+    expect_json(list(&app, "", &access).await, StatusCode::OK).await;
+
+    updated(&app, &user_id, json!({"role": "user"}), &admin).await;
+    expect_error(
+        list(&app, "", &access).await,
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_demoted_admin_loses_admin_access_at_once() {
+    let app = spawn_app().await;
+    let boss = app.admin_token("boss@example.com").await;
+    let deputy = app.admin_token("deputy@example.com").await;
+    let deputy_id = str_field(&app.me(&deputy).await, "userId");
+    expect_json(list(&app, "", &deputy).await, StatusCode::OK).await;
+
+    updated(&app, &deputy_id, json!({"role": "user"}), &boss).await;
+
+    expect_error(
+        list(&app, "", &deputy).await,
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_eq!(app.me(&deputy).await["role"], json!("user"));
+}
+
+#[tokio::test]
+async fn bad_changes_are_refused_with_validation_failed() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let (user_id, _, _) = member(&app, "sam@example.com").await;
+
+    for body in [
+        json!({"role": "root"}),
+        json!({"disabled": "yes"}),
+        json!({"active": 1}),
+        json!({"locked": true}),
+    ] {
+        let resp = update_user(&app, &user_id, body.clone(), &admin).await;
+        let error = expect_error(resp, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+        assert!(
+            !error.to_string().contains("root"),
+            "the value is not echoed: {error}"
+        );
+    }
+    let unchanged = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    assert_eq!(unchanged["user"]["role"], json!("user"), "{unchanged}");
+    assert_eq!(unchanged["user"]["disabled"], json!(false), "{unchanged}");
+}
+
+#[tokio::test]
+async fn locked_false_ends_a_lockout_and_resets_the_failure_count() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let (user_id, _, _) = member(&app, "sam@example.com").await;
+    let db = app.db().await;
+    sqlx::query("UPDATE users SET locked_until = '2999-01-01T00:00:00.000000Z', failed_logins = 5 WHERE id = ?")
+        .bind(&user_id)
+        .execute(&db)
+        .await
+        .expect("lock the account");
+    let locked = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    let until = chrono::DateTime::parse_from_rfc3339(&str_field(&locked["user"], "lockedUntil"))
+        .expect("lockedUntil is RFC 3339");
+    assert_eq!(until.timestamp(), 32_472_144_000, "{locked}");
+
+    let user = updated(&app, &user_id, json!({"locked": false}), &admin).await;
+
+    assert_eq!(user["lockedUntil"], Value::Null, "{user}");
+    let (until, failures): (Option<String>, i64) =
+        sqlx::query_as("SELECT locked_until, failed_logins FROM users WHERE id = ?")
+            .bind(&user_id)
+            .fetch_one(&db)
+            .await
+            .expect("read the account");
+    db.close().await;
+    assert_eq!((until, failures), (None, 0));
+}
+
+#[tokio::test]
+async fn active_false_sends_the_account_back_to_email_verification() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let (user_id, _, _) = member(&app, "sam@example.com").await;
+
+    let user = updated(&app, &user_id, json!({"active": false}), &admin).await;
+
+    assert_eq!(user["active"], json!(false), "{user}");
+    let login = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_error(login, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
+    updated(&app, &user_id, json!({"active": true}), &admin).await;
+    expect_json(
+        login_with(&app, "sam@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_user_removes_it_and_kills_its_tokens() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let (user_id, access, refresh_token) = member(&app, "sam@example.com").await;
+
+    let body = expect_json(delete_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+
+    assert_eq!(body["success"], json!(true), "{body}");
+    expect_token_refused(&app, &access).await;
+    expect_refresh_refused(&app, &refresh_token).await;
+    expect_error(
+        get_user(&app, &user_id, &admin).await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    )
+    .await;
+    expect_json(app.signup("sam@example.com").await, StatusCode::CREATED).await;
+}
+
+#[tokio::test]
+async fn admins_cannot_disable_demote_or_delete_themselves() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let my_id = str_field(&app.me(&admin).await, "userId");
+
+    for resp in [
+        update_user(&app, &my_id, json!({"disabled": true}), &admin).await,
+        update_user(&app, &my_id, json!({"role": "user"}), &admin).await,
+        delete_user(&app, &my_id, &admin).await,
+    ] {
+        expect_error(resp, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+    }
+    expect_json(list(&app, "", &admin).await, StatusCode::OK).await;
+}
