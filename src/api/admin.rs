@@ -163,7 +163,7 @@ impl AdminApi {
         state: State<'_>,
         auth: BearerAuth,
         /// Id of the user.
-        #[oai(name = "userId", validator(max_length = 64))]
+        #[oai(name = "userId")]
         user_id: Path<String>,
     ) -> Result<Json<AdminUserResponse>, AdminUserErrors> {
         let user = admin::get_user(&state, &auth.0, &user_id).await?;
@@ -187,7 +187,7 @@ impl AdminApi {
         state: State<'_>,
         auth: BearerAuth,
         /// Id of the user.
-        #[oai(name = "userId", validator(max_length = 64))]
+        #[oai(name = "userId")]
         user_id: Path<String>,
         body: Json<AdminUpdateBody>,
     ) -> Result<Json<AdminUserResponse>, AdminUpdateErrors> {
@@ -221,7 +221,7 @@ impl AdminApi {
         state: State<'_>,
         auth: BearerAuth,
         /// Id of the user.
-        #[oai(name = "userId", validator(max_length = 64))]
+        #[oai(name = "userId")]
         user_id: Path<String>,
     ) -> Result<Json<MessageResponse>, AdminUserErrors> {
         admin::delete_user(&state, &auth.0, &user_id).await?;

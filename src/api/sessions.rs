@@ -108,7 +108,7 @@ impl SessionsApi {
         state: State<'_>,
         auth: BearerAuth,
         /// Id of the session, from `GET /users/me/sessions`.
-        #[oai(name = "sessionId", validator(max_length = 64))]
+        #[oai(name = "sessionId")]
         session_id: Path<String>,
     ) -> Result<Json<MessageResponse>, RevokeSessionErrors> {
         sessions::end(&state, &auth.0, &session_id).await?;

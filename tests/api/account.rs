@@ -183,6 +183,12 @@ async fn a_wrong_current_password_changes_nothing() {
         StatusCode::OK,
     )
     .await;
+    // Emails are queued in the request's transaction: only the verification email exists.
+    assert_eq!(
+        app.count_rows("outbox", "recipient", "sam@example.com")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -287,6 +293,38 @@ async fn an_email_change_to_a_taken_own_or_malformed_address_is_refused() {
     let malformed = request_email_change(&app, PASSWORD, "not an address", &access).await;
     let body = expect_error(malformed, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
     assert!(body["fields"]["newEmail"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn when_existing_accounts_are_concealed_a_taken_address_gets_the_usual_answer_and_no_email() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    app.activated_user("kim@example.com").await;
+    let app = app
+        .restart_with(|config| config.signup_conceals_existing = true)
+        .await;
+
+    let taken = request_email_change(&app, PASSWORD, "kim@example.com", &access).await;
+    let free = request_email_change(&app, PASSWORD, "new@example.com", &access).await;
+
+    let taken = expect_json(taken, StatusCode::ACCEPTED).await;
+    assert_eq!(taken, expect_json(free, StatusCode::ACCEPTED).await);
+    // Emails are queued in the request's transaction: none went out for the taken address.
+    assert_eq!(
+        app.count_rows("outbox", "recipient", "kim@example.com")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count_rows("outbox", "recipient", "new@example.com")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count_rows("outbox", "recipient", "sam@example.com")
+            .await,
+        2
+    );
 }
 
 #[tokio::test]
