@@ -91,3 +91,5 @@ CREATE TABLE outbox (
     created_at      TEXT NOT NULL
 );
 CREATE INDEX outbox_pending_idx ON outbox (sent_at, failed_at, id);
+-- For the email throttle: the last email of a kind to an address.
+CREATE INDEX outbox_recipient_kind_idx ON outbox (recipient, kind, created_at);

@@ -7,6 +7,7 @@ use super::email::EmailAddress;
 use super::password::{NewPassword, Verdict};
 use super::tokens::TokenError;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::sessions::{NewSession, RefreshOutcome};
 
@@ -49,9 +50,20 @@ pub async fn login(
         .hasher
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
+    // A locked account answers the same with the right password: the lock
+    // must not become an oracle for guesses.
+    if let Some(user) = &user {
+        if let Some(until) = state.store.locked_until(&user.id).await? {
+            return Err(locked(until));
+        }
+    }
     let user = match (user, verdict) {
         (Some(user), Verdict::Correct | Verdict::CorrectNeedsRehash) => user,
-        _ => return Err(invalid()),
+        (Some(user), Verdict::Wrong) => {
+            count_failure(state, &user.id, &user.email).await?;
+            return Err(invalid());
+        }
+        (None, _) => return Err(invalid()),
     };
     if user.disabled {
         return Err(ApiError::new(
@@ -83,6 +95,36 @@ pub async fn login(
         })
         .await?;
     issue_pair(state, &user.id, &session_id, &user.role, refresh_token)
+}
+
+/// Counts a wrong password against the account; the failure that locks it
+/// emails the owner.
+async fn count_failure(state: &AppState, user_id: &str, email: &str) -> ApiResult<()> {
+    let config = &state.config;
+    let notice = templates::account_locked(&config.app_url, email, config.login_lockout);
+    let locked = state
+        .store
+        .record_failed_login(
+            user_id,
+            config.login_max_failures,
+            config.login_lockout,
+            &notice,
+        )
+        .await?;
+    if locked.is_some() {
+        tracing::warn!(user_id, "account locked after repeated failed logins");
+        state.wake_mailer();
+    }
+    Ok(())
+}
+
+fn locked(until: chrono::DateTime<Utc>) -> ApiError {
+    let wait = (until - Utc::now()).num_seconds().max(1) as u64;
+    ApiError::new(
+        ErrorCode::AccountLocked,
+        "Too many failed logins: this account is locked for a while. Reset the password to unlock it now.",
+    )
+    .with_retry_after(wait)
 }
 
 /// Rotates a refresh token into a new pair for the same session.

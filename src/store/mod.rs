@@ -7,6 +7,7 @@
 //! and reads never wait for writes.
 
 pub mod keys;
+pub mod lockout;
 pub mod outbox;
 pub mod sessions;
 pub mod users;
