@@ -86,7 +86,7 @@ impl Application {
             rate_limits,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        tokio::spawn(prune_rate_limits(state.clone(), shutdown_rx.clone()));
+        tokio::spawn(housekeeping(state.clone(), shutdown_rx.clone()));
 
         let worker = OutboxWorker {
             store: state.store.clone(),
@@ -251,15 +251,23 @@ async fn admit(
     http::limit_body(req, gate.max_body).await
 }
 
-/// Keeps the rate limiters' memory bounded by forgetting recovered IPs.
-async fn prune_rate_limits(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
-    let Some(limits) = &state.rate_limits else {
-        return;
-    };
+/// Periodic housekeeping: keeps the rate limiters' memory bounded by
+/// forgetting recovered IPs, and prunes idle failed-login counts.
+async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let period = state.config.ip_rate_window.min(Duration::from_secs(3600));
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(state.config.ip_rate_window) => limits.prune(),
+            _ = tokio::time::sleep(period) => {}
             _ = shutdown.wait_for(|stopped| *stopped) => return,
+        }
+        if let Some(limits) = &state.rate_limits {
+            limits.prune();
+        }
+        if let Err(e) = state.store.prune_unknown_login_failures().await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "pruning failed-login counts failed"
+            );
         }
     }
 }
