@@ -22,6 +22,18 @@ CREATE UNIQUE INDEX users_email_key ON users (email);
 CREATE UNIQUE INDEX users_referral_code_key ON users (referral_code);
 CREATE INDEX users_referred_by_idx ON users (referred_by, created_at);
 
+-- Failed logins to addresses that have no account, counted and locked like
+-- real accounts so that neither the lockout nor the time a failed login
+-- takes tells which addresses exist. Keyed by a SHA-256 of the address;
+-- rows are pruned once idle for a day.
+CREATE TABLE unknown_login_failures (
+    email_hash      BLOB PRIMARY KEY NOT NULL,
+    failed_logins   INTEGER NOT NULL,
+    locked_until    TEXT,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX unknown_login_failures_updated_idx ON unknown_login_failures (updated_at);
+
 -- One-time secrets sent by email: 6-digit activation and email-change codes,
 -- and reset tokens. Only a SHA-256 hash is stored. A user has at most one
 -- live secret per purpose. `new_email` is the address an email change moves to.
@@ -91,3 +103,5 @@ CREATE TABLE outbox (
     created_at      TEXT NOT NULL
 );
 CREATE INDEX outbox_pending_idx ON outbox (sent_at, failed_at, id);
+-- For the email throttle: the last email of a kind to an address.
+CREATE INDEX outbox_recipient_kind_idx ON outbox (recipient, kind, created_at);

@@ -15,7 +15,9 @@ use crate::api;
 use crate::config::{Config, MailTransport};
 use crate::domain::password::PasswordHasher;
 use crate::domain::signing::SigningKeys;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::{self, AllowedMethods};
+use crate::limits::{ClientIp, IpRateLimits};
 use crate::mail::transport::Transport;
 use crate::mail::worker::OutboxWorker;
 use crate::state::AppState;
@@ -60,14 +62,17 @@ impl Application {
             .context("listener has no local address")?;
 
         let mail_queued = Arc::new(Notify::new());
+        let rate_limits = IpRateLimits::new(config.ip_rate_limit, config.ip_rate_window);
         let state = Arc::new(AppState {
             config,
             store,
             hasher,
             keys,
             mail_queued: mail_queued.clone(),
+            rate_limits,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(housekeeping(state.clone(), shutdown_rx.clone()));
 
         let worker = OutboxWorker {
             store: state.store.clone(),
@@ -137,45 +142,70 @@ impl Application {
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = api::service(&state.config.public_url);
     let spec = service.spec();
-    let allowed = Arc::new(AllowedMethods::from_spec(&spec));
-    let docs = service.swagger_ui();
+    let docs_html = service.swagger_ui_html();
+    let gate = Arc::new(Gate {
+        allowed: AllowedMethods::from_spec(&spec),
+        max_body: state.config.max_body_bytes,
+        docs_csp: http::docs_csp(&docs_html, &state.config.public_url),
+    });
     let spec_endpoint = make_sync(move |_| {
         Response::builder()
             .content_type("application/json; charset=utf-8")
             .body(spec.clone())
     });
-    let max_body = state.config.max_body_bytes;
+    let docs_endpoint = make_sync(move |_| {
+        Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .body(docs_html.clone())
+    });
+    let cors = http::cors(&state.config.cors_origins);
     Route::new()
         .at("/openapi.json", spec_endpoint)
-        .nest("/docs", docs)
+        .at("/docs", docs_endpoint)
         .nest("/", service)
-        .data(state)
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .data(state.clone())
         .around(move |ep, req| {
-            let allowed = allowed.clone();
-            async move { Ok(handle(ep, req, max_body, &allowed).await) }
+            let gate = gate.clone();
+            let state = state.clone();
+            async move { Ok(handle(ep, req, &gate, &state).await) }
         })
 }
 
-/// Every request passes here: body limit, error mapping, headers, and one log line.
+/// What the request middleware needs, computed once at start-up.
+struct Gate {
+    allowed: AllowedMethods,
+    max_body: usize,
+    /// The Content-Security-Policy of the Swagger UI page (hashes of its inline scripts).
+    docs_csp: String,
+}
+
+/// Every request passes here: client IP, rate limit, body limit, error
+/// mapping, headers, and one log line.
 async fn handle<E: Endpoint>(
     ep: Arc<E>,
-    req: Request,
-    max_body: usize,
-    allowed: &AllowedMethods,
+    mut req: Request,
+    gate: &Gate,
+    state: &AppState,
 ) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     // The path only: query strings can carry codes and tokens (email links).
     let path = req.uri().path().to_owned();
-    let result = match http::limit_body(req, max_body).await {
+    let client_ip = http::client_ip(&req, &state.config.trusted_proxies);
+    req.extensions_mut().insert(client_ip);
+    let result = match admit(req, gate, state, &client_ip).await {
         Ok(req) => ep.call(req).await.map(IntoResponse::into_response),
         Err(err) => Err(err),
     };
     let mut resp = match result {
         Ok(resp) => resp,
-        Err(err) => http::error_response(err, &path, allowed),
+        Err(err) => http::error_response(err, &path, &gate.allowed),
     };
-    http::add_security_headers(&mut resp);
+    http::add_security_headers(
+        &mut resp,
+        (path == "/docs").then_some(gate.docs_csp.as_str()),
+    );
     tracing::info!(
         method = %method,
         path = %path,
@@ -184,6 +214,48 @@ async fn handle<E: Endpoint>(
         "request"
     );
     resp
+}
+
+/// Refuses a request over its IP's rate limit or with a body over the limit.
+async fn admit(
+    req: Request,
+    gate: &Gate,
+    state: &AppState,
+    client: &ClientIp,
+) -> poem::Result<Request> {
+    if let Some(limits) = &state.rate_limits {
+        if let Err(wait) = limits.check(req.method(), req.uri().path(), client.0) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "Too many requests; try again later",
+            )
+            .with_retry_after(secs)
+            .into());
+        }
+    }
+    http::limit_body(req, gate.max_body).await
+}
+
+/// Periodic housekeeping: keeps the rate limiters' memory bounded by
+/// forgetting recovered IPs, and prunes idle failed-login counts.
+async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let period = state.config.ip_rate_window.min(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.wait_for(|stopped| *stopped) => return,
+        }
+        if let Some(limits) = &state.rate_limits {
+            limits.prune();
+        }
+        if let Err(e) = state.store.prune_unknown_login_failures().await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "pruning failed-login counts failed"
+            );
+        }
+    }
 }
 
 async fn shutdown_signal() {

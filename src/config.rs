@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::domain::secret::Secret;
+use crate::limits::TrustedProxies;
 
 /// Every setting of the server. Each flag has a matching `SESAME_*` variable.
 #[derive(Debug, Clone, Args)]
@@ -79,6 +80,27 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "SESAME_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Requests per IP per window on each anonymous auth endpoint; 0 turns it off.
+    #[arg(long, env = "SESAME_IP_RATE_LIMIT", default_value_t = 20)]
+    pub ip_rate_limit: u32,
+    /// The window of SESAME_IP_RATE_LIMIT, in seconds.
+    #[arg(long, env = "SESAME_IP_RATE_WINDOW_SECS", default_value_t = 60)]
+    pub ip_rate_window_secs: u64,
+    /// Proxies (comma-separated IPs/CIDRs) whose X-Forwarded-For names the client.
+    #[arg(long, env = "SESAME_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Consecutive failed logins before an account is locked.
+    #[arg(long, env = "SESAME_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+    /// How long a locked account stays locked, in seconds.
+    #[arg(long, env = "SESAME_LOGIN_LOCKOUT_SECS", default_value_t = 900)]
+    pub login_lockout_secs: u64,
+    /// Least time between two emails of one kind to one address, in seconds.
+    #[arg(long, env = "SESAME_EMAIL_MIN_INTERVAL_SECS", default_value_t = 60)]
+    pub email_min_interval_secs: u64,
+    /// Origins (comma-separated) allowed to call the API from a browser; empty: CORS off.
+    #[arg(long, env = "SESAME_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
     /// Answer `202` without revealing whether a signup address is taken.
     #[arg(long, env = "SESAME_SIGNUP_CONCEALS_EXISTING", default_value_t = false)]
     pub signup_conceals_existing: bool,
@@ -131,6 +153,15 @@ pub struct Config {
     pub hash_concurrency: usize,
     pub max_body_bytes: usize,
     pub signup_conceals_existing: bool,
+    /// Requests per IP per `ip_rate_window` on each anonymous auth endpoint (0: off).
+    pub ip_rate_limit: u32,
+    pub ip_rate_window: Duration,
+    pub trusted_proxies: TrustedProxies,
+    pub login_max_failures: u32,
+    pub login_lockout: Duration,
+    pub email_min_interval: Duration,
+    /// Browser origins allowed by CORS; empty means CORS is off.
+    pub cors_origins: Vec<String>,
     pub outbox_retry_base: Duration,
     pub outbox_retry_max: Duration,
 }
@@ -202,6 +233,28 @@ impl ServeArgs {
             .hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1);
+        let trusted_proxies = TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("SESAME_TRUSTED_PROXIES: {e}"))?;
+        let cors_origins = self
+            .cors_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>();
+        for origin in &cors_origins {
+            let ok = url::Url::parse(origin).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                bail!(
+                    "SESAME_CORS_ORIGINS: `{origin}` is not an origin like https://app.example.com"
+                );
+            }
+        }
+        if self.ip_rate_window_secs == 0 {
+            bail!("SESAME_IP_RATE_WINDOW_SECS must be positive");
+        }
+        if self.login_max_failures == 0 {
+            bail!("SESAME_LOGIN_MAX_FAILURES must be positive");
+        }
         Ok(Config {
             bind: self.bind,
             database_url: self.database_url,
@@ -220,6 +273,13 @@ impl ServeArgs {
             hash_concurrency,
             max_body_bytes: self.max_body_bytes,
             signup_conceals_existing: self.signup_conceals_existing,
+            ip_rate_limit: self.ip_rate_limit,
+            ip_rate_window: Duration::from_secs(self.ip_rate_window_secs),
+            trusted_proxies,
+            login_max_failures: self.login_max_failures,
+            login_lockout: Duration::from_secs(self.login_lockout_secs),
+            email_min_interval: Duration::from_secs(self.email_min_interval_secs),
+            cors_origins,
             outbox_retry_base: Duration::from_millis(self.outbox_retry_base_ms.max(1)),
             outbox_retry_max: Duration::from_millis(self.outbox_retry_max_ms.max(1)),
         })

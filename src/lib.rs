@@ -5,6 +5,7 @@
 //! - [`config`]: the typed configuration (flags, `SESAME_*` variables, `.env`).
 //! - [`app`]: builds and runs the service; binds port 0 in tests.
 //! - [`http`]: transport rules for every route (body limit, error body, headers).
+//! - [`limits`]: per-IP rate limits and the client IP behind trusted proxies.
 //! - [`error`]: the one error type and its `{error, code, message}` body.
 //! - [`api`]: poem-openapi resources; thin handlers, the Swagger documentation.
 //! - [`domain`]: valid-by-construction types and the account/session flows.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod mail;
 pub mod state;
 pub mod store;

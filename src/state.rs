@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::domain::password::PasswordHasher;
 use crate::domain::signing::SigningKeys;
+use crate::limits::IpRateLimits;
 use crate::store::Store;
 
 /// The services built at start-up, shared by all requests.
@@ -18,6 +19,8 @@ pub struct AppState {
     pub keys: SigningKeys,
     /// Wakes the outbox worker after a request queued an email.
     pub mail_queued: Arc<Notify>,
+    /// Per-IP limits on anonymous endpoints; `None` when turned off.
+    pub rate_limits: Option<IpRateLimits>,
 }
 
 impl AppState {

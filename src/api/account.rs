@@ -64,6 +64,7 @@ error_responses!(
         401 => "`INVALID_CREDENTIALS` (wrong current password), or `UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`ACCOUNT_LOCKED`: too many wrong passwords (here or at login); `Retry-After` says for how long.",
         500 => "`INTERNAL_ERROR`.",
     }
 );
@@ -76,6 +77,7 @@ error_responses!(
         409 => "`EMAIL_IN_USE`: another account has this address (not answered when the server conceals existing accounts).",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`ACCOUNT_LOCKED`: too many wrong passwords (here or at login); `Retry-After` says for how long.",
         500 => "`INTERNAL_ERROR`.",
     }
 );

@@ -1,6 +1,6 @@
 //! The anonymous account endpoints, path- and field-compatible with the tutorial.
 
-use poem::web::RemoteAddr;
+use poem::web::Data;
 use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -10,6 +10,7 @@ use super::{ApiTags, MessageResponse, State};
 use crate::domain::accounts::{self, SignupOutcome, SignupRequest};
 use crate::domain::sessions::{self, ClientInfo, TokenPair};
 use crate::error_responses;
+use crate::limits::ClientIp;
 
 /// Sign-up, activation, login, token refresh and password reset.
 pub struct AuthApi;
@@ -301,7 +302,7 @@ impl AuthApi {
     async fn login(
         &self,
         state: State<'_>,
-        remote: &RemoteAddr,
+        client_ip: Data<&ClientIp>,
         /// Stored with the session so you can recognize it later.
         #[oai(name = "User-Agent")]
         user_agent: Header<Option<String>>,
@@ -309,7 +310,7 @@ impl AuthApi {
     ) -> Result<Json<TokenResponse>, LoginErrors> {
         let client = ClientInfo {
             user_agent: user_agent.0.map(|ua| ua.chars().take(512).collect()),
-            ip: remote.as_socket_addr().map(|a| a.ip().to_string()),
+            ip: Some(client_ip.0.0.to_string()),
         };
         let pair = sessions::login(&state, &body.email, &body.password, client).await?;
         Ok(TokenResponse::new("Login successful.", pair))

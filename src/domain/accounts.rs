@@ -192,8 +192,16 @@ pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
         hash: &hash,
         expires_at: Utc::now() + state.config.code_ttl,
     };
-    state.store.issue_code(&user.id, &new_code, &mail).await?;
-    state.wake_mailer();
+    // Throttled or not, the answer is the same: throttling must not reveal
+    // which addresses have accounts.
+    let min_interval = state.config.email_min_interval;
+    if state
+        .store
+        .issue_code(&user.id, &new_code, &mail, min_interval)
+        .await?
+    {
+        state.wake_mailer();
+    }
     Ok(())
 }
 
@@ -219,8 +227,16 @@ pub async fn forgot_password(state: &AppState, email: &str) -> ApiResult<()> {
         hash: &hash,
         expires_at: Utc::now() + state.config.code_ttl,
     };
-    state.store.issue_code(&user.id, &new_code, &mail).await?;
-    state.wake_mailer();
+    // Throttled or not, the answer is the same: throttling must not reveal
+    // which addresses have accounts.
+    let min_interval = state.config.email_min_interval;
+    if state
+        .store
+        .issue_code(&user.id, &new_code, &mail, min_interval)
+        .await?
+    {
+        state.wake_mailer();
+    }
     Ok(())
 }
 
@@ -298,8 +314,14 @@ pub fn sanitize_name(raw: &str) -> String {
 async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) -> ApiResult<()> {
     if let Some(owner) = state.store.user_by_email(email.as_str()).await? {
         let mail = templates::signup_attempt(&state.config.app_url, &owner.email);
-        state.store.queue_email(Some(&owner.id), &mail).await?;
-        state.wake_mailer();
+        let min_interval = state.config.email_min_interval;
+        if state
+            .store
+            .queue_email(Some(&owner.id), &mail, min_interval)
+            .await?
+        {
+            state.wake_mailer();
+        }
     }
     Ok(())
 }

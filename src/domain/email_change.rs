@@ -16,7 +16,9 @@ use crate::state::AppState;
 use crate::store::account::{EmailChangeAttempt, NewEmailChange};
 use crate::store::users::User;
 
-/// Checks the password and sends a confirmation code to `new_email`.
+/// Checks the password and sends a confirmation code to `new_email`, at
+/// most one per `SESAME_EMAIL_MIN_INTERVAL_SECS` to one address (so an
+/// account cannot be used to flood someone's mailbox).
 ///
 /// An address that already has an account is refused with `409` here
 /// (unless signups conceal existing accounts: then nothing is sent and the
@@ -51,20 +53,30 @@ pub async fn request(
     }
     let code = VerificationCode::generate();
     let code_hash = code.hash_for_email_change(&user.id);
-    let emails = [
-        notices::email_change_code(new_email.as_str(), code.expose(), state.config.code_ttl),
-        notices::email_change_requested(&state.config.app_url, &user.email, new_email.as_str()),
-    ];
+    let code_email =
+        notices::email_change_code(new_email.as_str(), code.expose(), state.config.code_ttl);
+    let notice =
+        notices::email_change_requested(&state.config.app_url, &user.email, new_email.as_str());
     let change = NewEmailChange {
         new_email: new_email.as_str(),
         code_hash: &code_hash,
         expires_at: Utc::now() + state.config.code_ttl,
     };
-    state
+    // Throttled (a code went to that address moments ago) or not, the
+    // answer is the same; a throttled request leaves the pending code valid.
+    if state
         .store
-        .issue_email_change(&user.id, &change, &emails)
-        .await?;
-    state.wake_mailer();
+        .issue_email_change(
+            &user.id,
+            &change,
+            &code_email,
+            &notice,
+            state.config.email_min_interval,
+        )
+        .await?
+    {
+        state.wake_mailer();
+    }
     Ok(())
 }
 

@@ -4,10 +4,11 @@
 use super::accounts::{MAX_NAME_LEN, sanitize_name};
 use super::email::EmailAddress;
 use super::password::{NewPassword, Verdict};
-use super::sessions::Principal;
+use super::sessions::{self, Principal};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
+use crate::store::lockout::LoginSubject;
 use crate::store::users::User;
 
 /// A change to the display name.
@@ -101,20 +102,31 @@ pub(super) async fn current_user(state: &AppState, principal: &Principal) -> Api
 }
 
 /// `401 INVALID_CREDENTIALS` unless `password` is the user's password.
+///
+/// A wrong password here counts towards the account's lockout like a failed
+/// login, and a locked account is answered `429 ACCOUNT_LOCKED`: a stolen
+/// access token must not buy unlimited guesses at the password.
 pub(super) async fn confirm_password(
     state: &AppState,
     user: &User,
     password: &str,
 ) -> ApiResult<()> {
-    match state
+    let verdict = state
         .hasher
         .verify(password, Some(&user.password_hash))
-        .await?
-    {
+        .await?;
+    let subject = LoginSubject::Account(&user.id);
+    if let Some(until) = state.store.locked_until(subject).await? {
+        return Err(sessions::locked(until));
+    }
+    match verdict {
         Verdict::Correct | Verdict::CorrectNeedsRehash => Ok(()),
-        Verdict::Wrong => Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "Password is incorrect",
-        )),
+        Verdict::Wrong => {
+            sessions::count_failure(state, subject, Some(&user.email)).await?;
+            Err(ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "Password is incorrect",
+            ))
+        }
     }
 }

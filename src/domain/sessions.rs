@@ -8,7 +8,9 @@ use super::email::EmailAddress;
 use super::password::{NewPassword, Verdict};
 use super::tokens::TokenError;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::mail::templates;
 use crate::state::AppState;
+use crate::store::lockout::LoginSubject;
 use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
 
 /// How stale a session's `last_used_at` may get before a request records its
@@ -52,19 +54,35 @@ pub async fn login(
     client: ClientInfo,
 ) -> ApiResult<TokenPair> {
     let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "Invalid credentials");
-    // A malformed address cannot have an account, but it still costs a hash,
-    // so the answer's timing says nothing about the input.
-    let user = match EmailAddress::parse(email) {
-        Ok(email) => state.store.user_by_email(email.as_str()).await?,
+    // Every path below costs the same: one lookup, one hash, one lock check
+    // and, on failure, one counted failure, whether or not the address has an
+    // account (a malformed address is simply an unknown one).
+    let address = EmailAddress::parse(email);
+    let user = match &address {
+        Ok(address) => state.store.user_by_email(address.as_str()).await?,
         Err(_) => None,
     };
     let verdict = state
         .hasher
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
+    let unknown_key = unknown_address_key(address.as_ref().map_or(email, |a| a.as_str()));
+    let user_id = user.as_ref().map(|u| u.id.clone());
+    let subject = match &user_id {
+        Some(id) => LoginSubject::Account(id),
+        None => LoginSubject::Unknown(&unknown_key),
+    };
+    // A locked account answers the same with the right password: the lock
+    // must not become an oracle for guesses.
+    if let Some(until) = state.store.locked_until(subject).await? {
+        return Err(locked(until));
+    }
     let user = match (user, verdict) {
         (Some(user), Verdict::Correct | Verdict::CorrectNeedsRehash) => user,
-        _ => return Err(invalid()),
+        (user, _) => {
+            count_failure(state, subject, user.as_ref().map(|u| u.email.as_str())).await?;
+            return Err(invalid());
+        }
     };
     if user.disabled {
         return Err(ApiError::new(
@@ -96,6 +114,47 @@ pub async fn login(
         })
         .await?;
     issue_pair(state, &user.id, &session_id, &user.role, refresh_token).await
+}
+
+/// Counts a failed login; the failure that locks an account emails its owner.
+pub(super) async fn count_failure(
+    state: &AppState,
+    subject: LoginSubject<'_>,
+    owner: Option<&str>,
+) -> ApiResult<()> {
+    let config = &state.config;
+    let notice =
+        owner.map(|email| templates::account_locked(&config.app_url, email, config.login_lockout));
+    let locked = state
+        .store
+        .record_failed_login(
+            subject,
+            config.login_max_failures,
+            config.login_lockout,
+            notice.as_ref(),
+        )
+        .await?;
+    if locked.is_some() && owner.is_some() {
+        tracing::warn!("account locked after repeated failed logins");
+        state.wake_mailer();
+    }
+    Ok(())
+}
+
+/// The key failed logins to an address without an account are counted under.
+fn unknown_address_key(address: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("login:{}", address.trim().to_lowercase())).to_vec()
+}
+
+/// `429 ACCOUNT_LOCKED` with the wait in `Retry-After`.
+pub(super) fn locked(until: chrono::DateTime<Utc>) -> ApiError {
+    let wait = (until - Utc::now()).num_seconds().max(1) as u64;
+    ApiError::new(
+        ErrorCode::AccountLocked,
+        "Too many failed logins: this account is locked for a while. Reset the password to unlock it now.",
+    )
+    .with_retry_after(wait)
 }
 
 /// Rotates a refresh token into a new pair for the same session.

@@ -1,6 +1,8 @@
 //! What a signed-in user changes about their own account: name, password,
 //! email address (with its confirmation code), and deleting it.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use super::{Store, outbox, parse_ts, ts, unique_violation};
@@ -91,14 +93,22 @@ impl Store {
     }
 
     /// Replaces the user's pending email change (a newer code voids the
-    /// older one) and queues its emails, atomically.
+    /// older one) and queues the code email and the notice, atomically;
+    /// unless a code email went to the new address less than `min_interval`
+    /// ago: then nothing changes (a pending code stays valid). Returns
+    /// whether the change was issued.
     pub async fn issue_email_change(
         &self,
         user_id: &str,
         change: &NewEmailChange<'_>,
-        emails: &[OutgoingEmail],
-    ) -> anyhow::Result<()> {
+        code_email: &OutgoingEmail,
+        notice: &OutgoingEmail,
+        min_interval: Duration,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.write.begin().await?;
+        if outbox::sent_recently(&mut tx, code_email, min_interval).await? {
+            return Ok(false);
+        }
         let now = ts(Utc::now());
         sqlx::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = 'email_change'")
             .bind(user_id)
@@ -117,11 +127,10 @@ impl Store {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        for email in emails {
-            outbox::enqueue(&mut tx, Some(user_id), email).await?;
-        }
+        outbox::enqueue(&mut tx, Some(user_id), code_email).await?;
+        outbox::enqueue(&mut tx, Some(user_id), notice).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Presents an email change code; `matches` compares the stored hash in

@@ -9,6 +9,7 @@
 pub mod account;
 pub mod admin;
 pub mod keys;
+pub mod lockout;
 pub mod outbox;
 pub mod sessions;
 pub mod users;

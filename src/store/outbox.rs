@@ -1,5 +1,7 @@
 //! The transactional outbox.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use sqlx::SqliteConnection;
 
@@ -37,15 +39,45 @@ pub(super) async fn enqueue(
     Ok(())
 }
 
+/// Whether an email of this kind went to this address less than
+/// `min_interval` ago (the throttle: a sooner request sends nothing).
+pub(super) async fn sent_recently(
+    conn: &mut SqliteConnection,
+    email: &OutgoingEmail,
+    min_interval: Duration,
+) -> anyhow::Result<bool> {
+    if min_interval.is_zero() {
+        return Ok(false);
+    }
+    let since = Utc::now() - chrono::Duration::from_std(min_interval)?;
+    let recent: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM outbox WHERE recipient = ? AND kind = ? AND created_at > ? LIMIT 1",
+    )
+    .bind(&email.recipient)
+    .bind(email.kind)
+    .bind(ts(since))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(recent.is_some())
+}
+
 impl Store {
-    /// Queues an email that goes with no other change.
+    /// Queues an email that goes with no other change, unless one of its
+    /// kind went to the address less than `min_interval` ago. Returns
+    /// whether it was queued.
     pub async fn queue_email(
         &self,
         user_id: Option<&str>,
         email: &OutgoingEmail,
-    ) -> anyhow::Result<()> {
-        let mut conn = self.write.acquire().await?;
-        enqueue(&mut conn, user_id, email).await
+        min_interval: Duration,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.write.begin().await?;
+        if sent_recently(&mut tx, email, min_interval).await? {
+            return Ok(false);
+        }
+        enqueue(&mut tx, user_id, email).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The oldest emails still to deliver, in queue order.

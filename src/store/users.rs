@@ -244,18 +244,25 @@ impl Store {
         Ok((accounts, total as u64))
     }
 
-    /// Replaces a user's live code of one purpose with a new one and queues its email.
+    /// Replaces a user's live code of one purpose with a new one and queues
+    /// its email, unless an email of that kind went to the user less than
+    /// `min_interval` ago: then nothing changes (the old code stays valid).
+    /// Returns whether the code was issued.
     pub async fn issue_code(
         &self,
         user_id: &str,
         code: &NewCode<'_>,
         email: &OutgoingEmail,
-    ) -> anyhow::Result<()> {
+        min_interval: std::time::Duration,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.write.begin().await?;
+        if outbox::sent_recently(&mut tx, email, min_interval).await? {
+            return Ok(false);
+        }
         replace_code(&mut tx, user_id, code).await?;
         outbox::enqueue(&mut tx, Some(user_id), email).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Presents an activation code. `matches` compares a stored hash with the

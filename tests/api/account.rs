@@ -328,6 +328,31 @@ async fn when_existing_accounts_are_concealed_a_taken_address_gets_the_usual_ans
 }
 
 #[tokio::test]
+async fn a_second_code_to_the_same_address_within_the_email_interval_is_not_sent() {
+    let app = spawn_app_with(|config| config.email_min_interval = Duration::from_secs(60)).await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    let code = email_change_code(&app, &access, "new@example.com", 1).await;
+
+    let again = request_email_change(&app, PASSWORD, "new@example.com", &access).await;
+
+    let again = expect_json(again, StatusCode::ACCEPTED).await;
+    assert_eq!(again["success"], json!(true), "{again}");
+    // Emails are queued in the request's transaction: the second queued none.
+    assert_eq!(
+        app.count_rows("outbox", "recipient", "new@example.com")
+            .await,
+        1
+    );
+    // The code already sent stays valid.
+    let body = expect_json(
+        confirm_email_change(&app, &code, &access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(body["user"]["email"], json!("new@example.com"), "{body}");
+}
+
+#[tokio::test]
 async fn five_wrong_codes_void_the_email_change_code() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
@@ -392,7 +417,9 @@ async fn an_address_taken_after_the_request_is_refused_at_confirmation() {
 
 #[tokio::test]
 async fn two_accounts_confirming_the_same_new_address_at_once_exactly_one_wins() {
+    // Both codes go to one address: the test configuration does not throttle that.
     let app = spawn_app().await;
+    assert!(app.config.email_min_interval.is_zero());
     let (sam, _) = app.logged_in_user("sam@example.com").await;
     let (kim, _) = app.logged_in_user("kim@example.com").await;
     let sam_code = email_change_code(&app, &sam, "shared@example.com", 1).await;
@@ -479,4 +506,25 @@ async fn deleting_the_account_needs_the_right_password() {
         StatusCode::OK,
     )
     .await;
+}
+
+#[tokio::test]
+async fn wrong_passwords_here_count_towards_the_login_lockout() {
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+
+    for _ in 0..app.config.login_max_failures {
+        let wrong = delete_me(&app, "not my password", &access).await;
+        expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    }
+
+    let right = delete_me(&app, PASSWORD, &access).await;
+    assert!(right.headers().contains_key("retry-after"), "{right:?}");
+    expect_error(right, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
+    let change = change_password(&app, PASSWORD, NEW_PASSWORD, &access).await;
+    expect_error(change, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
+    let login = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_error(login, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
+    // Locked, not deleted: the session still works.
+    app.me(&access).await;
 }

@@ -255,28 +255,28 @@ async fn locked_false_ends_a_lockout_and_resets_the_failure_count() {
     let app = spawn_app().await;
     let admin = app.admin_token("boss@example.com").await;
     let (user_id, _, _) = member(&app, "sam@example.com").await;
-    let db = app.db().await;
-    sqlx::query("UPDATE users SET locked_until = '2999-01-01T00:00:00.000000Z', failed_logins = 5 WHERE id = ?")
-        .bind(&user_id)
-        .execute(&db)
-        .await
-        .expect("lock the account");
+    for _ in 0..app.config.login_max_failures {
+        login_with(&app, "sam@example.com", "not my password").await;
+    }
+    let resp = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
     let locked = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
     let until = chrono::DateTime::parse_from_rfc3339(&str_field(&locked["user"], "lockedUntil"))
         .expect("lockedUntil is RFC 3339");
-    assert_eq!(until.timestamp(), 32_472_144_000, "{locked}");
+    assert!(until > chrono::Utc::now(), "{locked}");
 
     let user = updated(&app, &user_id, json!({"locked": false}), &admin).await;
 
     assert_eq!(user["lockedUntil"], Value::Null, "{user}");
-    let (until, failures): (Option<String>, i64) =
-        sqlx::query_as("SELECT locked_until, failed_logins FROM users WHERE id = ?")
-            .bind(&user_id)
-            .fetch_one(&db)
-            .await
-            .expect("read the account");
-    db.close().await;
-    assert_eq!((until, failures), (None, 0));
+    // The count starts again from zero: one more wrong password does not lock
+    // the account again, and the right one works at once.
+    let wrong = login_with(&app, "sam@example.com", "not my password").await;
+    expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+    expect_json(
+        login_with(&app, "sam@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
 }
 
 #[tokio::test]

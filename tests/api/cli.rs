@@ -165,7 +165,7 @@ async fn admin_create_refuses_a_weak_password_with_a_clear_message() {
 
     let run = admin_create(&url, "boss@example.com", "password").await;
 
-    assert_failure(&run, "too common");
+    assert_failure(&run, "too easy to guess");
     assert_failure(
         &admin_create(&url, "boss@example.com", "short").await,
         "at least 8 characters",
