@@ -74,9 +74,21 @@ impl Store {
         Ok(())
     }
 
-    /// Closes both pools, waiting for connections to be returned.
+    /// Closes both pools, waiting for connections to be returned. Before
+    /// the writer goes, the write-ahead log is folded into the database
+    /// file, so the file alone holds every answered write (a copy of it is
+    /// complete, and the next start has no log to replay).
     pub async fn close(&self) {
         self.read.close().await;
+        let checkpoint: Result<(i64, i64, i64), _> =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.write)
+                .await;
+        match checkpoint {
+            Ok((0, _, _)) => {}
+            Ok(_) => tracing::warn!("the final WAL checkpoint was blocked by a reader"),
+            Err(e) => tracing::warn!(error = %e, "the final WAL checkpoint failed"),
+        }
         self.write.close().await;
     }
 }
