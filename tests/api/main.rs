@@ -2,15 +2,21 @@
 //! with its own SQLite file and a real SMTP listener.
 
 mod helpers;
+mod process;
 mod smtp;
 
 mod activation;
+mod cli;
+mod crash;
 mod health;
+mod observability;
 mod outbox;
 mod password;
 mod referrals;
 mod sessions;
+mod shutdown;
 mod signup;
 mod smoke;
+mod startup;
 mod tokens;
 mod transport;

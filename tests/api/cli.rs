@@ -1,0 +1,237 @@
+//! The command line, run as real processes of the `sesame` binary.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::{Connection, SqliteConnection};
+use tempfile::TempDir;
+
+use crate::helpers::*;
+use crate::process::{Finished, database_url, run, sesame};
+
+fn assert_ok(out: &Finished) {
+    assert!(
+        out.status.success(),
+        "exit {}; stdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn version_prints_the_package_version() {
+    let dir = TempDir::new().expect("temp dir");
+    let out = run({
+        let mut cmd = sesame(dir.path());
+        cmd.arg("--version");
+        cmd
+    })
+    .await;
+    assert_ok(&out);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("sesame {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn help_names_every_command_the_settings_and_where_to_read_more() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.arg("--help");
+    let out = run(cmd).await;
+    assert_ok(&out);
+    for expected in [
+        "serve",
+        "migrate",
+        "openapi",
+        "backup",
+        "check-config",
+        "--database-url",
+        "SESAME_DATABASE_URL",
+        "SESAME_SMTP_URL",
+        "docs/deployment.md",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "no {expected:?} in:\n{}",
+            out.stdout
+        );
+    }
+
+    let mut cmd = sesame(dir.path());
+    cmd.args(["backup", "--help"]);
+    let out = run(cmd).await;
+    assert_ok(&out);
+    assert!(out.stdout.contains("<PATH>"), "{}", out.stdout);
+    assert!(out.stdout.contains("restore"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn openapi_prints_the_document_the_server_serves() {
+    let app = spawn_app().await;
+    let served = app.get("/openapi.json").await.text().await.expect("body");
+
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.arg("openapi");
+    let out = run(cmd).await;
+    assert_ok(&out);
+    assert_eq!(out.stdout.trim_end(), served.trim_end());
+    assert!(
+        !dir.path().join("sesame.db").exists(),
+        "printing the spec needs no database"
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_and_a_server_then_starts_on_it() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.arg("migrate");
+    let out = run(cmd).await;
+    assert_ok(&out);
+
+    let mut conn = SqliteConnection::connect(&database_url(dir.path()))
+        .await
+        .expect("open the migrated database");
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&mut conn)
+            .await
+            .expect("migrations table");
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations dir")
+        .count() as i64;
+    assert_eq!(applied, migrations, "every migration is applied");
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .expect("users table");
+    assert_eq!(users, 0);
+    conn.close().await.expect("close");
+
+    // Migrating again is a no-op, not an error.
+    let mut cmd = sesame(dir.path());
+    cmd.arg("migrate");
+    assert_ok(&run(cmd).await);
+}
+
+#[tokio::test]
+async fn check_config_prints_every_setting_with_secrets_redacted() {
+    let dir = TempDir::new().expect("temp dir");
+    let smtp_password = "smtp-pa55word-do-not-print";
+    let jwt_secret = "jwt-secret-that-is-long-enough-0123456789";
+    let mut cmd = sesame(dir.path());
+    cmd.env(
+        "SESAME_SMTP_URL",
+        format!("smtps://apikey:{smtp_password}@smtp.example.com:465"),
+    )
+    // A flag after the subcommand works too.
+    .args(["check-config", "--jwt-secret", jwt_secret]);
+    let out = run(cmd).await;
+    assert_ok(&out);
+
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        !all.contains(smtp_password),
+        "SMTP password printed:\n{all}"
+    );
+    assert!(!all.contains(jwt_secret), "JWT secret printed:\n{all}");
+    let line = |name: &str| -> String {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} line in:\n{}", out.stdout))
+            .to_owned()
+    };
+    assert!(
+        line("SESAME_SMTP_URL").contains("@smtp.example.com:465"),
+        "the host stays visible: {}",
+        line("SESAME_SMTP_URL")
+    );
+    assert!(line("SESAME_SMTP_URL").contains("REDACTED"));
+    assert!(line("SESAME_JWT_SECRET").starts_with("SESAME_JWT_SECRET=REDACTED"));
+    assert!(line("SESAME_JWT_SECRET").contains("command line"));
+    assert!(line("SESAME_ARGON2_MEMORY_KIB").starts_with("SESAME_ARGON2_MEMORY_KIB=1024"));
+    assert!(line("SESAME_ARGON2_MEMORY_KIB").contains("environment"));
+    assert!(line("SESAME_JWT_AUDIENCE").contains("# default"));
+    assert!(out.stdout.contains("HS256"), "{}", out.stdout);
+    assert!(
+        !dir.path().join("sesame.db").exists(),
+        "checking the configuration touches no database"
+    );
+}
+
+#[tokio::test]
+async fn check_config_fails_with_one_line_naming_the_bad_setting() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.env("SESAME_JWT_SECRET", "too-short")
+        .arg("check-config");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("SESAME_JWT_SECRET"), "{}", out.stderr);
+    assert!(!out.stderr.contains("too-short"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn backup_copies_a_live_database_and_the_copy_serves_the_same_accounts() {
+    let app = spawn_app().await;
+    app.activated_user("kept@example.com").await;
+    let backup = app.dir.path().join("backups").join("sesame-backup.db");
+    std::fs::create_dir(backup.parent().expect("parent")).expect("backup dir");
+
+    // The server keeps running (and holding the database) during the backup.
+    let mut cmd = sesame(app.dir.path());
+    cmd.arg("backup").arg(&backup);
+    let out = run(cmd).await;
+    assert_ok(&out);
+    assert!(out.stdout.contains("backup written"), "{}", out.stdout);
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    app.signup("after-the-backup@example.com").await;
+
+    // Restore: a server started on the copy alone (no -wal beside it).
+    let restored = spawn_app_with(|config| {
+        config.database_url = format!("sqlite://{}", backup.display());
+    })
+    .await;
+    restored.login("kept@example.com").await;
+    let resp = restored
+        .post(
+            "/users/login",
+            json!({"email": "after-the-backup@example.com", "password": PASSWORD}),
+        )
+        .await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+}
+
+#[tokio::test]
+async fn backup_never_overwrites_an_existing_file() {
+    let app = spawn_app().await;
+    let target = app.dir.path().join("precious.db");
+    std::fs::write(&target, b"not to be overwritten").expect("write");
+
+    let mut cmd = sesame(app.dir.path());
+    cmd.arg("backup").arg(&target);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", out.stdout);
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(&target).expect("read"),
+        b"not to be overwritten"
+    );
+}
+
+#[tokio::test]
+async fn backup_of_a_missing_database_fails_without_creating_one() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.args(["backup", "copy.db"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.contains("SESAME_DATABASE_URL"), "{}", out.stderr);
+    assert!(!dir.path().join("sesame.db").exists());
+    assert!(!dir.path().join("copy.db").exists());
+}
