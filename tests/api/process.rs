@@ -30,6 +30,8 @@ pub fn sesame(dir: &Path) -> Command {
         .env("SESAME_ARGON2_ITERATIONS", "1")
         .env("SESAME_OUTBOX_RETRY_BASE_MS", "50")
         .env("SESAME_OUTBOX_RETRY_MAX_MS", "500")
+        .env("SESAME_IP_RATE_LIMIT", "0")
+        .env("SESAME_EMAIL_MIN_INTERVAL_SECS", "0")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .kill_on_drop(true);
