@@ -5,7 +5,7 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use crate::config::Argon2Params;
+use crate::config::{Argon2Params, Config, JwtSigning};
 use crate::domain::admin;
 use crate::domain::password::PasswordHasher;
 use crate::domain::tokens::Ed25519Key;
@@ -37,9 +37,16 @@ pub async fn create_admin(
 
 /// Adds a new signing key; prints its `kid`. Running servers sign with it
 /// from their next login or refresh; tokens signed by the previous key keep
-/// verifying (and it stays in the JWKS) until they expire.
-pub async fn rotate_keys(database_url: &str) -> anyhow::Result<()> {
-    let store = Store::open(database_url).await?;
+/// verifying (and it stays in the JWKS) until they expire. Refused when
+/// `SESAME_JWT_SECRET` is set: stored keys are not used then.
+pub async fn rotate_keys(config: &Config) -> anyhow::Result<()> {
+    if matches!(config.jwt, JwtSigning::Hs256(_)) {
+        anyhow::bail!(
+            "SESAME_JWT_SECRET is set: tokens are signed with that shared secret, not with \
+             stored keys; to rotate, change the secret"
+        );
+    }
+    let store = Store::open(&config.database_url).await?;
     let result = async {
         // On a new database this first makes the initial key, so the
         // rotation below is a real one.

@@ -2,14 +2,18 @@
 //! routes, bound to a port (port 0 in tests).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use poem::endpoint::make_sync;
+use poem::http::HeaderName;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
+use poem::web::Data;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem_openapi::OperationId;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::api;
 use crate::config::{Config, MailTransport};
@@ -20,11 +24,10 @@ use crate::http::{self, AllowedMethods};
 use crate::limits::{ClientIp, IpRateLimits};
 use crate::mail::transport::Transport;
 use crate::mail::worker::OutboxWorker;
+use crate::metrics::{self, Metrics};
 use crate::state::AppState;
 use crate::store::Store;
-
-/// How long in-flight requests may take to finish after a shutdown request.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+use crate::telemetry::{REQUEST_ID_HEADER, RequestId, RouteNames};
 
 /// A bound, running server.
 pub struct Application {
@@ -39,6 +42,16 @@ impl Application {
     /// Opens the database, loads or makes the signing key, binds the
     /// listener and starts serving and delivering email in the background.
     pub async fn start(config: Config) -> anyhow::Result<Application> {
+        // Bind first: a port in use is reported before the database is touched.
+        let acceptor = TcpListener::bind(config.bind.to_string())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("SESAME_BIND: cannot listen on {}", config.bind))?;
+        let local = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no local address")?;
         let store = Store::open(&config.database_url).await?;
         let keys = SigningKeys::load(&config, &store)
             .await
@@ -51,18 +64,10 @@ impl Application {
                  to this log. Fine for trying sesame out; set SMTP for real users."
             );
         }
-        let acceptor = TcpListener::bind(config.bind.to_string())
-            .into_acceptor()
-            .await
-            .with_context(|| format!("SESAME_BIND: cannot listen on {}", config.bind))?;
-        let local = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .context("listener has no local address")?;
 
         let mail_queued = Arc::new(Notify::new());
         let rate_limits = IpRateLimits::new(config.ip_rate_limit, config.ip_rate_window);
+        let metrics = Arc::new(Metrics::new());
         let state = Arc::new(AppState {
             config,
             store,
@@ -70,6 +75,7 @@ impl Application {
             keys,
             mail_queued: mail_queued.clone(),
             rate_limits,
+            metrics: metrics.clone(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(housekeeping(state.clone(), shutdown_rx.clone()));
@@ -81,11 +87,13 @@ impl Application {
             retry_base: state.config.outbox_retry_base,
             retry_max: state.config.outbox_retry_max,
             wake: mail_queued,
+            metrics,
         };
         let worker = tokio::spawn(worker.run(shutdown_rx.clone()));
 
         let routes = routes(state.clone());
         let mut stop = shutdown_rx;
+        let grace = state.config.shutdown_timeout;
         let server = tokio::spawn(async move {
             Server::new_with_acceptor(acceptor)
                 .run_with_graceful_shutdown(
@@ -93,7 +101,7 @@ impl Application {
                     async move {
                         let _ = stop.wait_for(|stopped| *stopped).await;
                     },
-                    Some(SHUTDOWN_GRACE),
+                    Some(grace),
                 )
                 .await
         });
@@ -125,28 +133,44 @@ impl Application {
     }
 
     /// Stops accepting, lets in-flight requests and the email being sent
-    /// finish, then closes the database.
+    /// finish (each within `SESAME_SHUTDOWN_TIMEOUT_SECS`), then closes the
+    /// database.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        // The server bounds its own wait for in-flight requests.
         self.server
             .await
             .context("server task panicked")?
             .context("server failed")?;
-        self.worker.await.context("outbox worker panicked")?;
+        let grace = self.state.config.shutdown_timeout;
+        let mut worker = self.worker;
+        match tokio::time::timeout(grace, &mut worker).await {
+            Ok(joined) => joined.context("outbox worker panicked")?,
+            Err(_) => {
+                // Its email stays queued and is sent again after the restart.
+                tracing::warn!("the outbox worker did not finish in time; stopped it");
+                worker.abort();
+            }
+        }
         self.state.store.close().await;
+        tracing::info!("stopped; database closed");
         Ok(())
     }
 }
 
-/// All routes: the API, its spec, Swagger UI, with the shared middleware.
+/// All routes: the API, its spec, Swagger UI and the metrics page, with
+/// the shared middleware.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = api::service(&state.config.public_url);
     let spec = service.spec();
     let docs_html = service.swagger_ui_html();
-    let gate = Arc::new(Gate {
-        allowed: AllowedMethods::from_spec(&spec),
+    let pipeline = Arc::new(Pipeline {
+        allowed: AllowedMethods::from_spec(&spec).with_route("/metrics", "GET, HEAD"),
+        routes: RouteNames::from_spec(&spec),
+        metrics: state.metrics.clone(),
         max_body: state.config.max_body_bytes,
         docs_csp: http::docs_csp(&docs_html, &state.config.public_url),
+        state: state.clone(),
     });
     let spec_endpoint = make_sync(move |_| {
         Response::builder()
@@ -161,86 +185,127 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let cors = http::cors(&state.config.cors_origins);
     Route::new()
         .at("/openapi.json", spec_endpoint)
+        .at("/metrics", get(metrics_page))
         .at("/docs", docs_endpoint)
         .nest("/", service)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .data(state.clone())
         .around(move |ep, req| {
-            let gate = gate.clone();
-            let state = state.clone();
-            async move { Ok(handle(ep, req, &gate, &state).await) }
+            let pipeline = pipeline.clone();
+            async move { Ok(pipeline.handle(ep, req).await) }
         })
 }
 
-/// What the request middleware needs, computed once at start-up.
-struct Gate {
+/// `GET /metrics`: Prometheus text format. Public like every route: restrict
+/// it at the reverse proxy (see docs/deployment.md).
+#[handler]
+async fn metrics_page(state: Data<&Arc<AppState>>) -> poem::Result<Response> {
+    let page = state.metrics.render(&state.store).await.map_err(|e| {
+        ApiError::internal(anyhow::anyhow!("rendering the metrics page failed: {e}"))
+    })?;
+    Ok(Response::builder()
+        .content_type(metrics::CONTENT_TYPE)
+        .header(poem::http::header::CACHE_CONTROL, "no-store")
+        .body(page))
+}
+
+/// What every request passes through, built once per application.
+struct Pipeline {
     allowed: AllowedMethods,
+    routes: RouteNames,
+    metrics: Arc<Metrics>,
     max_body: usize,
     /// The Content-Security-Policy of the Swagger UI page (hashes of its inline scripts).
     docs_csp: String,
+    state: Arc<AppState>,
 }
 
-/// Every request passes here: client IP, rate limit, body limit, error
-/// mapping, headers, and one log line.
-async fn handle<E: Endpoint>(
-    ep: Arc<E>,
-    mut req: Request,
-    gate: &Gate,
-    state: &AppState,
-) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    // The path only: query strings can carry codes and tokens (email links).
-    let path = req.uri().path().to_owned();
-    let client_ip = http::client_ip(&req, &state.config.trusted_proxies);
-    req.extensions_mut().insert(client_ip);
-    let result = match admit(req, gate, state, &client_ip).await {
-        Ok(req) => ep.call(req).await.map(IntoResponse::into_response),
-        Err(err) => Err(err),
-    };
-    let mut resp = match result {
-        Ok(resp) => resp,
-        Err(err) => http::error_response(err, &path, &gate.allowed),
-    };
-    http::add_security_headers(
-        &mut resp,
-        (path == "/docs").then_some(gate.docs_csp.as_str()),
-    );
-    tracing::info!(
-        method = %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    resp
-}
-
-/// Refuses a request over its IP's rate limit or with a body over the limit.
-async fn admit(
-    req: Request,
-    gate: &Gate,
-    state: &AppState,
-    client: &ClientIp,
-) -> poem::Result<Request> {
-    if let Some(limits) = &state.rate_limits {
-        if let Err(wait) = limits.check(req.method(), req.uri().path(), client.0) {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                "Too many requests; try again later",
-            )
-            .with_retry_after(secs)
-            .into());
+impl Pipeline {
+    /// Client IP, rate limit, body limit, error mapping and headers; then a
+    /// request id, metrics and one log line. Logs carry the route template, never the query string
+    /// (email links put codes and tokens there) nor any header or body.
+    async fn handle<E: Endpoint>(&self, ep: Arc<E>, mut req: Request) -> Response {
+        let started = Instant::now();
+        let request_id = RequestId::from_headers(req.headers());
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let client_ip = http::client_ip(&req, &self.state.config.trusted_proxies);
+        req.extensions_mut().insert(client_ip);
+        let in_flight = self.metrics.in_flight();
+        // Log lines written while handling (a 500's cause) carry the id too.
+        let span = tracing::info_span!("request", request_id = %request_id);
+        let (mut resp, operation) = async {
+            let result = match self.admit(req, &client_ip).await {
+                Ok(req) => ep.call(req).await.map(IntoResponse::into_response),
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(resp) => {
+                    let operation = resp.data::<OperationId>().copied();
+                    (resp, operation)
+                }
+                Err(err) => {
+                    let operation = err.data::<OperationId>().copied();
+                    (http::error_response(err, &path, &self.allowed), operation)
+                }
+            }
         }
+        .instrument(span)
+        .await;
+        drop(in_flight);
+        http::add_security_headers(
+            &mut resp,
+            (path == "/docs").then_some(self.docs_csp.as_str()),
+        );
+        if let Some(value) = request_id.header_value() {
+            resp.headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+        }
+        let route = self.routes.route(operation.as_ref(), &path, &self.allowed);
+        let status = resp.status().as_u16();
+        let latency = started.elapsed();
+        self.metrics
+            .request(method.as_str(), route, status, latency);
+        if operation.is_some_and(|op| op.0 == "login") && status < 500 {
+            self.metrics.login(resp.status().is_success());
+        }
+        tracing::info!(
+            request_id = %request_id,
+            method = %method,
+            route,
+            status,
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "request"
+        );
+        resp
     }
-    http::limit_body(req, gate.max_body).await
+}
+
+impl Pipeline {
+    /// Refuses a request over its IP's rate limit or with a body over the limit.
+    async fn admit(&self, req: Request, client: &ClientIp) -> poem::Result<Request> {
+        if let Some(limits) = &self.state.rate_limits {
+            if let Err(wait) = limits.check(req.method(), req.uri().path(), client.0) {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    "Too many requests; try again later",
+                )
+                .with_retry_after(secs)
+                .into());
+            }
+        }
+        http::limit_body(req, self.max_body).await
+    }
 }
 
 /// Periodic housekeeping: keeps the rate limiters' memory bounded by
 /// forgetting recovered IPs, and prunes idle failed-login counts.
 async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
-    let period = state.config.ip_rate_window.min(Duration::from_secs(3600));
+    let period = state
+        .config
+        .ip_rate_window
+        .min(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}

@@ -11,6 +11,10 @@ use crate::domain::secret::Secret;
 use crate::limits::TrustedProxies;
 
 /// Every setting of the server. Each flag has a matching `SESAME_*` variable.
+///
+/// Mark every secret (or anything that can hold one, like a URL with a
+/// password) `hide_env_values = true`: `--help` and `sesame check-config`
+/// rely on it to keep the value out of their output.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -113,6 +117,10 @@ pub struct ServeArgs {
     /// Longest delay between two delivery attempts of one email, in milliseconds.
     #[arg(long, env = "SESAME_OUTBOX_RETRY_MAX_MS", default_value_t = 300_000)]
     pub outbox_retry_max_ms: u64,
+    /// On SIGTERM/SIGINT, how long in-flight requests and the email being sent
+    /// may take to finish before the process exits anyway, in seconds.
+    #[arg(long, env = "SESAME_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
 }
 
 /// How outgoing email is delivered.
@@ -164,6 +172,7 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub outbox_retry_base: Duration,
     pub outbox_retry_max: Duration,
+    pub shutdown_timeout: Duration,
 }
 
 /// argon2id cost parameters.
@@ -282,6 +291,7 @@ impl ServeArgs {
             cors_origins,
             outbox_retry_base: Duration::from_millis(self.outbox_retry_base_ms.max(1)),
             outbox_retry_max: Duration::from_millis(self.outbox_retry_max_ms.max(1)),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         })
     }
 }

@@ -181,7 +181,8 @@ pub fn add_security_headers(resp: &mut Response, csp: Option<&str>) {
 
 /// The methods each documented path accepts, for the `Allow` header of `405`s.
 pub struct AllowedMethods {
-    routes: Vec<(Vec<String>, String)>,
+    /// (path template, its segments, the `Allow` value)
+    routes: Vec<(String, Vec<String>, String)>,
 }
 
 impl AllowedMethods {
@@ -203,25 +204,39 @@ impl AllowedMethods {
                 if methods.iter().any(|m| m == "GET") {
                     methods.push("HEAD".into());
                 }
-                routes.push((segments(path), methods.join(", ")));
+                routes.push((path.clone(), segments(path), methods.join(", ")));
             }
         }
         AllowedMethods { routes }
     }
 
+    /// Adds a route served outside the OpenAPI document.
+    pub fn with_route(mut self, path: &str, methods: &str) -> AllowedMethods {
+        self.routes
+            .push((path.to_owned(), segments(path), methods.to_owned()));
+        self
+    }
+
     /// The `Allow` value for a request path, if it matches a documented path.
     pub fn for_path(&self, path: &str) -> Option<String> {
+        self.matching(path).map(|(_, _, methods)| methods.clone())
+    }
+
+    /// The documented path template a request path matches, if any.
+    pub fn template_for(&self, path: &str) -> Option<&str> {
+        self.matching(path)
+            .map(|(template, _, _)| template.as_str())
+    }
+
+    fn matching(&self, path: &str) -> Option<&(String, Vec<String>, String)> {
         let wanted = segments(path);
-        self.routes
-            .iter()
-            .find(|(template, _)| {
-                template.len() == wanted.len()
-                    && template
-                        .iter()
-                        .zip(&wanted)
-                        .all(|(t, w)| t.starts_with('{') || t == w)
-            })
-            .map(|(_, methods)| methods.clone())
+        self.routes.iter().find(|(_, template, _)| {
+            template.len() == wanted.len()
+                && template
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(t, w)| t.starts_with('{') || t == w)
+        })
     }
 }
 

@@ -2,10 +2,13 @@
 //!
 //! Data flows one way: `api → domain → store/mail`.
 //!
+//! - [`cli`]: the `sesame` subcommands (serve, migrate, openapi, backup, check-config).
 //! - [`config`]: the typed configuration (flags, `SESAME_*` variables, `.env`).
-//! - [`app`]: builds and runs the service; binds port 0 in tests.
+//! - [`app`]: builds and runs the service; binds port 0 in tests; graceful stop.
 //! - [`http`]: transport rules for every route (body limit, error body, headers).
 //! - [`limits`]: per-IP rate limits and the client IP behind trusted proxies.
+//! - [`telemetry`]: request ids, route labels, the per-request log line.
+//! - [`metrics`]: the Prometheus registry behind `GET /metrics`, one per app.
 //! - [`error`]: the one error type and its `{error, code, message}` body.
 //! - [`api`]: poem-openapi resources; thin handlers, the Swagger documentation.
 //! - [`domain`]: valid-by-construction types and the account/session flows.
@@ -17,11 +20,14 @@
 pub mod admin_cli;
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod limits;
 pub mod mail;
+pub mod metrics;
 pub mod state;
 pub mod store;
+pub mod telemetry;

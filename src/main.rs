@@ -1,20 +1,16 @@
-//! The `sesame` binary: parse the command line, set up logging, run.
+//! The `sesame` binary: parse the command line, run the command from
+//! [`sesame::cli`], turn any failure into one line on stderr and exit 1.
 
-use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use sesame::app::Application;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use sesame::config::ServeArgs;
-use tracing_subscriber::EnvFilter;
+use sesame::{admin_cli, cli};
 
-/// sesame — user authentication in one binary.
-///
-/// Run `sesame` to serve on 127.0.0.1:5000 with a `sesame.db` SQLite file in
-/// the working directory (created on first start). Every flag can also be set
-/// as a SESAME_* environment variable or in a `.env` file.
+/// sesame: user authentication in one binary.
 #[derive(Parser)]
-#[command(version, about, long_about)]
+#[command(version, about, long_about = cli::LONG_ABOUT, after_long_help = cli::EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -24,12 +20,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default).
+    /// Run the server (the default). Stops gracefully on SIGTERM or Ctrl-C.
     Serve,
-    /// Apply database migrations and exit.
+    /// Create or upgrade the database (SESAME_DATABASE_URL), then exit.
+    ///
+    /// `sesame serve` does this too on every start; run it on its own to
+    /// upgrade before starting, or to check that the database opens.
     Migrate,
     /// Print the OpenAPI document (the same as GET /openapi.json).
     Openapi,
+    /// Write a consistent copy of the database to PATH, also while the server runs.
+    ///
+    /// PATH must not exist yet. The copy is self-contained (no -wal file)
+    /// and checked before it is put in place. The database is neither
+    /// created nor migrated. To restore: stop sesame, replace the database
+    /// file with the copy, delete the `-wal` and `-shm` files beside it,
+    /// start sesame.
+    Backup {
+        /// Where to write the copy (a new file).
+        path: PathBuf,
+    },
+    /// Check the settings and print the ones in effect, secrets redacted.
+    ///
+    /// Exits 1 with a message naming the setting when one is invalid.
+    CheckConfig,
     /// Manage administrator accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -60,69 +74,43 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
+    let command = cli::with_global_settings(Cli::command());
+    let matches = command.clone().get_matches();
+    let parsed = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(parsed, &command, &matches)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("{e:#}")),
+        Err(e) => fail(&e),
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let log_format = cli.serve.log_format.clone();
-    let config = cli.serve.into_config()?;
+async fn run(cli: Cli, command: &clap::Command, matches: &ArgMatches) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Openapi => {
-            let spec = sesame::api::service(&config.public_url).spec();
-            std::io::stdout().write_all(spec.as_bytes())?;
-            std::io::stdout().write_all(b"\n")?;
-            Ok(())
-        }
-        Command::Migrate => {
-            init_logging(&log_format);
-            sesame::store::Store::open(&config.database_url)
-                .await?
-                .close()
-                .await;
-            tracing::info!("migrations applied");
+        Command::Serve => cli::serve(cli.serve).await,
+        Command::Migrate => cli::migrate(cli.serve).await,
+        Command::Openapi => cli::openapi(cli.serve),
+        Command::Backup { path } => cli::backup(cli.serve, &path).await,
+        Command::CheckConfig => {
+            cli.serve.clone().into_config()?;
+            println!("{}", cli::check_config(cli.serve, command, matches));
             Ok(())
         }
         Command::Admin(AdminCommand::Create { email, .. }) => {
-            let password = sesame::admin_cli::read_password_from_stdin()?;
-            sesame::admin_cli::create_admin(&config.database_url, config.argon2, &email, &password)
-                .await
+            let config = cli.serve.into_config()?;
+            let password = admin_cli::read_password_from_stdin()?;
+            admin_cli::create_admin(&config.database_url, config.argon2, &email, &password).await
         }
         Command::Keys(KeysCommand::Rotate) => {
-            if matches!(config.jwt, sesame::config::JwtSigning::Hs256(_)) {
-                anyhow::bail!(
-                    "SESAME_JWT_SECRET is set: tokens are signed with that shared secret, not \
-                     with stored keys; to rotate, change the secret"
-                );
-            }
-            sesame::admin_cli::rotate_keys(&config.database_url).await
-        }
-        Command::Serve => {
-            init_logging(&log_format);
-            Application::start(config).await?.run_until_signal().await
+            let config = cli.serve.into_config()?;
+            admin_cli::rotate_keys(&config).await
         }
     }
 }
 
-fn init_logging(format: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("sesame: {message}");
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("sesame: {}", cli::one_line(err));
     ExitCode::FAILURE
 }

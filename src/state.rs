@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::domain::password::PasswordHasher;
 use crate::domain::signing::SigningKeys;
 use crate::limits::IpRateLimits;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The services built at start-up, shared by all requests.
@@ -21,11 +22,16 @@ pub struct AppState {
     pub mail_queued: Arc<Notify>,
     /// Per-IP limits on anonymous endpoints; `None` when turned off.
     pub rate_limits: Option<IpRateLimits>,
+    /// This application's metrics (its own registry).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    /// Tells the outbox worker there is mail to send.
+    /// Tells the outbox worker there is mail to send. Call it once per
+    /// email queued, after the transaction that queued it committed: it
+    /// also counts the email for `/metrics`.
     pub fn wake_mailer(&self) {
+        self.metrics.email_queued();
         self.mail_queued.notify_one();
     }
 }

@@ -20,6 +20,7 @@ pub struct AdminApi;
 #[derive(Object)]
 #[oai(rename_all = "camelCase", rename = "AdminUser")]
 pub struct AdminUserView {
+    /// The profile, as `GET /users/me` shows it (its fields are inlined).
     #[oai(flatten)]
     pub user: UserView,
     /// Disabled accounts cannot log in, and lose every session when disabled.

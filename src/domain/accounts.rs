@@ -108,10 +108,12 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
         };
         match state.store.insert_user(&user, &new_code, &mail).await {
             Ok(()) if state.config.signup_conceals_existing => {
+                state.metrics.signup();
                 state.wake_mailer();
                 return Ok(SignupOutcome::Concealed);
             }
             Ok(()) => {
+                state.metrics.signup();
                 state.wake_mailer();
                 return Ok(SignupOutcome::Created {
                     user_id,

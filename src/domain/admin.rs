@@ -109,6 +109,14 @@ pub async fn update_user(
             "Admins cannot disable or demote their own account; ask another admin",
         ));
     }
+    if patch.active.is_none()
+        && patch.disabled.is_none()
+        && patch.role.is_none()
+        && patch.locked.is_none()
+    {
+        // Nothing to change: not even `updatedAt` moves.
+        return state.store.admin_user(user_id).await?.ok_or_else(not_found);
+    }
     let changes = UserChanges {
         active: patch.active,
         disabled: patch.disabled,

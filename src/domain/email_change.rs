@@ -75,6 +75,8 @@ pub async fn request(
         )
         .await?
     {
+        // Two emails queued: the code and the notice (each counts in /metrics).
+        state.wake_mailer();
         state.wake_mailer();
     }
     Ok(())

@@ -8,6 +8,9 @@
 //! permanent refusal (5xx) gives that one email up, so it cannot block the
 //! queue forever. Delivery is at-least-once: a crash between a successful
 //! send and marking the row sent re-sends that one email after restart.
+//!
+//! On shutdown the worker finishes the email it is sending (and records
+//! it), then stops: the rest of the queue waits in the database.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::transport::{Envelope, SendError, Transport};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Longest the worker sleeps without looking at the outbox.
@@ -31,6 +35,8 @@ pub struct OutboxWorker {
     pub retry_max: Duration,
     /// Woken when a request queues an email.
     pub wake: Arc<Notify>,
+    /// Counts deliveries, retries and give-ups.
+    pub metrics: Arc<Metrics>,
 }
 
 impl OutboxWorker {
@@ -41,7 +47,7 @@ impl OutboxWorker {
             if *shutdown.borrow() {
                 return;
             }
-            let pause = match self.deliver_pending().await {
+            let pause = match self.deliver_pending(&shutdown).await {
                 Ok(()) => {
                     failures = 0;
                     IDLE_POLL
@@ -66,15 +72,18 @@ impl OutboxWorker {
         }
     }
 
-    /// Sends pending emails in order until the queue is empty (`Ok`) or a
-    /// transient failure pauses it (`Err`).
-    async fn deliver_pending(&self) -> anyhow::Result<()> {
+    /// Sends pending emails in order until the queue is empty or shutdown
+    /// is asked for (`Ok`), or a transient failure pauses it (`Err`).
+    async fn deliver_pending(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
         loop {
             let pending = self.store.pending_emails(BATCH).await?;
             if pending.is_empty() {
                 return Ok(());
             }
             for email in &pending {
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
                 let envelope = Envelope {
                     to: &email.recipient,
                     subject: &email.subject,
@@ -84,6 +93,7 @@ impl OutboxWorker {
                 match self.transport.send(&self.from, envelope).await {
                     Ok(()) => {
                         self.store.mark_email_sent(email.id).await?;
+                        self.metrics.email_sent();
                         tracing::info!(outbox_id = email.id, "email delivered");
                     }
                     Err(SendError::Permanent(reason)) => {
@@ -95,11 +105,13 @@ impl OutboxWorker {
                         self.store
                             .mark_email_failed(email.id, &reason, true)
                             .await?;
+                        self.metrics.email_failed();
                     }
                     Err(SendError::Transient(reason)) => {
                         self.store
                             .mark_email_failed(email.id, &reason, false)
                             .await?;
+                        self.metrics.email_retry();
                         anyhow::bail!("delivering email {} failed: {reason}", email.id);
                     }
                 }

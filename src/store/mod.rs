@@ -8,12 +8,15 @@
 
 pub mod account;
 pub mod admin;
+pub mod backup;
 pub mod keys;
 pub mod lockout;
 pub mod outbox;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -37,8 +40,10 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database and applies migrations.
     pub async fn open(database_url: &str) -> anyhow::Result<Store> {
-        let options = SqliteConnectOptions::from_str(database_url)
-            .with_context(|| "SESAME_DATABASE_URL is not a valid SQLite URL".to_string())?
+        let options = connect_options(database_url)?;
+        let file = options.get_filename().display().to_string();
+        check_directory(options.get_filename())?;
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a write that was answered survives power loss, not only a crash.
@@ -50,15 +55,19 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
-            .context("SESAME_DATABASE_URL: cannot open the database")?;
-        apply_migrations(&write).await?;
+            .with_context(|| {
+                format!("SESAME_DATABASE_URL: cannot open or create the database file {file}")
+            })?;
+        apply_migrations(&write)
+            .await
+            .with_context(|| format!("SESAME_DATABASE_URL ({file})"))?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
         let read = SqlitePoolOptions::new()
             .max_connections(readers)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await
-            .context("SESAME_DATABASE_URL: cannot open the database for reading")?;
+            .with_context(|| format!("SESAME_DATABASE_URL: cannot open {file} for reading"))?;
         Ok(Store { write, read })
     }
 
@@ -79,11 +88,49 @@ impl Store {
         self.write.begin_with("BEGIN IMMEDIATE").await
     }
 
-    /// Closes both pools, waiting for connections to be returned.
+    /// Closes both pools, waiting for connections to be returned. Before
+    /// the writer goes, the write-ahead log is folded into the database
+    /// file, so the file alone holds every answered write (a copy of it is
+    /// complete, and the next start has no log to replay).
     pub async fn close(&self) {
         self.read.close().await;
+        let checkpoint: Result<(i64, i64, i64), _> =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.write)
+                .await;
+        match checkpoint {
+            Ok((0, _, _)) => {}
+            Ok(_) => tracing::warn!("the final WAL checkpoint was blocked by a reader"),
+            Err(e) => tracing::warn!(error = %e, "the final WAL checkpoint failed"),
+        }
         self.write.close().await;
     }
+}
+
+/// Parses `SESAME_DATABASE_URL`.
+fn connect_options(database_url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    SqliteConnectOptions::from_str(database_url).map_err(|_| {
+        anyhow::anyhow!(
+            "SESAME_DATABASE_URL is not a valid SQLite URL (expected e.g. sqlite://sesame.db \
+             or sqlite:///var/lib/sesame/sesame.db)"
+        )
+    })
+}
+
+/// Fails with a message naming the setting when the database's directory
+/// is missing: SQLite's own answer is a bare "unable to open database file".
+fn check_directory(file: &Path) -> anyhow::Result<()> {
+    let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(()); // in the working directory, or in memory
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "SESAME_DATABASE_URL: cannot create the database file {}: {} is not a directory",
+            file.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 async fn apply_migrations(pool: &SqlitePool) -> anyhow::Result<()> {

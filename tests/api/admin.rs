@@ -280,6 +280,18 @@ async fn locked_false_ends_a_lockout_and_resets_the_failure_count() {
 }
 
 #[tokio::test]
+async fn an_empty_change_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    let (user_id, _, _) = member(&app, "sam@example.com").await;
+    let before = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+
+    let user = updated(&app, &user_id, json!({}), &admin).await;
+
+    assert_eq!(user, before["user"]);
+}
+
+#[tokio::test]
 async fn active_false_sends_the_account_back_to_email_verification() {
     let app = spawn_app().await;
     let admin = app.admin_token("boss@example.com").await;

@@ -1,300 +1,237 @@
-//! The operator's commands, run as real processes against a test database:
-//! `sesame admin create` and `sesame keys rotate`.
+//! The command line, run as real processes of the `sesame` binary.
 
-use std::process::{ExitStatus, Stdio};
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use sesame::app::Application;
+use serde_json::json;
+use sqlx::{Connection, SqliteConnection};
 use tempfile::TempDir;
-use tokio::io::AsyncWriteExt;
 
-use crate::authed::*;
 use crate::helpers::*;
+use crate::process::{Finished, database_url, run, sesame};
 
-/// What a finished `sesame` process left.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the `sesame` binary with `args`, `stdin` piped in, from an empty
-/// directory (no `.env`) and without the caller's `SESAME_*` variables;
-/// argon2 is made cheap through its variables, as an operator could.
-async fn sesame(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Finished {
-    let cwd = TempDir::new().expect("temp dir");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sesame"));
-    cmd.args(args)
-        .current_dir(cwd.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SESAME_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.env("SESAME_ARGON2_MEMORY_KIB", "1024")
-        .env("SESAME_ARGON2_ITERATIONS", "1");
-    cmd.envs(env.iter().copied());
-    let mut child = cmd.spawn().expect("the sesame binary starts");
-    let mut input = child.stdin.take().expect("stdin is piped");
-    // A process that refuses its arguments may exit before reading stdin.
-    let _ = input.write_all(stdin.as_bytes()).await;
-    drop(input);
-    let output = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("sesame finishes in time")
-        .expect("sesame runs");
-    Finished {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-async fn admin_create(database_url: &str, email: &str, password: &str) -> Finished {
-    let args = [
-        "--database-url",
-        database_url,
-        "admin",
-        "create",
-        "--email",
-        email,
-        "--password-stdin",
-    ];
-    sesame(&args, &format!("{password}\n"), &[]).await
-}
-
-async fn keys_rotate(database_url: &str) -> Finished {
-    sesame(&["--database-url", database_url, "keys", "rotate"], "", &[]).await
-}
-
-fn assert_success(run: &Finished) {
+fn assert_ok(out: &Finished) {
     assert!(
-        run.status.success(),
-        "sesame failed ({}): {}",
-        run.status,
-        run.stderr
+        out.status.success(),
+        "exit {}; stdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
     );
 }
 
-fn assert_failure(run: &Finished, message: &str) {
-    assert!(
-        !run.status.success(),
-        "sesame should have failed; stdout: {}",
-        run.stdout
-    );
-    assert!(
-        run.stderr.contains(message),
-        "stderr lacks {message:?}: {}",
-        run.stderr
-    );
-}
-
-/// A database that no server runs on: (its directory, its URL).
-fn fresh_database() -> (TempDir, String) {
+#[tokio::test]
+async fn version_prints_the_package_version() {
     let dir = TempDir::new().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
-    (dir, url)
-}
-
-async fn users_in(database_url: &str) -> i64 {
-    let db = sqlx::SqlitePool::connect(database_url)
-        .await
-        .expect("open the database");
-    let count = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&db)
-        .await
-        .expect("count");
-    db.close().await;
-    count
-}
-
-/// The `kid` in an access token's header.
-fn kid_of(access: &str) -> String {
-    let header = access.split('.').next().expect("a JWT");
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url"))
-        .expect("JSON header");
-    str_field(&header, "kid")
-}
-
-async fn published_kids(app_address: &str, client: &reqwest::Client) -> Vec<String> {
-    let resp = client
-        .get(format!("{app_address}/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("request reaches the server");
-    let jwks = expect_json(resp, StatusCode::OK).await;
-    jwks["keys"]
-        .as_array()
-        .expect("keys is an array")
-        .iter()
-        .map(|k| str_field(k, "kid"))
-        .collect()
-}
-
-// ---------------------------------------------------------------- admin create
-
-#[tokio::test]
-async fn admin_create_makes_an_active_admin_who_can_use_the_admin_api() {
-    let app = spawn_app().await;
-
-    let run = admin_create(&app.config.database_url, "Boss@Example.com", PASSWORD).await;
-
-    assert_success(&run);
-    assert!(run.stdout.contains("boss@example.com"), "{}", run.stdout);
-    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
-    let access = str_field(&app.login("boss@example.com").await, "accessToken");
-    let me = app.me(&access).await;
-    assert_eq!(
-        (me["role"].clone(), me["active"].clone()),
-        (json!("admin"), json!(true)),
-        "{me}"
-    );
-    expect_json(app.get_auth("/admin/users", &access).await, StatusCode::OK).await;
-}
-
-#[tokio::test]
-async fn admin_create_refuses_a_weak_password_with_a_clear_message() {
-    let (_dir, url) = fresh_database();
-
-    let run = admin_create(&url, "boss@example.com", "password").await;
-
-    assert_failure(&run, "too easy to guess");
-    assert_failure(
-        &admin_create(&url, "boss@example.com", "short").await,
-        "at least 8 characters",
-    );
-    assert_eq!(users_in(&url).await, 0);
-}
-
-#[tokio::test]
-async fn admin_create_refuses_a_taken_or_malformed_email() {
-    let app = spawn_app().await;
-    let (access, _) = app.logged_in_user("sam@example.com").await;
-
-    let taken = admin_create(&app.config.database_url, "SAM@example.com", PASSWORD).await;
-    assert_failure(&taken, "already exists");
-    let malformed = admin_create(&app.config.database_url, "not-an-email", PASSWORD).await;
-    assert_failure(&malformed, "--email");
-
-    assert_eq!(
-        app.me(&access).await["role"],
-        json!("user"),
-        "the existing account is untouched"
-    );
-}
-
-#[tokio::test]
-async fn admin_create_reads_the_password_only_from_stdin() {
-    let (dir, url) = fresh_database();
-
-    let without_flag = sesame(
-        &[
-            "--database-url",
-            &url,
-            "admin",
-            "create",
-            "--email",
-            "boss@example.com",
-        ],
-        PASSWORD,
-        &[],
-    )
+    let out = run({
+        let mut cmd = sesame(dir.path());
+        cmd.arg("--version");
+        cmd
+    })
     .await;
-    assert_failure(&without_flag, "--password-stdin");
-    let empty = admin_create(&url, "boss@example.com", "").await;
-    assert_failure(&empty, "no password");
+    assert_ok(&out);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("sesame {}", env!("CARGO_PKG_VERSION"))
+    );
+}
 
+#[tokio::test]
+async fn help_names_every_command_the_settings_and_where_to_read_more() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.arg("--help");
+    let out = run(cmd).await;
+    assert_ok(&out);
+    for expected in [
+        "serve",
+        "migrate",
+        "openapi",
+        "backup",
+        "check-config",
+        "--database-url",
+        "SESAME_DATABASE_URL",
+        "SESAME_SMTP_URL",
+        "docs/deployment.md",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "no {expected:?} in:\n{}",
+            out.stdout
+        );
+    }
+
+    let mut cmd = sesame(dir.path());
+    cmd.args(["backup", "--help"]);
+    let out = run(cmd).await;
+    assert_ok(&out);
+    assert!(out.stdout.contains("<PATH>"), "{}", out.stdout);
+    assert!(out.stdout.contains("restore"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn openapi_prints_the_document_the_server_serves() {
+    let app = spawn_app().await;
+    let served = app.get("/openapi.json").await.text().await.expect("body");
+
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.arg("openapi");
+    let out = run(cmd).await;
+    assert_ok(&out);
+    assert_eq!(out.stdout.trim_end(), served.trim_end());
     assert!(
         !dir.path().join("sesame.db").exists(),
-        "nothing was written"
-    );
-}
-
-// ---------------------------------------------------------------- keys rotate
-
-#[tokio::test]
-async fn after_keys_rotate_new_tokens_use_the_new_key_and_old_ones_keep_working() {
-    let app = spawn_app().await;
-    let (before, before_refresh) = app.logged_in_user("sam@example.com").await;
-    let old_kid = kid_of(&before);
-    assert_eq!(
-        published_kids(&app.address, &app.client).await,
-        std::slice::from_ref(&old_kid)
-    );
-
-    let run = keys_rotate(&app.config.database_url).await;
-
-    assert_success(&run);
-    // The running server picks the key up without a restart.
-    let (after, _) = another_session(&app, "sam@example.com").await;
-    let new_kid = kid_of(&after);
-    assert_ne!(new_kid, old_kid);
-    assert!(run.stdout.contains(&new_kid), "{}", run.stdout);
-    assert_eq!(
-        published_kids(&app.address, &app.client).await,
-        [old_kid.clone(), new_kid.clone()]
-    );
-    app.me(&before).await;
-    app.me(&after).await;
-    let refreshed = expect_json(refresh(&app, &before_refresh).await, StatusCode::OK).await;
-    assert_eq!(kid_of(&str_field(&refreshed, "accessToken")), new_kid);
-    // And after a restart, both still verify.
-    let app = app.restart_with(|_| {}).await;
-    app.me(&before).await;
-    app.me(&after).await;
-    assert_eq!(
-        published_kids(&app.address, &app.client).await,
-        [old_kid, new_kid]
+        "printing the spec needs no database"
     );
 }
 
 #[tokio::test]
-async fn a_server_verifies_a_token_signed_with_a_key_it_had_not_loaded_yet() {
-    let app = spawn_app().await;
-    let (before, _) = app.logged_in_user("sam@example.com").await;
-    // A second instance on the same database, started before the rotation.
-    let other = Application::start(app.config.clone())
-        .await
-        .expect("second instance starts");
-    let other_address = format!("http://127.0.0.1:{}", other.port());
-    assert_success(&keys_rotate(&app.config.database_url).await);
+async fn migrate_creates_the_schema_and_a_server_then_starts_on_it() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.arg("migrate");
+    let out = run(cmd).await;
+    assert_ok(&out);
 
-    // The first instance signs with the new key; the second meets it in a token.
-    let (access, _) = another_session(&app, "sam@example.com").await;
-    let resp = app
-        .client
-        .get(format!("{other_address}/users/me"))
-        .bearer_auth(&access)
-        .send()
+    let mut conn = SqliteConnection::connect(&database_url(dir.path()))
         .await
-        .expect("request reaches the second instance");
-
-    assert_ne!(kid_of(&access), kid_of(&before), "signed with the new key");
-    expect_json(resp, StatusCode::OK).await;
-    assert!(
-        published_kids(&other_address, &app.client)
+        .expect("open the migrated database");
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&mut conn)
             .await
-            .contains(&kid_of(&access))
-    );
-    other.stop().await.expect("second instance stops");
+            .expect("migrations table");
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations dir")
+        .count() as i64;
+    assert_eq!(applied, migrations, "every migration is applied");
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .expect("users table");
+    assert_eq!(users, 0);
+    conn.close().await.expect("close");
+
+    // Migrating again is a no-op, not an error.
+    let mut cmd = sesame(dir.path());
+    cmd.arg("migrate");
+    assert_ok(&run(cmd).await);
 }
 
 #[tokio::test]
-async fn keys_rotate_refuses_when_tokens_are_signed_with_a_shared_secret() {
-    let (_dir, url) = fresh_database();
-    let secret = [(
-        "SESAME_JWT_SECRET",
-        "a shared secret that is long enough for HS256 signing",
-    )];
+async fn check_config_prints_every_setting_with_secrets_redacted() {
+    let dir = TempDir::new().expect("temp dir");
+    let smtp_password = "smtp-pa55word-do-not-print";
+    let jwt_secret = "jwt-secret-that-is-long-enough-0123456789";
+    let mut cmd = sesame(dir.path());
+    cmd.env(
+        "SESAME_SMTP_URL",
+        format!("smtps://apikey:{smtp_password}@smtp.example.com:465"),
+    )
+    // A flag after the subcommand works too.
+    .args(["check-config", "--jwt-secret", jwt_secret]);
+    let out = run(cmd).await;
+    assert_ok(&out);
 
-    let run = sesame(&["--database-url", &url, "keys", "rotate"], "", &secret).await;
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        !all.contains(smtp_password),
+        "SMTP password printed:\n{all}"
+    );
+    assert!(!all.contains(jwt_secret), "JWT secret printed:\n{all}");
+    let line = |name: &str| -> String {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} line in:\n{}", out.stdout))
+            .to_owned()
+    };
+    assert!(
+        line("SESAME_SMTP_URL").contains("@smtp.example.com:465"),
+        "the host stays visible: {}",
+        line("SESAME_SMTP_URL")
+    );
+    assert!(line("SESAME_SMTP_URL").contains("REDACTED"));
+    assert!(line("SESAME_JWT_SECRET").starts_with("SESAME_JWT_SECRET=REDACTED"));
+    assert!(line("SESAME_JWT_SECRET").contains("command line"));
+    assert!(line("SESAME_ARGON2_MEMORY_KIB").starts_with("SESAME_ARGON2_MEMORY_KIB=1024"));
+    assert!(line("SESAME_ARGON2_MEMORY_KIB").contains("environment"));
+    assert!(line("SESAME_JWT_AUDIENCE").contains("# default"));
+    assert!(out.stdout.contains("HS256"), "{}", out.stdout);
+    assert!(
+        !dir.path().join("sesame.db").exists(),
+        "checking the configuration touches no database"
+    );
+}
 
-    assert_failure(&run, "SESAME_JWT_SECRET");
+#[tokio::test]
+async fn check_config_fails_with_one_line_naming_the_bad_setting() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.env("SESAME_JWT_SECRET", "too-short")
+        .arg("check-config");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("SESAME_JWT_SECRET"), "{}", out.stderr);
+    assert!(!out.stderr.contains("too-short"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn backup_copies_a_live_database_and_the_copy_serves_the_same_accounts() {
+    let app = spawn_app().await;
+    app.activated_user("kept@example.com").await;
+    let backup = app.dir.path().join("backups").join("sesame-backup.db");
+    std::fs::create_dir(backup.parent().expect("parent")).expect("backup dir");
+
+    // The server keeps running (and holding the database) during the backup.
+    let mut cmd = sesame(app.dir.path());
+    cmd.arg("backup").arg(&backup);
+    let out = run(cmd).await;
+    assert_ok(&out);
+    assert!(out.stdout.contains("backup written"), "{}", out.stdout);
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    app.signup("after-the-backup@example.com").await;
+
+    // Restore: a server started on the copy alone (no -wal beside it).
+    let restored = spawn_app_with(|config| {
+        config.database_url = format!("sqlite://{}", backup.display());
+    })
+    .await;
+    restored.login("kept@example.com").await;
+    let resp = restored
+        .post(
+            "/users/login",
+            json!({"email": "after-the-backup@example.com", "password": PASSWORD}),
+        )
+        .await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+}
+
+#[tokio::test]
+async fn backup_never_overwrites_an_existing_file() {
+    let app = spawn_app().await;
+    let target = app.dir.path().join("precious.db");
+    std::fs::write(&target, b"not to be overwritten").expect("write");
+
+    let mut cmd = sesame(app.dir.path());
+    cmd.arg("backup").arg(&target);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", out.stdout);
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(&target).expect("read"),
+        b"not to be overwritten"
+    );
+}
+
+#[tokio::test]
+async fn backup_of_a_missing_database_fails_without_creating_one() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.args(["backup", "copy.db"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.contains("SESAME_DATABASE_URL"), "{}", out.stderr);
+    assert!(!dir.path().join("sesame.db").exists());
+    assert!(!dir.path().join("copy.db").exists());
 }

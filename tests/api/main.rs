@@ -3,19 +3,25 @@
 
 mod authed;
 mod helpers;
+mod process;
 mod smtp;
 
 mod account;
 mod activation;
 mod admin;
+mod admin_cli;
 mod cli;
+mod crash;
 mod health;
 mod my_sessions;
+mod observability;
 mod outbox;
 mod password;
 mod referrals;
 mod sessions;
+mod shutdown;
 mod signup;
 mod smoke;
+mod startup;
 mod tokens;
 mod transport;

@@ -77,6 +77,20 @@ impl Server {
         assert!(tokens["accessToken"].is_string(), "{tokens}");
     }
 
+    /// The samples of `GET /metrics`.
+    async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let page = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
+        crate::observability::samples(&page)
+    }
+
     /// Stops gracefully: in-flight requests and the email being sent finish,
     /// the database is closed.
     async fn stop(self) {
@@ -286,5 +300,43 @@ async fn an_email_waiting_out_its_backoff_is_not_overtaken_by_a_later_one() {
         ["earlier@example.com", "later@example.com"],
         "emails are delivered in the order they were queued"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_outbox_drains_in_order_without_duplicates_when_smtp_returns() {
+    let down = smtp_outage().await;
+    let dir = TempDir::new().expect("temp dir");
+    let server = Server::start(test_config(&dir, &down)).await;
+    // More than the worker fetches in one round (20).
+    let users: Vec<String> = (0..25)
+        .map(|i| format!("queued-{i:02}@example.com"))
+        .collect();
+    for user in &users {
+        server.signup(user).await;
+    }
+    wait_for_count(&dir, FAILED_AND_UNSENT, 1).await;
+    let metrics = server.metrics().await;
+    assert_eq!(metrics["sesame_outbox_depth"], 25.0);
+    assert_eq!(metrics["sesame_emails_queued_total"], 25.0);
+    assert_eq!(metrics["sesame_emails_sent_total"], 0.0);
+    assert!(metrics["sesame_email_delivery_retries_total"] >= 1.0);
+
+    let mail = smtp_back(&down).await;
+    let delivered = mail.wait_for(users.len(), WAIT).await;
+    assert_eq!(recipients(&delivered[..users.len()]), users, "queue order");
+
+    // One more behind them: any duplicate would have arrived before it.
+    server.signup("last@example.com").await;
+    mail.wait_for_mail_to("last@example.com", 1, WAIT).await;
+    assert_eq!(
+        recipients(&mail.messages()),
+        [users.as_slice(), &["last@example.com".to_owned()]].concat(),
+        "each email exactly once, in order"
+    );
+    wait_for_count(&dir, UNSENT, 0).await;
+    let metrics = server.metrics().await;
+    assert_eq!(metrics["sesame_outbox_depth"], 0.0);
+    assert_eq!(metrics["sesame_emails_sent_total"], 26.0);
     server.stop().await;
 }

@@ -38,6 +38,10 @@ struct Shared {
     // Reachable from `shutdown` so the port closes synchronously, not whenever the
     // runtime gets round to dropping the aborted accept task.
     listener: Mutex<Option<TcpListener>>,
+    // While true, a mail's data is read but its "250 OK" (and its capture) waits.
+    hold: watch::Sender<bool>,
+    // How many mails are being held right now.
+    held: watch::Sender<usize>,
 }
 
 // A panic in one test thread must not turn every later lock into a confusing second panic.
@@ -61,6 +65,8 @@ impl MailServer {
             mails: Mutex::new(Vec::new()),
             arrived: watch::Sender::new(0),
             listener: Mutex::new(Some(listener)),
+            hold: watch::Sender::new(false),
+            held: watch::Sender::new(0),
         });
         let accept_task = tokio::spawn(accept_loop(shared.clone())).abort_handle();
         Ok(MailServer {
@@ -104,6 +110,28 @@ impl MailServer {
             to_rcpt.nth(nth - 1).cloned()
         })
         .await
+    }
+
+    /// From now on, reads each mail's data but holds its "250 OK" (and does
+    /// not capture it) until [`MailServer::release`]: an email in mid-send.
+    pub fn hold_replies(&self) {
+        self.shared.hold.send_replace(true);
+    }
+
+    /// Answers (and captures) the held mails, and holds no more.
+    pub fn release(&self) {
+        self.shared.hold.send_replace(false);
+    }
+
+    /// Waits until `count` mails are held.
+    pub async fn wait_until_holding(&self, count: usize, timeout: Duration) {
+        let mut held = self.shared.held.subscribe();
+        tokio::time::timeout(timeout, held.wait_for(|n| *n >= count))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("timed out after {timeout:?} waiting for {count} held mail(s)")
+            })
+            .expect("the mail server is alive");
     }
 
     /// Refuses new connections from now on and drops live sessions too, so a pooled
@@ -209,6 +237,12 @@ async fn session(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                         break;
                     }
                     data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                }
+                if *shared.hold.borrow() {
+                    shared.held.send_modify(|n| *n += 1);
+                    let mut hold = shared.hold.subscribe();
+                    let _ = hold.wait_for(|held| !*held).await;
+                    shared.held.send_modify(|n| *n -= 1);
                 }
                 let mail = CapturedMail {
                     from: from.take().unwrap_or_default(),
