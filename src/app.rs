@@ -188,12 +188,16 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .at("/metrics", get(metrics_page))
         .at("/docs", docs_endpoint)
         .nest("/", service)
-        .with_if(cors.is_some(), cors.unwrap_or_default())
         .data(state.clone())
         .around(move |ep, req| {
             let pipeline = pipeline.clone();
             async move { Ok(pipeline.handle(ep, req).await) }
         })
+        // CORS wraps the pipeline, so it only adds headers to answers that
+        // are already in the contract's shape; its own refusals (an origin
+        // not allowed) are mapped below.
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .catch_all_error(|err| async move { http::bare_error_response(err) })
 }
 
 /// `GET /metrics`: Prometheus text format. Public like every route: restrict

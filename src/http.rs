@@ -87,17 +87,29 @@ pub fn error_response(err: poem::Error, path: &str, allowed: &AllowedMethods) ->
     poem::Error::from(api_err).into_response()
 }
 
+/// Renders an error raised outside the pipeline (by CORS) in the contract's shape.
+pub fn bare_error_response(err: poem::Error) -> Response {
+    let mut resp = poem::Error::from(ApiError::from_poem(&err)).into_response();
+    add_security_headers(&mut resp, None);
+    resp
+}
+
 /// The client IP of a request (see [`TrustedProxies::client_ip`]).
 pub fn client_ip(req: &Request, proxies: &TrustedProxies) -> ClientIp {
     let peer = req
         .remote_addr()
         .as_socket_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    let forwarded = req
+    // A proxy may add its own header line instead of appending to the
+    // client's: all lines together, in order, are the chain.
+    let lines: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    ClientIp(proxies.client_ip(peer, forwarded))
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded = (!lines.is_empty()).then(|| lines.join(","));
+    ClientIp(proxies.client_ip(peer, forwarded.as_deref()))
 }
 
 /// CORS for the allow-listed origins; `None` (off) when there are none.

@@ -119,7 +119,7 @@ impl TrustedProxies {
         };
         let mut client = peer;
         for hop in chain.rsplit(',') {
-            match hop.trim().parse::<IpAddr>() {
+            match parse_hop(hop.trim()) {
                 Ok(ip) if self.contains(&ip) => client = ip,
                 Ok(ip) => return ip,
                 // A malformed entry cannot be trusted or followed further.
@@ -128,6 +128,13 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// An `X-Forwarded-For` entry: an IP, or an IP with a port as some proxies
+/// write it (`203.0.113.9:4711`, `[2001:db8::1]:4711`).
+fn parse_hop(hop: &str) -> Result<IpAddr, std::net::AddrParseError> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()))
 }
 
 #[cfg(test)]
@@ -153,6 +160,10 @@ mod tests {
             ip("10.0.0.2")
         );
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), Some("203.0.113.9:4711")),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]

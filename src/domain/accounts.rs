@@ -305,11 +305,17 @@ pub fn sanitize_name(raw: &str) -> String {
     let stripped = ammonia::Builder::empty().clean(raw).to_string();
     // ammonia escapes what it keeps; names are plain text, so undo that and
     // drop angle brackets outright: no stored name can ever look like a tag.
+    // Control characters (NUL, BEL, ESC, DEL...) are dropped too; whitespace
+    // runs become one space.
     let text = stripped
         .replace("&lt;", "")
         .replace("&gt;", "")
         .replace("&amp;", "&");
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .map(|word| word.chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Emails the owner of a taken address instead of telling the requester.

@@ -149,7 +149,9 @@ fn unknown_address_key(address: &str) -> Vec<u8> {
 
 /// `429 ACCOUNT_LOCKED` with the wait in `Retry-After`.
 pub(super) fn locked(until: chrono::DateTime<Utc>) -> ApiError {
-    let wait = (until - Utc::now()).num_seconds().max(1) as u64;
+    // Rounded up: a client that waits as long as told must get in.
+    let millis = (until - Utc::now()).num_milliseconds().max(1) as u64;
+    let wait = millis.div_ceil(1000);
     ApiError::new(
         ErrorCode::AccountLocked,
         "Too many failed logins: this account is locked for a while. Reset the password to unlock it now.",
