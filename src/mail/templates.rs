@@ -101,14 +101,17 @@ pub fn password_reset(app_url: &str, recipient: &str, token: &str, ttl: Duration
 /// Tells the owner that repeated failed logins locked the account.
 pub fn account_locked(app_url: &str, recipient: &str, lockout: Duration) -> OutgoingEmail {
     let reset = format!("{app_url}/reset-password");
-    let minutes = lockout.as_secs().div_ceil(60);
+    let minutes = match lockout.as_secs().div_ceil(60) {
+        1 => "1 minute".to_owned(),
+        n => format!("{n} minutes"),
+    };
     let text = format!(
-        "Your sesame account was locked for {minutes} minutes after several failed login attempts.\n\n\
+        "Your sesame account was locked for {minutes} after several failed login attempts.\n\n\
          If it was you, wait and try again, or reset your password to unlock it now: {reset}\n\n\
          If it was not you, someone may be guessing your password: resetting it is a good idea.\n"
     );
     let html = layout(&format!(
-        "<p>Your sesame account was locked for {minutes} minutes after several failed login attempts.</p>\
+        "<p>Your sesame account was locked for {minutes} after several failed login attempts.</p>\
          <p>If it was you, wait and try again, or <a href=\"{reset}\">reset your password</a> to unlock it now.</p>\
          <p>If it was not you, someone may be guessing your password: resetting it is a good idea.</p>",
         reset = esc(&reset),
