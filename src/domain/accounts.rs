@@ -10,7 +10,7 @@ use super::email::EmailAddress;
 use super::password::NewPassword;
 use super::referral::ReferralCode;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::mail::templates;
+use crate::mail::{notices, templates};
 use crate::state::AppState;
 use crate::store::users::{
     CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred, User,
@@ -275,9 +275,14 @@ pub async fn reset_password(
     let hash = state.hasher.hash(&password).await?;
     state
         .store
-        .reset_password(&token.hash(), &hash)
+        .reset_password(
+            &token.hash(),
+            &hash,
+            &notices::password_changed(&state.config.app_url, &owner.email),
+        )
         .await?
         .ok_or_else(invalid)?;
+    state.wake_mailer();
     Ok(())
 }
 

@@ -327,13 +327,14 @@ impl Store {
         Ok(CodeAttempt::Accepted)
     }
 
-    /// Spends a password reset token: sets the new hash and revokes every
-    /// session of the user. Returns the user id, or `None` if the token is
+    /// Spends a password reset token: sets the new hash, revokes every
+    /// session of the user and queues `notice` (the "password changed" email). Returns the user id, or `None` if the token is
     /// unknown, used or expired.
     pub async fn reset_password(
         &self,
         token_hash: &[u8],
         new_hash: &str,
+        notice: &OutgoingEmail,
     ) -> anyhow::Result<Option<String>> {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
@@ -357,6 +358,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         super::sessions::revoke_all(&mut tx, &user_id, &now).await?;
+        outbox::enqueue(&mut tx, Some(&user_id), notice).await?;
         tx.commit().await?;
         Ok(Some(user_id))
     }

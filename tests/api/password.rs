@@ -161,6 +161,25 @@ async fn reset_changes_the_password() {
 }
 
 #[tokio::test]
+async fn a_completed_reset_tells_the_owner_their_password_changed() {
+    let app = spawn_app().await;
+    app.activated_user("sam@example.com").await;
+    let token = requested_reset_token(&app, "sam@example.com", 2).await;
+    expect_json(
+        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    // Mails so far: verification, reset link, and now the notice.
+    let notice = app.mail.wait_for_mail_to("sam@example.com", 3, WAIT).await;
+    assert_eq!(notice.subject(), "Your password was changed");
+    assert!(
+        !notice.text_body().contains(NEW_PASSWORD),
+        "the notice never carries the password"
+    );
+}
+
+#[tokio::test]
 async fn reset_ends_every_session_from_before() {
     let app = spawn_app().await;
     let (first, first_refresh) = app.logged_in_user("sam@example.com").await;
