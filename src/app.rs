@@ -18,6 +18,7 @@ use crate::domain::tokens::Keyring;
 use crate::http::{self, AllowedMethods};
 use crate::mail::transport::Transport;
 use crate::mail::worker::OutboxWorker;
+use crate::pages;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -147,11 +148,16 @@ impl Application {
     }
 }
 
-/// All routes: the API, its spec, Swagger UI, with the shared middleware.
+/// All routes: the API, its spec, Swagger UI and the pages behind the links
+/// in emails, with the shared middleware.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = api::service(&state.config.public_url);
     let spec = service.spec();
-    let allowed = Arc::new(AllowedMethods::from_spec(&spec));
+    let mut allowed = AllowedMethods::from_spec(&spec);
+    for (path, methods) in pages::PATHS {
+        allowed.add(path, methods);
+    }
+    let allowed = Arc::new(allowed);
     let docs = service.swagger_ui();
     let spec_endpoint = make_sync(move |_| {
         Response::builder()
@@ -159,7 +165,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             .body(spec.clone())
     });
     let max_body = state.config.max_body_bytes;
-    Route::new()
+    pages::mount(Route::new())
         .at("/openapi.json", spec_endpoint)
         .nest("/docs", docs)
         .nest("/", service)

@@ -127,6 +127,11 @@ impl AllowedMethods {
         AllowedMethods { routes }
     }
 
+    /// Adds a path that is not in the OpenAPI document (the HTML pages).
+    pub fn add(&mut self, path: &str, methods: &str) {
+        self.routes.push((segments(path), methods.to_owned()));
+    }
+
     /// The `Allow` value for a request path, if it matches a documented path.
     pub fn for_path(&self, path: &str) -> Option<String> {
         let wanted = segments(path);

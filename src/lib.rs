@@ -7,6 +7,7 @@
 //! - [`http`]: transport rules for every route (body limit, error body, headers).
 //! - [`error`]: the one error type and its `{error, code, message}` body.
 //! - [`api`]: poem-openapi resources; thin handlers, the Swagger documentation.
+//! - [`pages`]: the small HTML pages behind the links in emails (`/verify`, `/reset-password`).
 //! - [`domain`]: valid-by-construction types and the account/session flows.
 //! - [`store`]: every SQL statement, behind named functions; transactions.
 //! - [`mail`]: email templates, transports and the outbox worker.
@@ -19,5 +20,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod pages;
 pub mod state;
 pub mod store;

@@ -56,12 +56,13 @@ impl From<User> for UserView {
     }
 }
 
-/// The signed-in user.
+/// The signed-in user's profile, in `user`.
 #[derive(Object)]
 pub struct MeResponse {
     /// Always `true`.
     pub success: bool,
-    /// The profile.
+    // No doc comment: it would make the `$ref` an `allOf` that generators
+    // turn into a second copy of `User` (`MeResponseUser`).
     pub user: UserView,
 }
 
