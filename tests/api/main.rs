@@ -5,8 +5,10 @@ mod helpers;
 mod smtp;
 
 mod activation;
+mod clients;
 mod health;
 mod outbox;
+mod pages;
 mod password;
 mod referrals;
 mod sessions;
