@@ -1,6 +1,8 @@
 //! `/reset-password?token=…`: the page behind the link in the password reset
 //! email. `GET` shows a form for the new password; posting it spends the
-//! token and sets the password.
+//! token and sets the password. Without a token (the link in the "someone
+//! tried to sign up" email, or an expired link) the page offers to email a
+//! new reset link instead.
 
 use std::sync::Arc;
 
@@ -17,30 +19,38 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The token from the link.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct ResetLink {
     token: String,
 }
 
-/// The posted form (missing fields are empty).
-#[derive(Debug, Default, Deserialize)]
+/// The posted form: a token with the new password, or only an email
+/// address to send a reset link to (missing fields are empty).
+#[derive(Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ResetFields {
     token: String,
     new_password: String,
     confirm_password: String,
+    email: String,
 }
 
-/// Shows the new-password form; spends nothing.
+/// Shows the new-password form (without a token, the request form); spends nothing.
 #[handler]
 pub async fn show(Query(link): Query<ResetLink>) -> Page {
+    if link.token.trim().is_empty() {
+        return request_page(StatusCode::OK, None);
+    }
     form_page(StatusCode::OK, &link.token, None)
 }
 
-/// Sets the new password with the posted token.
+/// Sets the new password with the posted token, or emails a reset link.
 #[handler]
 pub async fn submit(state: Data<&Arc<AppState>>, Form(fields): Form<ResetFields>) -> Page {
+    if fields.token.trim().is_empty() && !fields.email.trim().is_empty() {
+        return request_link(&state, &fields.email).await;
+    }
     let result = accounts::reset_password(
         &state,
         &fields.token,
@@ -58,14 +68,12 @@ pub async fn submit(state: Data<&Arc<AppState>>, Form(fields): Form<ResetFields>
             ),
         },
         Err(err) if err.code() == ErrorCode::InvalidToken => {
-            // Retyping passwords cannot fix the token: ask for another one.
-            form_page(err.status(), "", Some(Problem::Token(&problem_text(&err))))
+            // Retyping passwords cannot fix the token: offer a new link.
+            request_page(err.status(), Some(&problem_text(&err)))
         }
-        Err(err) if fixable(&err) => form_page(
-            err.status(),
-            &fields.token,
-            Some(Problem::Password(&problem_text(&err))),
-        ),
+        Err(err) if fixable(&err) => {
+            form_page(err.status(), &fields.token, Some(&problem_text(&err)))
+        }
         Err(err) => failure_page(&err),
     }
 }
@@ -73,8 +81,8 @@ pub async fn submit(state: Data<&Arc<AppState>>, Form(fields): Form<ResetFields>
 /// What to tell the person, in words rather than field names.
 fn problem_text(err: &ApiError) -> String {
     if err.code() == ErrorCode::InvalidToken {
-        return "This reset link is invalid, has expired or was already used. Ask for a new \
-                one, or paste the token from your latest reset email."
+        return "This reset link is invalid, has expired or was already used. Enter your \
+                email address to get a new one."
             .to_owned();
     }
     match err.fields() {
@@ -88,41 +96,17 @@ fn problem_text(err: &ApiError) -> String {
     }
 }
 
-/// What was wrong with the last submission, and which field it concerns.
-enum Problem<'a> {
-    Token(&'a str),
-    Password(&'a str),
-}
-
-/// The form, with the token hidden when the link carried one; passwords are
-/// never echoed back.
-fn form_page(status: StatusCode, token: &str, problem: Option<Problem<'_>>) -> Page {
-    let token = token.trim();
+/// The new-password form with the token hidden in it; passwords are never
+/// echoed back.
+fn form_page(status: StatusCode, token: &str, problem: Option<&str>) -> Page {
     let mut body = String::new();
-    if let Some(Problem::Token(text) | Problem::Password(text)) = problem {
-        body.push_str(&html::problem("problem", text));
+    let mut described = " aria-describedby=\"password-hint\"";
+    if let Some(problem) = problem {
+        body.push_str(&html::problem("problem", problem));
+        described = " aria-invalid=\"true\" aria-describedby=\"password-hint problem\"";
     }
     body.push_str("<form method=\"post\" action=\"reset-password\">");
-    if token.is_empty() {
-        let described = if matches!(problem, Some(Problem::Token(_))) {
-            " aria-invalid=\"true\" aria-describedby=\"token-hint problem\""
-        } else {
-            " aria-describedby=\"token-hint\""
-        };
-        body.push_str(&format!(
-            "<label for=\"token\">Reset token</label>\
-             <input id=\"token\" name=\"token\" autocomplete=\"off\" maxlength=\"256\" \
-             required{described}>\
-             <p id=\"token-hint\" class=\"hint\">The token from the password reset email.</p>"
-        ));
-    } else {
-        body.push_str(&html::hidden("token", token));
-    }
-    let described = if matches!(problem, Some(Problem::Password(_))) {
-        " aria-invalid=\"true\" aria-describedby=\"password-hint problem\""
-    } else {
-        " aria-describedby=\"password-hint\""
-    };
+    body.push_str(&html::hidden("token", token.trim()));
     body.push_str(&format!(
         "<label for=\"new-password\">New password</label>\
          <input id=\"new-password\" name=\"newPassword\" type=\"password\" \
@@ -137,6 +121,48 @@ fn form_page(status: StatusCode, token: &str, problem: Option<Problem<'_>>) -> P
     Page {
         status,
         title: "Choose a new password",
+        body,
+    }
+}
+
+/// Emails a reset link; answers alike whether or not the account exists.
+async fn request_link(state: &AppState, email: &str) -> Page {
+    match accounts::forgot_password(state, email).await {
+        Ok(()) => Page {
+            status: StatusCode::OK,
+            title: "Check your email",
+            body: html::success(&format!(
+                "If that address has a sesame account, a link to choose a new password is on \
+                 its way. It works for {} minutes.",
+                state.config.code_ttl.as_secs().div_ceil(60)
+            )),
+        },
+        Err(err) if fixable(&err) => request_page(
+            err.status(),
+            Some("That does not look like an email address."),
+        ),
+        Err(err) => failure_page(&err),
+    }
+}
+
+/// The form that asks for an email address to send a reset link to.
+fn request_page(status: StatusCode, problem: Option<&str>) -> Page {
+    let mut body = String::new();
+    let mut described = "";
+    if let Some(problem) = problem {
+        body.push_str(&html::problem("problem", problem));
+        described = " aria-describedby=\"problem\"";
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"reset-password\">\
+         <label for=\"email\">Email address</label>\
+         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" \
+         maxlength=\"320\" required{described}>\
+         <button type=\"submit\">Email me a reset link</button></form>"
+    ));
+    Page {
+        status,
+        title: "Reset your password",
         body,
     }
 }

@@ -16,7 +16,7 @@ use crate::error::ErrorCode;
 use crate::state::AppState;
 
 /// The fields of the link and of the form (missing ones are empty).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct VerifyFields {
     email: String,

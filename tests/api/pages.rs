@@ -327,7 +327,35 @@ async fn a_spent_reset_token_on_the_page_asks_for_a_new_one() {
 
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     again.assert_shows("This reset link is invalid, has expired or was already used.");
-    again.assert_shows("<label for=\"token\">Reset token</label>");
+    again.assert_shows("<label for=\"email\">Email address</label>");
+}
+
+#[tokio::test]
+async fn without_a_token_the_reset_page_emails_a_new_link() {
+    let app = spawn_app().await;
+    app.activated_user("lou@example.com").await;
+
+    let shown = page(app.get("/reset-password").await).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    shown.assert_shows("<button type=\"submit\">Email me a reset link</button>");
+
+    let sent = post_form(&app, "/reset-password", &[("email", "Lou@Example.com")]).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.html);
+    sent.assert_shows("a link to choose a new password is on its way");
+    let link = link_in_mail(&app, "lou@example.com", 2, "/reset-password").await;
+    assert!(!token_of(&link).is_empty());
+
+    let unknown = post_form(&app, "/reset-password", &[("email", "nobody@example.com")]).await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::OK,
+        "same answer for unknown addresses"
+    );
+    assert_eq!(unknown.html, sent.html);
+
+    let malformed = post_form(&app, "/reset-password", &[("email", "not an address")]).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    malformed.assert_shows("That does not look like an email address.");
 }
 
 // ---------------------------------------------------------------- headers and routing
