@@ -25,6 +25,7 @@ use crate::limits::{ClientIp, IpRateLimits};
 use crate::mail::transport::Transport;
 use crate::mail::worker::OutboxWorker;
 use crate::metrics::{self, Metrics};
+use crate::pages;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::telemetry::{REQUEST_ID_HEADER, RequestId, RouteNames};
@@ -158,14 +159,18 @@ impl Application {
     }
 }
 
-/// All routes: the API, its spec, Swagger UI and the metrics page, with
-/// the shared middleware.
+/// All routes: the API, its spec, Swagger UI, the metrics page and the
+/// pages behind the links in emails, with the shared middleware.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = api::service(&state.config.public_url);
     let spec = service.spec();
     let docs_html = service.swagger_ui_html();
+    let allowed = pages::PATHS.iter().fold(
+        AllowedMethods::from_spec(&spec).with_route("/metrics", "GET, HEAD"),
+        |allowed, (path, methods)| allowed.with_route(path, methods),
+    );
     let pipeline = Arc::new(Pipeline {
-        allowed: AllowedMethods::from_spec(&spec).with_route("/metrics", "GET, HEAD"),
+        allowed,
         routes: RouteNames::from_spec(&spec),
         metrics: state.metrics.clone(),
         max_body: state.config.max_body_bytes,
@@ -183,7 +188,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             .body(docs_html.clone())
     });
     let cors = http::cors(&state.config.cors_origins);
-    Route::new()
+    pages::mount(Route::new())
         .at("/openapi.json", spec_endpoint)
         .at("/metrics", get(metrics_page))
         .at("/docs", docs_endpoint)

@@ -57,13 +57,19 @@ impl ErrorCode {
     }
 }
 
-/// The error body of every failed request.
+/// The error body of every failed request: `code` is a stable,
+/// machine-readable [`ErrorCode`] to switch on.
+///
+/// Named `ApiError` in the spec: a plain `Error` would shadow the built-in
+/// error types of the languages clients are generated in.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "Error")]
+#[oai(rename = "ApiError")]
 pub struct ErrorBody {
     /// Always `true`.
     pub error: bool,
-    /// Stable, machine-readable error code.
+    // A plain `//` comment on purpose: a doc comment here would wrap the
+    // `$ref` in `allOf` with a description, which generators turn into a
+    // duplicate model or drop (openapi-python-client removed the whole schema).
     pub code: ErrorCode,
     /// Human-readable explanation; never contains secrets or internals.
     pub message: String,
@@ -157,6 +163,28 @@ impl ApiError {
         self.code
     }
 
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message a person may read; never internals.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Per-field problems of a validation error (field name → problem).
+    pub fn fields(&self) -> Option<&BTreeMap<String, String>> {
+        self.fields.as_ref()
+    }
+
+    /// Logs the cause of an internal error, once, where it is answered.
+    pub fn log_cause(&self) {
+        if let Some(cause) = &self.internal {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+    }
+
     /// Maps an error raised by poem or poem-openapi (routing, extractors,
     /// payload parsing) to the contract's codes.
     pub fn from_poem(err: &poem::Error) -> Self {
@@ -240,10 +268,8 @@ impl poem::error::ResponseError for ApiError {
     }
 
     fn as_response(&self) -> Response {
-        if let Some(cause) = &self.internal {
-            // The full cause chain is logged once, here; the client sees none of it.
-            tracing::error!(error = format!("{cause:#}"), "request failed");
-        }
+        // The full cause chain is logged once, here; the client sees none of it.
+        self.log_cause();
         let body = ErrorBody {
             error: true,
             code: self.code,

@@ -11,6 +11,7 @@
 //! - [`metrics`]: the Prometheus registry behind `GET /metrics`, one per app.
 //! - [`error`]: the one error type and its `{error, code, message}` body.
 //! - [`api`]: poem-openapi resources; thin handlers, the Swagger documentation.
+//! - [`pages`]: the small HTML pages behind the links in emails (`/verify`, `/reset-password`).
 //! - [`domain`]: valid-by-construction types and the account/session flows.
 //! - [`store`]: every SQL statement, behind named functions; transactions.
 //! - [`mail`]: email templates, transports and the outbox worker.
@@ -28,6 +29,7 @@ pub mod http;
 pub mod limits;
 pub mod mail;
 pub mod metrics;
+pub mod pages;
 pub mod state;
 pub mod store;
 pub mod telemetry;

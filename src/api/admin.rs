@@ -58,7 +58,8 @@ pub struct AdminUsersResponse {
 pub struct AdminUserResponse {
     /// Always `true`.
     pub success: bool,
-    /// The user.
+    // No doc comment: it would make the `$ref` an `allOf` that generators
+    // turn into a second copy of the schema.
     pub user: AdminUserView,
 }
 
@@ -80,7 +81,9 @@ pub struct AdminUpdateBody {
     pub active: Option<bool>,
     /// `true` blocks logins and ends every session at once; `false` allows logins again.
     pub disabled: Option<bool>,
-    /// `user` or `admin`; a demoted admin loses admin access on the next request.
+    // `user` or `admin`; a demoted admin loses admin access on the next
+    // request. (No doc comment: see `AdminUserResponse::user`; the enum's
+    // own description shows in the spec.)
     pub role: Option<RoleName>,
     /// `false` ends a lockout from failed logins (and resets their count).
     /// `true` is refused: use `disabled` to block an account.
@@ -126,7 +129,7 @@ impl AdminApi {
     ///
     /// Every account, oldest first, optionally only those whose email
     /// contains `search` (case-insensitive).
-    #[oai(path = "/admin/users", method = "get", operation_id = "adminListUsers")]
+    #[oai(path = "/admin/users", method = "get", operation_id = "listAccounts")]
     async fn list(
         &self,
         state: State<'_>,
@@ -157,7 +160,7 @@ impl AdminApi {
     #[oai(
         path = "/admin/users/:userId",
         method = "get",
-        operation_id = "adminGetUser"
+        operation_id = "getAccount"
     )]
     async fn get(
         &self,
@@ -181,7 +184,7 @@ impl AdminApi {
     #[oai(
         path = "/admin/users/:userId",
         method = "patch",
-        operation_id = "adminUpdateUser"
+        operation_id = "updateAccount"
     )]
     async fn update(
         &self,
@@ -215,7 +218,7 @@ impl AdminApi {
     #[oai(
         path = "/admin/users/:userId",
         method = "delete",
-        operation_id = "adminDeleteUser"
+        operation_id = "deleteAccount"
     )]
     async fn delete(
         &self,

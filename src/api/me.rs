@@ -60,12 +60,13 @@ impl From<User> for UserView {
     }
 }
 
-/// The signed-in user.
+/// The signed-in user's profile, in `user`.
 #[derive(Object)]
 pub struct MeResponse {
     /// Always `true`.
     pub success: bool,
-    /// The profile.
+    // No doc comment: it would make the `$ref` an `allOf` that generators
+    // turn into a second copy of `User` (`MeResponseUser`).
     pub user: UserView,
 }
 
@@ -76,7 +77,7 @@ pub struct UserUpdated {
     pub success: bool,
     /// What changed, for people.
     pub message: String,
-    /// The profile as it is now.
+    // The profile as it is now. (No doc comment: see `MeResponse::user`.)
     pub user: UserView,
 }
 

@@ -1,7 +1,6 @@
 //! One integration-test binary: every test starts the real server on port 0
 //! with its own SQLite file and a real SMTP listener.
 
-mod authed;
 mod helpers;
 mod process;
 mod smtp;
@@ -10,7 +9,9 @@ mod account;
 mod activation;
 mod admin;
 mod admin_cli;
+mod authed;
 mod cli;
+mod clients;
 mod crash;
 mod headers;
 mod health;
@@ -20,6 +21,7 @@ mod lockout;
 mod my_sessions;
 mod observability;
 mod outbox;
+mod pages;
 mod password;
 mod referrals;
 mod sessions;
