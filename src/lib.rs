@@ -5,6 +5,7 @@
 //! - [`cli`]: the `sesame` subcommands (serve, migrate, openapi, backup, check-config).
 //! - [`config`]: the typed configuration (flags, `SESAME_*` variables, `.env`).
 //! - [`app`]: builds and runs the service; binds port 0 in tests; graceful stop.
+//! - [`html`]: HTML escaping for the pages and emails.
 //! - [`http`]: transport rules for every route (body limit, error body, headers).
 //! - [`limits`]: per-IP rate limits and the client IP behind trusted proxies.
 //! - [`telemetry`]: request ids, route labels, the per-request log line.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod html;
 pub mod http;
 pub mod limits;
 pub mod mail;

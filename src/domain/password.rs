@@ -77,7 +77,10 @@ fn weakness(feedback: Option<&zxcvbn::feedback::Feedback>) -> String {
             ));
         }
         if let Some(suggestion) = feedback.suggestions().first() {
-            message.push_str(&format!(". {}", suggestion.to_string().trim_end_matches('.')));
+            message.push_str(&format!(
+                ". {}",
+                suggestion.to_string().trim_end_matches('.')
+            ));
         }
     }
     message

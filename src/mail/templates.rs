@@ -135,18 +135,7 @@ fn link(base: &str, path: &str, params: &[(&str, &str)]) -> String {
 /// Escapes a value sesame made itself (codes, tokens, links) for HTML text
 /// and attributes. User-supplied text goes through [`user_text`] instead.
 pub(super) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::html::escape(text)
 }
 
 /// Makes text a user typed (a name) safe to put in HTML, with ammonia's

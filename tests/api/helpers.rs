@@ -17,6 +17,28 @@ use crate::smtp::{MailServer, find_query_param, find_six_digit_code};
 /// How long tests wait for something that should happen (generous: CI is slow).
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// How often [`eventually`] tries again.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Repeats `attempt` every [`POLL`] until it gives a value; fails after [`WAIT`].
+pub async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// A password that meets the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 

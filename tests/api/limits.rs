@@ -3,7 +3,6 @@
 //! own budget, reads are never limited, the budget comes back, and the
 //! client IP is taken from `X-Forwarded-For` only behind a trusted proxy.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -16,30 +15,8 @@ use tokio::time::Instant;
 
 use crate::helpers::*;
 
-/// How often a poll looks again.
-const POLL: Duration = Duration::from_millis(100);
-
 /// A window so long that no budget comes back during a test.
 const LONG_WINDOW: Duration = Duration::from_secs(3600);
-
-/// Repeats `attempt` every [`POLL`] until it gives a value; fails after [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = attempt().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
 
 /// An app whose limited endpoints take `per_window` requests per `window` per IP.
 async fn limited_app(per_window: u32, window: Duration) -> TestApp {

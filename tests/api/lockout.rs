@@ -2,7 +2,6 @@
 //! failed logins, the throttle on emails to one address, and the password
 //! policy with its argon2 parameters.
 
-use std::future::Future;
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
@@ -15,33 +14,11 @@ use tokio::time::Instant;
 use crate::helpers::*;
 use crate::smtp::CapturedMail;
 
-/// How often a poll looks again.
-const POLL: Duration = Duration::from_millis(100);
-
 /// A lock or interval that does not run out during a test.
 const LONG: Duration = Duration::from_secs(3600);
 
 const WRONG: &str = "not the password at all";
 const NEW_PASSWORD: &str = "a brand new passphrase";
-
-/// Repeats `attempt` every [`POLL`] until it gives a value; fails after [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = attempt().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
 
 /// An app that locks an account for `lockout` after 3 failed logins.
 async fn lockout_app(lockout: Duration) -> TestApp {
