@@ -80,7 +80,12 @@ pub async fn login(
     let user = match (user, verdict) {
         (Some(user), Verdict::Correct | Verdict::CorrectNeedsRehash) => user,
         (user, _) => {
-            count_failure(state, subject, user.as_ref().map(|u| u.email.as_str())).await?;
+            // A disabled account is counted but not told: it cannot log in anyway.
+            let owner = user
+                .as_ref()
+                .filter(|u| !u.disabled)
+                .map(|u| u.email.as_str());
+            count_failure(state, subject, owner).await?;
             return Err(invalid());
         }
     };
