@@ -1,0 +1,42 @@
+-- Shared by every scenario: reads the per-thread input file and prints the
+-- run's summary as one JSON line that bench/load.py parses.
+--
+-- Scenario scripts are run as `wrk -s SCENARIO.lua URL -- FILE THREADS` and
+-- start with `dofile(os.getenv("SESAME_BENCH_LUA") .. "/common.lua")`.
+
+local next_thread_id = 0
+
+-- Numbers the threads, so each one takes its own share of the input lines.
+function setup(thread)
+  thread:set("thread_id", next_thread_id)
+  next_thread_id = next_thread_id + 1
+end
+
+-- The lines of `path` that belong to this thread (line i goes to thread i mod n).
+function thread_lines(path, threads)
+  local lines = {}
+  local i = 0
+  for line in io.lines(path) do
+    if line ~= "" then
+      if i % threads == thread_id then
+        lines[#lines + 1] = line
+      end
+      i = i + 1
+    end
+  end
+  if #lines == 0 then
+    error("no input lines for thread " .. thread_id .. " in " .. path)
+  end
+  return lines
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\nSESAME_BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"max_us":%d,"non_2xx":%d,"connect_errors":%d,"read_errors":%d,' ..
+    '"write_errors":%d,"timeouts":%d}\n',
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
