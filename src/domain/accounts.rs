@@ -10,7 +10,7 @@ use super::email::EmailAddress;
 use super::password::NewPassword;
 use super::referral::ReferralCode;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::mail::{notices, templates};
+use crate::mail::{OutgoingEmail, notices, templates};
 use crate::state::AppState;
 use crate::store::users::{
     CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred, User,
@@ -189,22 +189,7 @@ pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
         state.config.code_ttl,
     );
     let hash = code.hash_for(&user.id);
-    let new_code = NewCode {
-        purpose: CodePurpose::Activation,
-        hash: &hash,
-        expires_at: Utc::now() + state.config.code_ttl,
-    };
-    // Throttled or not, the answer is the same: throttling must not reveal
-    // which addresses have accounts.
-    let min_interval = state.config.email_min_interval;
-    if state
-        .store
-        .issue_code(&user.id, &new_code, &mail, min_interval)
-        .await?
-    {
-        state.wake_mailer();
-    }
-    Ok(())
+    send_code(state, &user.id, CodePurpose::Activation, &hash, &mail).await
 }
 
 /// Emails a password reset token if the account exists; silent otherwise.
@@ -223,18 +208,35 @@ pub async fn forgot_password(state: &AppState, email: &str) -> ApiResult<()> {
         token.expose(),
         state.config.code_ttl,
     );
-    let hash = token.hash();
+    send_code(
+        state,
+        &user.id,
+        CodePurpose::PasswordReset,
+        &token.hash(),
+        &mail,
+    )
+    .await
+}
+
+/// Replaces the user's code of `purpose` with `hash` and queues `mail`,
+/// unless the email throttle holds it back. Throttled or not, the caller
+/// answers the same: throttling must not reveal which addresses have accounts.
+async fn send_code(
+    state: &AppState,
+    user_id: &str,
+    purpose: CodePurpose,
+    hash: &[u8],
+    mail: &OutgoingEmail,
+) -> ApiResult<()> {
     let new_code = NewCode {
-        purpose: CodePurpose::PasswordReset,
-        hash: &hash,
+        purpose,
+        hash,
         expires_at: Utc::now() + state.config.code_ttl,
     };
-    // Throttled or not, the answer is the same: throttling must not reveal
-    // which addresses have accounts.
     let min_interval = state.config.email_min_interval;
     if state
         .store
-        .issue_code(&user.id, &new_code, &mail, min_interval)
+        .issue_code(user_id, &new_code, mail, min_interval)
         .await?
     {
         state.wake_mailer();
