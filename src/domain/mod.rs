@@ -7,6 +7,7 @@ pub mod admin;
 pub mod codes;
 pub mod email;
 pub mod email_change;
+pub mod hashing;
 pub mod password;
 pub mod profile;
 pub mod referral;

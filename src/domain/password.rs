@@ -1,15 +1,15 @@
 //! Passwords: the policy a new password must meet, and argon2id hashing run
-//! off the async runtime with a bound on how many hashes run at once.
+//! off the async runtime on a bounded number of threads (see [`super::hashing`]).
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
-use tokio::sync::Semaphore;
 
 use super::email::EmailAddress;
+use super::hashing::{self, HashThreads};
 use super::secret::Secret;
 use crate::config::Argon2Params;
 
@@ -86,57 +86,62 @@ fn weakness(feedback: Option<&zxcvbn::feedback::Feedback>) -> String {
     message
 }
 
-/// Hashes and verifies passwords on blocking threads, at most `limit` at once.
+/// Hashes and verifies passwords on `limit` dedicated threads (the
+/// concurrency limit): at most `limit` hashes run at once, the others wait
+/// in line, and hashing memory stays within `limit` × the argon2 memory.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Argon2Params,
-    permits: Arc<Semaphore>,
+    threads: Arc<HashThreads>,
     /// A hash of a random password, verified when the account does not
     /// exist so unknown-email logins cost the same as wrong passwords.
     dummy_hash: Arc<String>,
 }
 
 impl PasswordHasher {
-    /// Builds the hasher; computes the dummy hash once (one hash at start-up).
+    /// Starts the hashing threads; computes the dummy hash once (one hash
+    /// at start-up, in memory that is freed again, so an idle server keeps
+    /// no hashing memory).
     pub async fn new(params: Argon2Params, limit: usize) -> anyhow::Result<PasswordHasher> {
         let dummy = super::codes::OpaqueToken::generate();
         let dummy_hash = hash_blocking(params, dummy.expose().to_owned()).await?;
+        let threads = HashThreads::start(limit, &argon2_params(params)?)?;
         Ok(PasswordHasher {
             params,
-            permits: Arc::new(Semaphore::new(limit)),
+            threads: Arc::new(threads),
             dummy_hash: Arc::new(dummy_hash),
         })
     }
 
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: &NewPassword) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
-        hash_blocking(self.params, password.expose().to_owned()).await
+        let params = argon2_params(self.params)?;
+        let password = password.clone();
+        self.threads
+            .run(move |memory| hashing::hash_in(memory, &params, password.expose().as_bytes()))
+            .await?
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when
     /// there is no account, so both cases take the same time.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<Verdict> {
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
         let exists = stored.is_some();
         let stored = stored.unwrap_or(&self.dummy_hash).to_owned();
         let password = Secret::new(password.to_owned());
         let params = self.params;
-        tokio::task::spawn_blocking(move || {
-            let Ok(parsed) = PasswordHash::new(&stored) else {
-                return Ok(Verdict::Wrong);
-            };
-            let ok = argon2(params)
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok();
-            Ok(match (ok && exists, needs_rehash(&parsed, params)) {
-                (false, _) => Verdict::Wrong,
-                (true, false) => Verdict::Correct,
-                (true, true) => Verdict::CorrectNeedsRehash,
+        self.threads
+            .run(move |memory| {
+                let Ok(parsed) = PasswordHash::new(&stored) else {
+                    return Verdict::Wrong;
+                };
+                let ok = hashing::verify_in(memory, &parsed, password.expose().as_bytes());
+                match (ok && exists, needs_rehash(&parsed, params)) {
+                    (false, _) => Verdict::Wrong,
+                    (true, false) => Verdict::Correct,
+                    (true, true) => Verdict::CorrectNeedsRehash,
+                }
             })
-        })
-        .await
-        .context("password verification task failed")?
+            .await
     }
 }
 
@@ -149,11 +154,9 @@ pub enum Verdict {
     CorrectNeedsRehash,
 }
 
-fn argon2(p: Argon2Params) -> Argon2<'static> {
-    // Parameters are validated in Config, so this cannot fail at run time.
-    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
-        .expect("argon2 parameters validated at start-up");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn argon2_params(p: Argon2Params) -> anyhow::Result<Params> {
+    Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+        .map_err(|e| anyhow::anyhow!("SESAME_ARGON2_* parameters are invalid: {e}"))
 }
 
 fn needs_rehash(hash: &PasswordHash<'_>, p: Argon2Params) -> bool {
@@ -168,9 +171,10 @@ fn needs_rehash(hash: &PasswordHash<'_>, p: Argon2Params) -> bool {
 
 async fn hash_blocking(params: Argon2Params, password: String) -> anyhow::Result<String> {
     let password = Secret::new(password);
+    let params = argon2_params(params)?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        argon2(params)
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password(password.expose().as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))

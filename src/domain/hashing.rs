@@ -1,0 +1,234 @@
+//! argon2id on a fixed set of threads, each reusing one working memory.
+//!
+//! argon2's cost is its memory: `m` KiB (19 MiB by default) written and read
+//! for every hash. The argon2 crate's `hash_password` allocates and zeroes
+//! that memory for every hash; on tokio's blocking pool (which grows a new
+//! thread whenever the others are busy) every thread's malloc arena then
+//! kept a freed 19 MiB buffer, and a burst of logins grew the process to
+//! hundreds of MiB although only one hash ran at a time. Here `limit`
+//! threads each keep one buffer, so hashing memory is bounded by
+//! `limit × m`, and no hash allocates or zeroes memory.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use argon2::password_hash::{Output, ParamsString, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use rand::rngs::OsRng;
+
+/// A job for a hashing thread, given that thread's working memory.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
+/// A hashing thread's working memory: allocated at its first hash, then
+/// kept, at the size the configured parameters need.
+pub struct Memory {
+    blocks: Vec<Block>,
+    usual: usize,
+}
+
+impl Memory {
+    /// Memory for hashes of `usual` blocks (1 KiB each: `m` of the parameters).
+    pub fn new(usual: usize) -> Memory {
+        Memory {
+            blocks: Vec::new(),
+            usual,
+        }
+    }
+
+    /// Runs `f` on `needed` blocks: the kept ones, or, for a hash with more
+    /// than the usual cost (an old hash with other parameters), a buffer
+    /// that is freed afterwards, so the bound holds.
+    fn with<T>(&mut self, needed: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        if needed > self.usual {
+            return f(&mut vec![Block::default(); needed]);
+        }
+        if self.blocks.len() < self.usual {
+            self.blocks = vec![Block::default(); self.usual];
+        }
+        f(&mut self.blocks[..needed])
+    }
+}
+
+/// `limit` threads that run argon2, in the order the jobs came.
+pub struct HashThreads {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl HashThreads {
+    /// Starts `limit` threads whose memory fits hashes with `params`; they
+    /// stop when this is dropped.
+    pub fn start(limit: usize, params: &Params) -> anyhow::Result<HashThreads> {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..limit.max(1) {
+            let receiver = receiver.clone();
+            let memory = Memory::new(params.block_count());
+            std::thread::Builder::new()
+                .name(format!("sesame-hash-{i}"))
+                .spawn(move || serve(&receiver, memory))
+                .context("starting a password hashing thread failed")?;
+        }
+        Ok(HashThreads { jobs: sender })
+    }
+
+    /// Runs `job` on the next free hashing thread, with that thread's
+    /// working memory, and waits for its result without blocking the runtime.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = done.send(job(memory));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("the hashing threads have stopped"))?;
+        result.await.context("a password hashing job failed")
+    }
+}
+
+/// A hashing thread: takes jobs until the queue is dropped.
+fn serve(jobs: &Mutex<Receiver<Job>>, mut memory: Memory) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(queue) => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        // A panic is a broken invariant: it fails that one request (its
+        // answer channel is dropped), not the thread.
+        if catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
+            memory.blocks = Vec::new();
+        }
+    }
+}
+
+/// Hashes a password into a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`),
+/// exactly as the argon2 crate's `hash_password` does, in `memory`.
+pub fn hash_in(memory: &mut Memory, params: &Params, password: &[u8]) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("argon2 salt: {e}"))?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(output_len, |out| {
+        memory
+            .with(params.block_count(), |blocks| {
+                argon2.hash_password_into_with_memory(password, salt_bytes, out, blocks)
+            })
+            .map_err(argon2::password_hash::Error::from)
+    })
+    .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)
+            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches `stored`, computed with the stored hash's own
+/// algorithm, version and parameters (as the argon2 crate's
+/// `verify_password` does), in `memory`. The comparison takes constant time.
+pub fn verify_in(memory: &mut Memory, stored: &PasswordHash<'_>, password: &[u8]) -> bool {
+    recompute(memory, stored, password).is_some_and(|computed| {
+        // `Output`'s equality takes constant time.
+        stored.hash.is_some_and(|expected| computed == expected)
+    })
+}
+
+/// The hash of `password` with the salt, algorithm, version and parameters
+/// of `stored`; `None` if `stored` is not a usable argon2 hash.
+fn recompute(memory: &mut Memory, stored: &PasswordHash<'_>, password: &[u8]) -> Option<Output> {
+    let (salt, expected) = (stored.salt?, stored.hash?);
+    let algorithm = Algorithm::try_from(stored.algorithm).ok()?;
+    let version = match stored.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(stored).ok()?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).ok()?;
+    Output::init_with(expected.len(), |out| {
+        memory
+            .with(params.block_count(), |blocks| {
+                argon2.hash_password_into_with_memory(password, salt_bytes, out, blocks)
+            })
+            .map_err(argon2::password_hash::Error::from)
+    })
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::{PasswordHasher as _, PasswordVerifier as _};
+
+    use super::*;
+
+    fn cheap(m: u32) -> Params {
+        Params::new(m, 1, 1, None).unwrap()
+    }
+
+    #[test]
+    fn hashes_are_those_of_the_argon2_crate() {
+        let mut memory = Memory::new(1024);
+        let ours = hash_in(&mut memory, &cheap(1024), b"correct horse").unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{ours}");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, cheap(2048))
+            .hash_password(b"correct horse", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        let parsed = PasswordHash::new(&theirs).unwrap();
+        assert!(verify_in(&mut memory, &parsed, b"correct horse"));
+        assert!(!verify_in(&mut memory, &parsed, b"correct horsE"));
+    }
+
+    #[test]
+    fn memory_is_kept_at_the_usual_size_only() {
+        let mut memory = Memory::new(1024);
+        assert!(memory.blocks.is_empty(), "allocated at the first hash");
+        let usual = hash_in(&mut memory, &cheap(1024), b"pw").unwrap();
+        assert_eq!(memory.blocks.len(), 1024);
+        let smaller = hash_in(&mut memory, &cheap(512), b"pw").unwrap();
+        let larger = hash_in(&mut memory, &cheap(4096), b"pw").unwrap();
+        assert_eq!(memory.blocks.len(), 1024);
+        for stored in [&usual, &smaller, &larger] {
+            let parsed = PasswordHash::new(stored).unwrap();
+            assert!(verify_in(&mut memory, &parsed, b"pw"), "{stored}");
+            assert!(!verify_in(&mut memory, &parsed, b"pW"), "{stored}");
+        }
+        assert_eq!(memory.blocks.len(), 1024);
+    }
+
+    #[tokio::test]
+    async fn jobs_run_on_the_hashing_threads() {
+        let threads = HashThreads::start(2, &cheap(1024)).unwrap();
+        let name = threads
+            .run(|_| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap();
+        assert!(name.unwrap().starts_with("sesame-hash-"));
+        let failed = threads.run(|_| -> () { panic!("broken invariant") }).await;
+        assert!(failed.is_err());
+        assert!(threads.run(|_| 1).await.is_ok(), "the thread survived");
+    }
+}
