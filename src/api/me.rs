@@ -188,11 +188,11 @@ impl MeApi {
     ///
     /// The profile of the signed-in user.
     #[oai(path = "/users/me", method = "get", operation_id = "getMe")]
-    async fn me(&self, state: State<'_>, auth: BearerAuth) -> Result<Json<MeResponse>, AuthErrors> {
-        let user = accounts::profile(&state, &auth.0.user_id).await?;
+    async fn me(&self, auth: BearerAuth) -> Result<Json<MeResponse>, AuthErrors> {
+        // Authentication read the account with the session.
         Ok(Json(MeResponse {
             success: true,
-            user: user.into(),
+            user: auth.0.user.into(),
         }))
     }
 
@@ -256,7 +256,7 @@ impl MeApi {
         offset: Query<u32>,
     ) -> Result<Json<ReferredResponse>, PagingErrors> {
         let (accounts, total) =
-            accounts::referred(&state, &auth.0.user_id, limit.0, offset.0).await?;
+            accounts::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
         let accounts = accounts
             .into_iter()
             .map(|a| ReferredAccount {

@@ -12,9 +12,7 @@ use super::referral::ReferralCode;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::{OutgoingEmail, notices, templates};
 use crate::state::AppState;
-use crate::store::users::{
-    CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred, User,
-};
+use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred};
 
 /// Longest display name, in characters, after sanitizing.
 pub const MAX_NAME_LEN: usize = 100;
@@ -286,15 +284,6 @@ pub async fn reset_password(
         .ok_or_else(invalid)?;
     state.wake_mailer();
     Ok(())
-}
-
-/// The current user.
-pub async fn profile(state: &AppState, user_id: &str) -> ApiResult<User> {
-    state
-        .store
-        .user_by_id(user_id)
-        .await?
-        .ok_or_else(ApiError::unauthorized)
 }
 
 /// A page of the accounts a user referred, with their total.

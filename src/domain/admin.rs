@@ -43,7 +43,7 @@ pub struct UserPatch {
 
 /// `403 FORBIDDEN` unless the caller is an admin now.
 fn require_admin(actor: &Principal) -> ApiResult<()> {
-    if actor.role == Role::Admin.as_str() {
+    if actor.user.role == Role::Admin.as_str() {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -102,7 +102,8 @@ pub async fn update_user(
             "can only be set to false (to end a lockout); use `disabled` to block an account",
         ));
     }
-    if user_id == actor.user_id && (patch.disabled == Some(true) || patch.role == Some(Role::User))
+    if user_id == actor.user_id()
+        && (patch.disabled == Some(true) || patch.role == Some(Role::User))
     {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -133,7 +134,7 @@ pub async fn update_user(
 /// `DELETE /users/me`, which asks for the password.
 pub async fn delete_user(state: &AppState, actor: &Principal, user_id: &str) -> ApiResult<()> {
     require_admin(actor)?;
-    if user_id == actor.user_id {
+    if user_id == actor.user_id() {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "Admins cannot delete their own account here; use DELETE /users/me",

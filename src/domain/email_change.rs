@@ -32,14 +32,14 @@ pub async fn request(
 ) -> ApiResult<()> {
     let new_email =
         EmailAddress::parse(new_email).map_err(|p| ApiError::invalid_field("newEmail", p))?;
-    let user = current_user(state, principal).await?;
+    let user = &principal.user;
     if new_email.as_str() == user.email {
         return Err(ApiError::invalid_field(
             "newEmail",
             "is already the address of your account",
         ));
     }
-    confirm_password(state, &user, password).await?;
+    confirm_password(state, user, password).await?;
     if state
         .store
         .user_by_email(new_email.as_str())
@@ -86,10 +86,10 @@ pub async fn request(
 pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> ApiResult<User> {
     let invalid = || ApiError::new(ErrorCode::InvalidCode, "Invalid or expired code");
     let code = VerificationCode::parse(code).ok_or_else(invalid)?;
-    let presented = code.hash_for_email_change(&principal.user_id);
+    let presented = code.hash_for_email_change(principal.user_id());
     let outcome = state
         .store
-        .attempt_email_change(&principal.user_id, MAX_CODE_ATTEMPTS, |stored| {
+        .attempt_email_change(principal.user_id(), MAX_CODE_ATTEMPTS, |stored| {
             hashes_equal(stored, &presented)
         })
         .await?;

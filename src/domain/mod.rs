@@ -14,6 +14,7 @@ pub mod referral;
 pub mod secret;
 pub mod sessions;
 pub mod signing;
+pub mod token_cache;
 pub mod tokens;
 
 /// Wrong tries allowed on one verification code before it is void.

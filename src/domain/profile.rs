@@ -28,7 +28,7 @@ pub async fn update(
     name: NameChange<'_>,
 ) -> ApiResult<User> {
     let name = match name {
-        NameChange::Keep => return current_user(state, principal).await,
+        NameChange::Keep => return Ok(principal.user.clone()),
         NameChange::Clear => None,
         NameChange::Set(raw) => Some(sanitize_name(raw)).filter(|n| !n.is_empty()),
     };
@@ -43,7 +43,7 @@ pub async fn update(
     }
     if !state
         .store
-        .update_name(&principal.user_id, name.as_deref())
+        .update_name(principal.user_id(), name.as_deref())
         .await?
     {
         return Err(ApiError::unauthorized());
@@ -61,7 +61,7 @@ pub async fn change_password(
     new_password: &str,
     confirm: &str,
 ) -> ApiResult<()> {
-    let user = current_user(state, principal).await?;
+    let user = &principal.user;
     if new_password != confirm {
         return Err(ApiError::invalid_field(
             "confirmPassword",
@@ -72,7 +72,7 @@ pub async fn change_password(
         .map_err(|_| ApiError::internal(anyhow::anyhow!("stored email does not parse")))?;
     let password = NewPassword::parse(new_password, &email)
         .map_err(|problem| ApiError::invalid_field("newPassword", problem))?;
-    confirm_password(state, &user, current).await?;
+    confirm_password(state, user, current).await?;
     let hash = state.hasher.hash(&password).await?;
     let notice = notices::password_changed(&state.config.app_url, &user.email);
     state
@@ -86,8 +86,8 @@ pub async fn change_password(
 /// Deletes the caller's account after checking the password: sessions,
 /// codes and queued emails go with it; accounts it referred stay.
 pub async fn delete(state: &AppState, principal: &Principal, password: &str) -> ApiResult<()> {
-    let user = current_user(state, principal).await?;
-    confirm_password(state, &user, password).await?;
+    let user = &principal.user;
+    confirm_password(state, user, password).await?;
     state.store.delete_user(&user.id).await?;
     Ok(())
 }
@@ -96,7 +96,7 @@ pub async fn delete(state: &AppState, principal: &Principal, password: &str) -> 
 pub(super) async fn current_user(state: &AppState, principal: &Principal) -> ApiResult<User> {
     state
         .store
-        .user_by_id(&principal.user_id)
+        .user_by_id(principal.user_id())
         .await?
         .ok_or_else(ApiError::unauthorized)
 }

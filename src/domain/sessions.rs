@@ -12,6 +12,7 @@ use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
 use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
+use crate::store::users::User;
 
 /// How stale a session's `last_used_at` may get before a request records its
 /// use: at most one write per session per interval, not one per request.
@@ -33,10 +34,17 @@ pub struct ClientInfo {
 /// Who is calling, as proven by a valid access token of a live session.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub user_id: String,
     pub session_id: String,
-    /// The role as the database has it now, not the token's `role` claim.
-    pub role: String,
+    /// The account as the database had it when the request was
+    /// authenticated: its role is the role now, not the token's `role` claim.
+    pub user: User,
+}
+
+impl Principal {
+    /// The caller's user id.
+    pub fn user_id(&self) -> &str {
+        &self.user.id
+    }
 }
 
 /// One of a user's live sessions.
@@ -224,15 +232,14 @@ pub async fn authenticate(state: &AppState, access_token: &str) -> ApiResult<Pri
     };
     record_use(state, &claims.sid, session.last_used_at).await;
     Ok(Principal {
-        user_id: claims.sub,
-        session_id: claims.sid,
-        role: session.role,
+        session_id: claims.sid.clone(),
+        user: session.user,
     })
 }
 
 /// The caller's live sessions, newest first, marking the current one.
 pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<SessionSummary>> {
-    let sessions = state.store.live_sessions(&principal.user_id).await?;
+    let sessions = state.store.live_sessions(principal.user_id()).await?;
     Ok(sessions
         .into_iter()
         .map(|session| SessionSummary {
@@ -247,7 +254,7 @@ pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<Sess
 pub async fn end(state: &AppState, principal: &Principal, session_id: &str) -> ApiResult<()> {
     if state
         .store
-        .revoke_session(session_id, &principal.user_id)
+        .revoke_session(session_id, principal.user_id())
         .await?
     {
         Ok(())
@@ -259,11 +266,11 @@ pub async fn end(state: &AppState, principal: &Principal, session_id: &str) -> A
 /// Ends the caller's session, or every session of the user with `all`.
 pub async fn logout(state: &AppState, principal: &Principal, all: bool) -> ApiResult<()> {
     if all {
-        state.store.revoke_all_sessions(&principal.user_id).await?;
+        state.store.revoke_all_sessions(principal.user_id()).await?;
     } else {
         state
             .store
-            .revoke_session(&principal.session_id, &principal.user_id)
+            .revoke_session(&principal.session_id, principal.user_id())
             .await?;
     }
     Ok(())

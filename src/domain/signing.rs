@@ -94,7 +94,7 @@ impl SigningKeys {
         &self,
         store: &Store,
         token: &str,
-    ) -> anyhow::Result<Result<Claims, TokenError>> {
+    ) -> anyhow::Result<Result<Arc<Claims>, TokenError>> {
         let first = self.current().verify(token);
         if !matches!(first, Err(TokenError::UnknownKey)) || matches!(self.source, KeySource::Fixed)
         {

@@ -2,6 +2,7 @@
 //! HS256 (a shared secret), verified with the algorithm pinned.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,6 +11,8 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+use super::token_cache::{self, TokenCache};
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +100,8 @@ pub struct Keyring {
     validation: Validation,
     issuer: String,
     audience: String,
+    /// Tokens this keyring verified, so each signature is checked once.
+    verified: TokenCache,
 }
 
 impl Keyring {
@@ -140,6 +145,7 @@ impl Keyring {
             validation: validation(Algorithm::EdDSA, issuer, audience, leeway),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            verified: cache(leeway),
         })
     }
 
@@ -162,6 +168,7 @@ impl Keyring {
             validation: validation(Algorithm::HS256, issuer, audience, leeway),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            verified: cache(leeway),
         }
     }
 
@@ -193,18 +200,39 @@ impl Keyring {
 
     /// Verifies signature (algorithm pinned, key chosen by `kid`), `iss`,
     /// `aud`, `exp` and `nbf`. Session revocation is checked by the caller.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+    /// A token that verified is remembered: later calls check only its
+    /// times (see [`token_cache`]).
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        let now = Utc::now();
+        if let Some(verdict) = self.verified.lookup(token, now.timestamp()) {
+            return verdict;
+        }
+        let (claims, retires_at) = self.verify_signature(token, now)?;
+        Ok(self.verified.remember(
+            token,
+            claims,
+            retires_at.map(|t| t.timestamp()),
+            now.timestamp(),
+        ))
+    }
+
+    /// The full verification, and when the key that signed the token retires.
+    pub fn verify_signature(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Claims, Option<DateTime<Utc>>), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != self.algorithm {
             return Err(TokenError::Invalid);
         }
         let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
         let key = self.verifying.get(kid).ok_or(TokenError::UnknownKey)?;
-        if !key.trusted_at(Utc::now()) {
+        if !key.trusted_at(now) {
             return Err(TokenError::Invalid);
         }
         match jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => Ok((data.claims, key.retires_at)),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
             Err(_) => Err(TokenError::Invalid),
         }
@@ -227,6 +255,13 @@ impl Keyring {
         keys.sort_by_key(|k| k.position);
         keys.into_iter().filter_map(|k| k.jwk.clone()).collect()
     }
+}
+
+fn cache(leeway: Duration) -> TokenCache {
+    TokenCache::new(
+        token_cache::CAPACITY,
+        i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX),
+    )
 }
 
 fn validation(alg: Algorithm, issuer: &str, audience: &str, leeway: Duration) -> Validation {

@@ -1,8 +1,11 @@
 //! Sessions and their refresh tokens.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
+use super::users::{USER_FIELDS, User, UserRow};
 use super::{Store, parse_ts, ts};
 
 /// What a login writes.
@@ -32,9 +35,17 @@ pub enum RefreshOutcome {
 
 /// A live session as authentication sees it.
 pub struct LiveSession {
-    /// The user's role now (not as it was when the token was issued).
-    pub role: String,
+    /// The session's user as the database has it now (role included, not
+    /// as it was when the token was issued).
+    pub user: User,
     pub last_used_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LiveSessionRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    last_used_at: String,
 }
 
 /// A session as its user sees it in the list.
@@ -105,20 +116,26 @@ impl Store {
         session_id: &str,
         user_id: &str,
     ) -> anyhow::Result<Option<LiveSession>> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT u.role, s.last_used_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
-             AND u.disabled = FALSE",
-        )
-        .bind(session_id)
-        .bind(user_id)
-        .bind(ts(Utc::now()))
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|(role, last_used_at)| {
+        // One read answers both "is this session live?" and "who is it?":
+        // `GET /users/me` needs nothing else.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {USER_FIELDS}, s.last_used_at FROM sessions s \
+                 JOIN users u ON u.id = s.user_id LEFT JOIN users r ON r.id = u.referred_by \
+                 WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
+                 AND u.disabled = FALSE"
+            )
+        });
+        let row: Option<LiveSessionRow> = sqlx::query_as(&SQL)
+            .bind(session_id)
+            .bind(user_id)
+            .bind(ts(Utc::now()))
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|row| {
             Ok(LiveSession {
-                role,
-                last_used_at: parse_ts(&last_used_at)?,
+                user: row.user.into_user()?,
+                last_used_at: parse_ts(&row.last_used_at)?,
             })
         })
         .transpose()

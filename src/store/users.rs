@@ -82,51 +82,46 @@ pub struct Referred {
     pub joined_at: DateTime<Utc>,
 }
 
-type UserRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    bool,
-    bool,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-);
+/// A user as selected with [`USER_FIELDS`] from [`USER_TABLES`].
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    name: Option<String>,
+    active: bool,
+    disabled: bool,
+    role: String,
+    referral_code: String,
+    referred_by_code: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
 
-const USER_COLUMNS: &str = "u.id, u.email, u.password_hash, u.name, u.active, u.disabled, u.role, \
-     u.referral_code, r.referral_code, u.created_at, u.updated_at \
-     FROM users u LEFT JOIN users r ON r.id = u.referred_by";
+/// The columns of a [`UserRow`]: `u` is the user, `r` their referrer.
+pub(super) const USER_FIELDS: &str = "u.id, u.email, u.password_hash, u.name, u.active, \
+     u.disabled, u.role, u.referral_code, r.referral_code AS referred_by_code, u.created_at, \
+     u.updated_at";
 
-fn user_from_row(row: UserRow) -> anyhow::Result<User> {
-    let (
-        id,
-        email,
-        password_hash,
-        name,
-        active,
-        disabled,
-        role,
-        referral_code,
-        referred_by_code,
-        created,
-        updated,
-    ) = row;
-    Ok(User {
-        id,
-        email,
-        password_hash,
-        name,
-        active,
-        disabled,
-        role,
-        referral_code,
-        referred_by_code,
-        created_at: parse_ts(&created)?,
-        updated_at: parse_ts(&updated)?,
-    })
+/// The tables [`USER_FIELDS`] come from.
+const USER_TABLES: &str = "users u LEFT JOIN users r ON r.id = u.referred_by";
+
+impl UserRow {
+    pub(super) fn into_user(self) -> anyhow::Result<User> {
+        Ok(User {
+            id: self.id,
+            email: self.email,
+            password_hash: self.password_hash,
+            name: self.name,
+            active: self.active,
+            disabled: self.disabled,
+            role: self.role,
+            referral_code: self.referral_code,
+            referred_by_code: self.referred_by_code,
+            created_at: parse_ts(&self.created_at)?,
+            updated_at: parse_ts(&self.updated_at)?,
+        })
+    }
 }
 
 /// A one-time code as stored.
@@ -184,22 +179,22 @@ impl Store {
 
     /// Finds a user by normalized email.
     pub async fn user_by_email(&self, email: &str) -> anyhow::Result<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} WHERE u.email = ?");
+        let sql = format!("SELECT {USER_FIELDS} FROM {USER_TABLES} WHERE u.email = ?");
         let row: Option<UserRow> = sqlx::query_as(&sql)
             .bind(email)
             .fetch_optional(&self.read)
             .await?;
-        row.map(user_from_row).transpose()
+        row.map(UserRow::into_user).transpose()
     }
 
     /// Finds a user by id.
     pub async fn user_by_id(&self, id: &str) -> anyhow::Result<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} WHERE u.id = ?");
+        let sql = format!("SELECT {USER_FIELDS} FROM {USER_TABLES} WHERE u.id = ?");
         let row: Option<UserRow> = sqlx::query_as(&sql)
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
-        row.map(user_from_row).transpose()
+        row.map(UserRow::into_user).transpose()
     }
 
     /// The id of the user who owns a referral code (canonical form).
