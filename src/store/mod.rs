@@ -4,11 +4,19 @@
 //!
 //! SQLite runs in WAL mode with one writer connection and a pool of readers:
 //! writers queue in the pool instead of failing with "database is locked",
-//! and reads never wait for writes.
+//! and reads never wait for writes. The lookup every authenticated request
+//! makes (its session and user) runs on the calling thread instead, see
+//! [`inline`].
+//!
+//! Connections are not tested before each use (sqlx's default): a
+//! connection to a local file cannot go stale like a network one, and the
+//! test is one more round trip to the connection's thread, which cost about
+//! as much as the query itself on the authentication path.
 
 pub mod account;
 pub mod admin;
 pub mod backup;
+pub mod inline;
 pub mod keys;
 pub mod lockout;
 pub mod outbox;
@@ -18,6 +26,7 @@ pub mod users;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,6 +44,9 @@ pub struct Store {
     write: SqlitePool,
     /// Readers.
     read: SqlitePool,
+    /// Readers for the per-request lookup, on the calling thread (none for
+    /// an in-memory database, which other connections cannot see).
+    inline: Option<Arc<inline::InlineReaders>>,
 }
 
 impl Store {
@@ -52,6 +64,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
@@ -61,14 +74,37 @@ impl Store {
         apply_migrations(&write)
             .await
             .with_context(|| format!("SESAME_DATABASE_URL ({file})"))?;
-        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let readers = (cpus * 2) as u32;
         let read = SqlitePoolOptions::new()
             .max_connections(readers)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .with_context(|| format!("SESAME_DATABASE_URL: cannot open {file} for reading"))?;
-        Ok(Store { write, read })
+        let path = options.get_filename();
+        let inline = if path.is_file() {
+            // One per thread that can run requests at once: more could
+            // never be in use.
+            Some(Arc::new(inline::InlineReaders::open(path, cpus)?))
+        } else {
+            None
+        };
+        Ok(Store {
+            write,
+            read,
+            inline,
+        })
+    }
+
+    /// Runs a read on the calling thread (see [`inline`]); `None` means
+    /// "read through the pool instead".
+    fn read_inline<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        self.inline.as_ref()?.read(read)
     }
 
     /// Checks that the database answers (for `/health/ready`).
@@ -93,6 +129,9 @@ impl Store {
     /// file, so the file alone holds every answered write (a copy of it is
     /// complete, and the next start has no log to replay).
     pub async fn close(&self) {
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
         self.read.close().await;
         let checkpoint: Result<(i64, i64, i64), _> =
             sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -3,6 +3,7 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use sqlx::SqliteConnection;
 
 use super::users::{USER_FIELDS, User, UserRow};
@@ -107,32 +108,48 @@ impl Store {
     }
 
     /// The session, if it exists, belongs to `user_id`, is neither revoked
-    /// nor expired, and its user is not disabled; with the user's role as it
-    /// is now. One read by primary key: this runs on every authenticated
-    /// request, so revocation, disabling and demotion count from the very
-    /// next request.
+    /// nor expired, and its user is not disabled; with the user as it is
+    /// now. One read by primary key, answering both "is this session live?"
+    /// and "who is it?" (`GET /users/me` needs nothing else): it runs on
+    /// every authenticated request, so revocation, disabling and demotion
+    /// count from the very next request. It is read on the calling thread
+    /// when it can be (see [`super::inline`]), else through the pool.
     pub async fn live_session(
         &self,
         session_id: &str,
         user_id: &str,
     ) -> anyhow::Result<Option<LiveSession>> {
-        // One read answers both "is this session live?" and "who is it?":
-        // `GET /users/me` needs nothing else.
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {USER_FIELDS}, s.last_used_at FROM sessions s \
                  JOIN users u ON u.id = s.user_id LEFT JOIN users r ON r.id = u.referred_by \
-                 WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
+                 WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3 \
                  AND u.disabled = FALSE"
             )
         });
-        let row: Option<LiveSessionRow> = sqlx::query_as(&SQL)
-            .bind(session_id)
-            .bind(user_id)
-            .bind(ts(Utc::now()))
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|row| {
+        let now = ts(Utc::now());
+        let inline = self.read_inline(|c| {
+            c.prepare_cached(&SQL)?
+                .query_row((session_id, user_id, &now), |row| {
+                    Ok(LiveSessionRow {
+                        user: UserRow::from_rusqlite(row)?,
+                        last_used_at: row.get("last_used_at")?,
+                    })
+                })
+                .optional()
+        });
+        let row = match inline {
+            Some(row) => row,
+            None => {
+                sqlx::query_as(&SQL)
+                    .bind(session_id)
+                    .bind(user_id)
+                    .bind(&now)
+                    .fetch_optional(&self.read)
+                    .await?
+            }
+        };
+        row.map(|row: LiveSessionRow| {
             Ok(LiveSession {
                 user: row.user.into_user()?,
                 last_used_at: parse_ts(&row.last_used_at)?,
@@ -329,4 +346,71 @@ pub(super) async fn revoke_all(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with two users (`bob` referred by `amy`) and a session of bob's.
+    async fn seeded() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.expect("store");
+        let now = ts(Utc::now());
+        let later = ts(Utc::now() + chrono::Duration::hours(1));
+        for sql in [
+            "INSERT INTO users (id, email, password_hash, referral_code, created_at, updated_at) \
+             VALUES ('amy', 'amy@example.com', 'h', 'AMYCODE1', ?1, ?1)",
+            "INSERT INTO users (id, email, password_hash, name, active, referral_code, \
+             referred_by, created_at, updated_at) \
+             VALUES ('bob', 'bob@example.com', 'h', 'Bob', TRUE, 'BOBCODE1', 'amy', ?1, ?1)",
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) \
+             VALUES ('s1', 'bob', ?1, ?1, ?2)",
+        ] {
+            sqlx::query(sql)
+                .bind(&now)
+                .bind(&later)
+                .execute(&store.write)
+                .await
+                .expect(sql);
+        }
+        (dir, store)
+    }
+
+    fn summary(session: Option<LiveSession>) -> Option<String> {
+        session.map(|s| format!("{:?} {}", s.user, s.last_used_at))
+    }
+
+    #[tokio::test]
+    async fn the_session_read_answers_alike_on_the_calling_thread_and_through_the_pool() {
+        let (_dir, store) = seeded().await;
+        let inline = store.live_session("s1", "bob").await.unwrap();
+        let user = &inline.as_ref().expect("live").user;
+        assert_eq!(
+            (
+                user.name.as_deref(),
+                user.active,
+                user.referred_by_code.as_deref()
+            ),
+            (Some("Bob"), true, Some("AMYCODE1"))
+        );
+        assert!(store.live_session("s1", "amy").await.unwrap().is_none());
+
+        store.inline.as_ref().expect("a file database").close();
+        let pooled = store.live_session("s1", "bob").await.unwrap();
+        assert!(pooled.is_some());
+        assert_eq!(summary(pooled), summary(inline));
+        assert!(store.live_session("s1", "amy").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_is_over_at_once_on_both_paths() {
+        let (_dir, store) = seeded().await;
+        assert!(store.live_session("s1", "bob").await.unwrap().is_some());
+        assert!(store.revoke_session("s1", "bob").await.unwrap());
+        assert!(store.live_session("s1", "bob").await.unwrap().is_none());
+        store.inline.as_ref().expect("a file database").close();
+        assert!(store.live_session("s1", "bob").await.unwrap().is_none());
+    }
 }

@@ -107,6 +107,23 @@ pub(super) const USER_FIELDS: &str = "u.id, u.email, u.password_hash, u.name, u.
 const USER_TABLES: &str = "users u LEFT JOIN users r ON r.id = u.referred_by";
 
 impl UserRow {
+    /// The same columns, read by rusqlite (see [`super::inline`]).
+    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+        Ok(UserRow {
+            id: row.get("id")?,
+            email: row.get("email")?,
+            password_hash: row.get("password_hash")?,
+            name: row.get("name")?,
+            active: row.get("active")?,
+            disabled: row.get("disabled")?,
+            role: row.get("role")?,
+            referral_code: row.get("referral_code")?,
+            referred_by_code: row.get("referred_by_code")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+
     pub(super) fn into_user(self) -> anyhow::Result<User> {
         Ok(User {
             id: self.id,
