@@ -133,7 +133,7 @@ impl Store {
                 .query_row((session_id, user_id, &now), |row| {
                     Ok(LiveSessionRow {
                         user: UserRow::from_rusqlite(row)?,
-                        last_used_at: row.get("last_used_at")?,
+                        last_used_at: row.get(UserRow::COLUMNS)?,
                     })
                 })
                 .optional()

@@ -107,22 +107,27 @@ pub(super) const USER_FIELDS: &str = "u.id, u.email, u.password_hash, u.name, u.
 const USER_TABLES: &str = "users u LEFT JOIN users r ON r.id = u.referred_by";
 
 impl UserRow {
-    /// The same columns, read by rusqlite (see [`super::inline`]).
+    /// The same columns, read by rusqlite (see [`super::inline`]) by
+    /// position, in the order of [`USER_FIELDS`], which must come first in
+    /// the query (by name costs a scan of the column names per field).
     pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         Ok(UserRow {
-            id: row.get("id")?,
-            email: row.get("email")?,
-            password_hash: row.get("password_hash")?,
-            name: row.get("name")?,
-            active: row.get("active")?,
-            disabled: row.get("disabled")?,
-            role: row.get("role")?,
-            referral_code: row.get("referral_code")?,
-            referred_by_code: row.get("referred_by_code")?,
-            created_at: row.get("created_at")?,
-            updated_at: row.get("updated_at")?,
+            id: row.get(0)?,
+            email: row.get(1)?,
+            password_hash: row.get(2)?,
+            name: row.get(3)?,
+            active: row.get(4)?,
+            disabled: row.get(5)?,
+            role: row.get(6)?,
+            referral_code: row.get(7)?,
+            referred_by_code: row.get(8)?,
+            created_at: row.get(9)?,
+            updated_at: row.get(10)?,
         })
     }
+
+    /// How many columns [`USER_FIELDS`] has.
+    pub(super) const COLUMNS: usize = 11;
 
     pub(super) fn into_user(self) -> anyhow::Result<User> {
         Ok(User {
