@@ -309,15 +309,12 @@ impl Pipeline {
 }
 
 /// Periodic housekeeping: keeps the rate limiters' memory bounded by
-/// forgetting recovered IPs, and prunes idle failed-login counts.
+/// forgetting recovered IPs, prunes idle failed-login counts, and deletes
+/// sessions and emails that ended longer ago than `SESAME_RETENTION_SECS`.
 async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
-    let period = state
-        .config
-        .ip_rate_window
-        .min(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep(state.config.housekeeping_interval) => {}
             _ = shutdown.wait_for(|stopped| *stopped) => return,
         }
         if let Some(limits) = &state.rate_limits {
@@ -328,6 +325,25 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
                 error = format!("{e:#}"),
                 "pruning failed-login counts failed"
             );
+        }
+        // A retention too long to subtract from now keeps everything.
+        let Some(cutoff) = chrono::TimeDelta::from_std(state.config.retention)
+            .ok()
+            .and_then(|retention| chrono::Utc::now().checked_sub_signed(retention))
+        else {
+            continue;
+        };
+        match state.store.prune_ended(cutoff).await {
+            Ok(pruned) if pruned.sessions + pruned.emails > 0 => tracing::info!(
+                sessions = pruned.sessions,
+                emails = pruned.emails,
+                "deleted ended sessions and finished emails past the retention"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "deleting ended sessions and emails failed"
+            ),
         }
     }
 }

@@ -10,6 +10,10 @@ use clap::Args;
 use crate::domain::secret::Secret;
 use crate::limits::TrustedProxies;
 
+/// How often housekeeping (pruning limiter state, failed-login counts,
+/// ended sessions and finished emails) runs.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Every setting of the server. Each flag has a matching `SESAME_*` variable.
 ///
 /// Mark every secret (or anything that can hold one, like a URL with a
@@ -102,6 +106,10 @@ pub struct ServeArgs {
     /// Least time between two emails of one kind to one address, in seconds.
     #[arg(long, env = "SESAME_EMAIL_MIN_INTERVAL_SECS", default_value_t = 60)]
     pub email_min_interval_secs: u64,
+    /// How long ended sessions and sent (or given-up) emails are kept
+    /// before housekeeping deletes them, in seconds.
+    #[arg(long, env = "SESAME_RETENTION_SECS", default_value_t = 30 * 24 * 3600)]
+    pub retention_secs: u64,
     /// Origins (comma-separated) allowed to call the API from a browser; empty: CORS off.
     #[arg(long, env = "SESAME_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
@@ -168,6 +176,10 @@ pub struct Config {
     pub login_max_failures: u32,
     pub login_lockout: Duration,
     pub email_min_interval: Duration,
+    /// How long ended sessions and finished emails are kept.
+    pub retention: Duration,
+    /// How often housekeeping runs (not a setting: a minute; tests shorten it).
+    pub housekeeping_interval: Duration,
     /// Browser origins allowed by CORS; empty means CORS is off.
     pub cors_origins: Vec<String>,
     pub outbox_retry_base: Duration,
@@ -264,6 +276,10 @@ impl ServeArgs {
         if self.login_max_failures == 0 {
             bail!("SESAME_LOGIN_MAX_FAILURES must be positive");
         }
+        if self.retention_secs < self.email_min_interval_secs {
+            // The email throttle reads the outbox rows of that interval.
+            bail!("SESAME_RETENTION_SECS must be at least SESAME_EMAIL_MIN_INTERVAL_SECS");
+        }
         Ok(Config {
             bind: self.bind,
             database_url: self.database_url,
@@ -288,6 +304,8 @@ impl ServeArgs {
             login_max_failures: self.login_max_failures,
             login_lockout: Duration::from_secs(self.login_lockout_secs),
             email_min_interval: Duration::from_secs(self.email_min_interval_secs),
+            retention: Duration::from_secs(self.retention_secs),
+            housekeeping_interval: HOUSEKEEPING_INTERVAL,
             cors_origins,
             outbox_retry_base: Duration::from_millis(self.outbox_retry_base_ms.max(1)),
             outbox_retry_max: Duration::from_millis(self.outbox_retry_max_ms.max(1)),

@@ -20,6 +20,7 @@ pub mod inline;
 pub mod keys;
 pub mod lockout;
 pub mod outbox;
+pub mod retention;
 pub mod sessions;
 pub mod stats;
 pub mod users;

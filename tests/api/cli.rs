@@ -177,6 +177,20 @@ async fn check_config_fails_with_one_line_naming_the_bad_setting() {
 }
 
 #[tokio::test]
+async fn a_retention_shorter_than_the_email_interval_is_refused() {
+    // The email throttle reads the outbox rows of its interval, so pruning
+    // them sooner would let a second email through.
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.env("SESAME_RETENTION_SECS", "30")
+        .env("SESAME_EMAIL_MIN_INTERVAL_SECS", "60")
+        .arg("check-config");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("SESAME_RETENTION_SECS"), "{}", out.stderr);
+}
+
+#[tokio::test]
 async fn backup_copies_a_live_database_and_the_copy_serves_the_same_accounts() {
     let app = spawn_app().await;
     app.activated_user("kept@example.com").await;

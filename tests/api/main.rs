@@ -16,6 +16,7 @@ mod crash;
 mod headers;
 mod health;
 mod hostile;
+mod housekeeping;
 mod limits;
 mod lockout;
 mod my_sessions;

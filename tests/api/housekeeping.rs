@@ -1,0 +1,56 @@
+//! Housekeeping deletes what ended longer ago than `SESAME_RETENTION_SECS`
+//! while the server runs, and nothing that is still in use.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+/// A `SELECT COUNT(*)` on the app's database file.
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let db = app.db().await;
+    let n = sqlx::query_scalar(sql)
+        .fetch_one(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    db.close().await;
+    n
+}
+
+#[tokio::test]
+async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_ones_stay() {
+    let app = spawn_app_with(|c| {
+        c.retention = Duration::from_secs(1);
+        c.housekeeping_interval = Duration::from_millis(100);
+    })
+    .await;
+    let (access, _) = app.logged_in_user("ann@example.com").await;
+    let ended = str_field(&app.login("ann@example.com").await, "accessToken");
+    expect_json(
+        app.request(reqwest::Method::POST, "/users/logout", None, Some(&ended))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    eventually(
+        "the ended session and the sent email are deleted",
+        || async {
+            let sessions = count(&app, "SELECT COUNT(*) FROM sessions").await;
+            let emails = count(&app, "SELECT COUNT(*) FROM outbox").await;
+            (sessions == 1 && emails == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL"
+        )
+        .await,
+        1,
+        "the live session stays"
+    );
+    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+}
