@@ -122,6 +122,13 @@ pub fn cors(origins: &[String]) -> Option<Cors> {
             .allow_origins(origins.iter().map(String::as_str))
             .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            // Not CORS-safelisted, so a browser app could not read them
+            // otherwise: when to retry after a `429`, and the id to quote
+            // when reporting a problem.
+            .expose_headers([
+                header::RETRY_AFTER.as_str(),
+                crate::telemetry::REQUEST_ID_HEADER,
+            ])
             .allow_credentials(false)
             .max_age(600),
     )

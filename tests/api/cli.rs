@@ -187,7 +187,11 @@ async fn a_retention_shorter_than_the_email_interval_is_refused() {
         .arg("check-config");
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(1), "stderr: {}", out.stderr);
-    assert!(out.stderr.contains("SESAME_RETENTION_SECS"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("SESAME_RETENTION_SECS"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]

@@ -424,6 +424,13 @@ async fn a_configured_origin_may_call_the_api_from_a_browser() {
         header(resp.headers(), "access-control-allow-credentials"),
         None
     );
+    // The app's script may read when to retry and the request id.
+    let exposed = header(resp.headers(), "access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in ["retry-after", "x-request-id"] {
+        assert!(exposed.contains(name), "{name} not exposed: {exposed:?}");
+    }
     expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
 }
 
