@@ -18,7 +18,9 @@ What it does, in one run on one machine:
    median time from exec to the first `200` of `/health/ready`; reads the
    idle RSS; logs in the users again for tokens;
 5. drives each scenario with wrk: the server on one core, wrk (and this
-   script) on another, both pinned with `taskset`;
+   script) on another, both pinned with `taskset`; `ping` and `me` take
+   turns for `--rounds` rounds (3), and the median round is reported, since
+   their ratio is a target and a single pair of runs is noisy;
 6. prints a markdown table of the scenarios, the other measurements, and
    the targets met or missed.
 
@@ -63,6 +65,7 @@ PASSWORD = "correct horse battery staple"
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--duration", type=int, default=10, help="seconds per fast scenario (ping, me, refresh)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of ping and me, taking turns")
     p.add_argument("--hash-duration", type=int, default=20, help="seconds per hashing scenario (login, signup)")
     p.add_argument("--users", type=int, default=64, help="users seeded for login and me")
     p.add_argument("--server-cores", default="0", help="cores for sesame (taskset list)")
@@ -391,10 +394,10 @@ def main():
             "login64": ("login.lua", 64, args.hash_duration, (emails_file, 1, PASSWORD)),
             "signup": ("signup.lua", 16, args.hash_duration, (run_id, 1, PASSWORD)),
         }
-        for name in scenarios:
+        def measure(name, label):
             script, conns, seconds, script_args = plan[name]
-            print(f"{name}: {conns} connections, {seconds} s ...", file=sys.stderr)
-            if name == "ping":  # warm up the server and the page cache
+            print(f"{label}: {conns} connections, {seconds} s ...", file=sys.stderr)
+            if label == "ping":  # warm up the server and the page cache
                 wrk(args, server, script, conns, 2, script_args)
             if name == "login":  # again, next to the scenarios it is the ceiling of
                 time_hash()
@@ -412,7 +415,7 @@ def main():
                 perf = subprocess.Popen(
                     ["taskset", "-c", args.load_cores, "perf", "record", "-q", "-e", "cpu-clock",
                      "-F", "2000", "-g", "-p", str(server.proc.pid),
-                     "-o", os.path.join(args.perf, f"{name}.perf.data")],
+                     "-o", os.path.join(args.perf, f"{label}.perf.data")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             r = wrk(args, server, script, conns, seconds, script_args)
             if perf:
@@ -432,7 +435,27 @@ def main():
                 while sink.received - mails_before < r["requests"] - r["non_2xx"] and time.time() < deadline:
                     time.sleep(0.05)
                 r["emails_delivered"] = sink.received - mails_before
-            results["scenarios"][name] = r
+            return r
+
+        # ping and me take turns for --rounds rounds: their ratio is a
+        # target, and one pair of 10-second runs on a shared VM moved it by
+        # ten points. The round with the median requests/s is shown.
+        paired = [n for n in ("ping", "me") if n in scenarios]
+        rounds = {name: [] for name in paired}
+        for i in range(args.rounds if paired else 0):
+            for name in paired:
+                label = name if i == 0 else f"{name}-{i + 1}"
+                rounds[name].append(measure(name, label))
+        for name in scenarios:
+            if name in rounds:
+                runs = sorted(rounds[name], key=lambda r: r["rps"])
+                r = runs[(len(runs) - 1) // 2]
+                r["rounds_rps"] = [run["rps"] for run in rounds[name]]
+                results["scenarios"][name] = r
+            else:
+                results["scenarios"][name] = measure(name, name)
+        if len(paired) == 2:
+            results["me_ping_ratios"] = [m["rps"] / p["rps"] for m, p in zip(rounds["me"], rounds["ping"])]
         results["idle_rss_after_kib"] = server.status_kib("VmRSS")
     finally:
         server.stop()
@@ -505,6 +528,10 @@ def report(results, server_cores):
               f"{mem / 1024:.0f} MiB + 1 MiB for requests in flight) | "
               f"{s['login64']['peak_rss_kib'] / 1024:.1f} MiB "
               f"(bound {bound / 1024:.1f} MiB) |")
+    if "me_ping_ratios" in results:
+        rounds = ", ".join(f"{p:,.0f} / {m:,.0f} = {m / p:.0%}" for p, m in
+                           zip(s["ping"]["rounds_rps"], s["me"]["rounds_rps"]))
+        print(f"| ping / me requests/s in each round | {rounds} |")
     if "signup" in s:
         print(f"| emails delivered to the SMTP sink during signup | {s['signup']['emails_delivered']} |")
     print(f"| binary size (target/release/sesame) | {results['binary_bytes'] / 1e6:.1f} MB |")
@@ -521,9 +548,10 @@ def report(results, server_cores):
     if "signup" in s:
         share = s["signup"]["rps"] / ceiling
         row("signup ≥ 85% of the hash ceiling", f"{share:.0%}", share >= 0.85)
-    if "me" in s and "ping" in s:
-        share = s["me"]["rps"] / s["ping"]["rps"]
-        row("me ≥ 50% of ping requests/s", f"{share:.0%}", share >= 0.5)
+    if "me_ping_ratios" in results:
+        ratios = results["me_ping_ratios"]
+        share = statistics.median(ratios)
+        row("me ≥ 50% of ping requests/s (median of the rounds)", f"{share:.0%}", share >= 0.5)
     if "me" in s:
         p99 = s["me"]["p99_us"] / 1000
         row("me p99 ≤ 5 ms at 64 connections", f"{p99:.2f} ms", p99 <= 5)
