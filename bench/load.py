@@ -480,7 +480,7 @@ def machine(args):
                 break
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                          capture_output=True, text=True).stdout.strip()
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].split(" Copyright")[0]
     return {
         "cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(),
         "server_cores": args.server_cores, "load_cores": args.load_cores,
