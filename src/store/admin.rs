@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::users::{InsertUserError, NewUser, User};
+use super::users::{InsertUserError, NewUser, USER_FIELDS, USER_TABLES, User, UserRow};
 use super::{Store, parse_ts, ts, unique_violation};
 
 /// A user with what only administrators see.
@@ -24,27 +24,18 @@ pub struct UserChanges<'a> {
 
 #[derive(sqlx::FromRow)]
 struct AdminUserRow {
-    id: String,
-    email: String,
-    password_hash: String,
-    name: Option<String>,
-    active: bool,
-    disabled: bool,
-    role: String,
-    referral_code: String,
-    referred_by_code: Option<String>,
-    created_at: String,
-    updated_at: String,
+    #[sqlx(flatten)]
+    user: UserRow,
     locked_until: Option<String>,
     last_login_at: Option<String>,
 }
 
-const ADMIN_USER_SELECT: &str = "SELECT u.id, u.email, u.password_hash, u.name, u.active, \
-     u.disabled, u.role, u.referral_code, r.referral_code AS referred_by_code, u.created_at, \
-     u.updated_at, u.locked_until, u.last_login_at \
-     FROM users u LEFT JOIN users r ON r.id = u.referred_by";
-
 impl AdminUserRow {
+    /// `SELECT` of an admin's view of users; add the `WHERE`.
+    fn select() -> String {
+        format!("SELECT {USER_FIELDS}, u.locked_until, u.last_login_at FROM {USER_TABLES}")
+    }
+
     fn into_record(self, now: DateTime<Utc>) -> anyhow::Result<AdminUserRecord> {
         let locked_until = self
             .locked_until
@@ -55,19 +46,7 @@ impl AdminUserRow {
         Ok(AdminUserRecord {
             locked_until,
             last_login_at: self.last_login_at.as_deref().map(parse_ts).transpose()?,
-            user: User {
-                id: self.id,
-                email: self.email,
-                password_hash: self.password_hash,
-                name: self.name,
-                active: self.active,
-                disabled: self.disabled,
-                role: self.role,
-                referral_code: self.referral_code,
-                referred_by_code: self.referred_by_code,
-                created_at: parse_ts(&self.created_at)?,
-                updated_at: parse_ts(&self.updated_at)?,
-            },
+            user: self.user.into_user()?,
         })
     }
 }
@@ -83,8 +62,9 @@ impl Store {
     ) -> anyhow::Result<(Vec<AdminUserRecord>, u64)> {
         // instr(), not LIKE: `%` and `_` in a search are plain characters.
         let sql = format!(
-            "{ADMIN_USER_SELECT} WHERE (?1 IS NULL OR instr(u.email, ?1) > 0) \
-             ORDER BY u.created_at, u.id LIMIT ?2 OFFSET ?3"
+            "{} WHERE (?1 IS NULL OR instr(u.email, ?1) > 0) \
+             ORDER BY u.created_at, u.id LIMIT ?2 OFFSET ?3",
+            AdminUserRow::select()
         );
         let rows: Vec<AdminUserRow> = sqlx::query_as(&sql)
             .bind(search)
@@ -108,7 +88,7 @@ impl Store {
 
     /// One user, as administrators see it.
     pub async fn admin_user(&self, user_id: &str) -> anyhow::Result<Option<AdminUserRecord>> {
-        let sql = format!("{ADMIN_USER_SELECT} WHERE u.id = ?");
+        let sql = format!("{} WHERE u.id = ?", AdminUserRow::select());
         let row: Option<AdminUserRow> = sqlx::query_as(&sql)
             .bind(user_id)
             .fetch_optional(&self.read)

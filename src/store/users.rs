@@ -104,7 +104,7 @@ pub(super) const USER_FIELDS: &str = "u.id, u.email, u.password_hash, u.name, u.
      u.updated_at";
 
 /// The tables [`USER_FIELDS`] come from.
-const USER_TABLES: &str = "users u LEFT JOIN users r ON r.id = u.referred_by";
+pub(super) const USER_TABLES: &str = "users u LEFT JOIN users r ON r.id = u.referred_by";
 
 impl UserRow {
     /// The same columns, read by rusqlite (see [`super::inline`]) by
