@@ -6,8 +6,9 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 use super::{Store, outbox, parse_ts, ts, unique_violation};
 use crate::mail::OutgoingEmail;
 
-/// A user as stored.
-#[derive(Debug, Clone)]
+/// A user as stored. `Debug` leaves the password hash out, so a user
+/// that reaches a log line does not take the hash with it.
+#[derive(Clone)]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -21,6 +22,24 @@ pub struct User {
     pub referred_by_code: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"<redacted>")
+            .field("name", &self.name)
+            .field("active", &self.active)
+            .field("disabled", &self.disabled)
+            .field("role", &self.role)
+            .field("referral_code", &self.referral_code)
+            .field("referred_by_code", &self.referred_by_code)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 /// What a signup writes.
@@ -432,4 +451,29 @@ async fn replace_code(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_the_password_hash_out() {
+        let user = User {
+            id: "u".into(),
+            email: "u@example.com".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            name: None,
+            active: true,
+            disabled: false,
+            role: "user".into(),
+            referral_code: "ABCDEFGH".into(),
+            referred_by_code: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let shown = format!("{user:?}");
+        assert!(!shown.contains("argon2id"), "{shown}");
+        assert!(shown.contains("u@example.com"), "{shown}");
+    }
 }
