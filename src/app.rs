@@ -89,6 +89,7 @@ impl Application {
             retry_max: state.config.outbox_retry_max,
             wake: mail_queued,
             metrics,
+            holder: uuid::Uuid::now_v7().to_string(),
         };
         let worker = tokio::spawn(worker.run(shutdown_rx.clone()));
 

@@ -11,6 +11,14 @@
 //!
 //! On shutdown the worker finishes the email it is sending (and records
 //! it), then stops: the rest of the queue waits in the database.
+//!
+//! Several processes may share the database. Only the holder of the
+//! outbox lease (a row in `outbox_lease`) delivers, so an email is not sent
+//! by two of them and the order holds across processes. The holder renews
+//! the lease while it works and gives it up once the queue is empty (or on
+//! shutdown); a holder that died loses it after [`LEASE_TTL`]. A worker
+//! that finds the lease taken looks again after [`LEASE_WAIT`]: the holder
+//! delivers every queued email, whoever queued it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +33,20 @@ use crate::store::Store;
 const IDLE_POLL: Duration = Duration::from_secs(30);
 /// Emails fetched per round.
 const BATCH: u32 = 20;
+/// How long the outbox lease lasts unless renewed; it is renewed every
+/// third of that while its holder works, so one slow SMTP exchange does
+/// not lose it, and a crashed holder delays other processes by at most this.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How soon a worker that found the lease taken looks again.
+const LEASE_WAIT: Duration = Duration::from_secs(1);
+
+/// How a round of delivery ended without a transient failure.
+enum Round {
+    /// The queue is empty (or shutdown was asked for).
+    Drained,
+    /// Another process holds the lease and delivers.
+    Elsewhere,
+}
 
 /// Everything the worker needs.
 pub struct OutboxWorker {
@@ -37,6 +59,8 @@ pub struct OutboxWorker {
     pub wake: Arc<Notify>,
     /// Counts deliveries, retries and give-ups.
     pub metrics: Arc<Metrics>,
+    /// This worker's name on the outbox lease (unique per process start).
+    pub holder: String,
 }
 
 impl OutboxWorker {
@@ -48,9 +72,13 @@ impl OutboxWorker {
                 return;
             }
             let pause = match self.deliver_pending(&shutdown).await {
-                Ok(()) => {
+                Ok(Round::Drained) => {
                     failures = 0;
                     IDLE_POLL
+                }
+                Ok(Round::Elsewhere) => {
+                    failures = 0;
+                    LEASE_WAIT
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
@@ -72,17 +100,59 @@ impl OutboxWorker {
         }
     }
 
-    /// Sends pending emails in order until the queue is empty or shutdown
-    /// is asked for (`Ok`), or a transient failure pauses it (`Err`).
-    async fn deliver_pending(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
+    /// With the outbox lease, sends pending emails in order until the queue
+    /// is empty or shutdown is asked for (`Drained`), or a transient failure
+    /// pauses it (`Err`); then gives the lease up. `Elsewhere` if another
+    /// process holds the lease.
+    async fn deliver_pending(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<Round> {
+        if !self
+            .store
+            .take_outbox_lease(&self.holder, LEASE_TTL)
+            .await?
+        {
+            return Ok(Round::Elsewhere);
+        }
+        let round = tokio::select! {
+            round = self.drain(shutdown) => round,
+            never = self.keep_lease() => match never {},
+        };
+        if let Err(e) = self.store.release_outbox_lease(&self.holder).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "giving up the outbox lease failed"
+            );
+        }
+        round
+    }
+
+    /// Renews the lease every third of its lifetime; never returns (it is
+    /// dropped when the round ends, so a send is never cut short).
+    async fn keep_lease(&self) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(LEASE_TTL / 3).await;
+            if let Err(e) = self.store.take_outbox_lease(&self.holder, LEASE_TTL).await {
+                tracing::warn!(error = format!("{e:#}"), "renewing the outbox lease failed");
+            }
+        }
+    }
+
+    async fn drain(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<Round> {
         loop {
             let pending = self.store.pending_emails(BATCH).await?;
             if pending.is_empty() {
-                return Ok(());
+                return Ok(Round::Drained);
             }
             for email in &pending {
                 if *shutdown.borrow() {
-                    return Ok(());
+                    return Ok(Round::Drained);
+                }
+                // Still ours? (Lost only if renewing failed for a whole TTL.)
+                if !self
+                    .store
+                    .take_outbox_lease(&self.holder, LEASE_TTL)
+                    .await?
+                {
+                    return Ok(Round::Elsewhere);
                 }
                 let envelope = Envelope {
                     to: &email.recipient,

@@ -131,4 +131,62 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Takes or renews the delivery lease for `holder` until `ttl` from
+    /// now; `false` if another holder has it and it has not expired.
+    pub async fn take_outbox_lease(&self, holder: &str, ttl: Duration) -> anyhow::Result<bool> {
+        let now = Utc::now();
+        let done = sqlx::query(
+            "INSERT INTO outbox_lease (id, holder, expires_at) VALUES (1, ?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE outbox_lease.holder = excluded.holder OR outbox_lease.expires_at < ?3",
+        )
+        .bind(holder)
+        .bind(ts(now + ttl))
+        .bind(ts(now))
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives the delivery lease up, if `holder` has it.
+    pub async fn release_outbox_lease(&self, holder: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM outbox_lease WHERE holder = ?")
+            .bind(holder)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_until_it_gives_up_or_its_lease_expires() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("o.db").display());
+        let store = Store::open(&url).await.expect("store");
+
+        assert!(store.take_outbox_lease("a", TTL).await.unwrap());
+        assert!(!store.take_outbox_lease("b", TTL).await.unwrap());
+        assert!(store.take_outbox_lease("a", TTL).await.unwrap(), "renewed");
+        store.release_outbox_lease("b").await.unwrap();
+        assert!(!store.take_outbox_lease("b", TTL).await.unwrap(), "only a gives it up");
+        store.release_outbox_lease("a").await.unwrap();
+        assert!(store.take_outbox_lease("b", TTL).await.unwrap());
+
+        // b dies holding it: once it expires, a takes it.
+        sqlx::query("UPDATE outbox_lease SET expires_at = ?")
+            .bind(ts(Utc::now() - chrono::Duration::seconds(1)))
+            .execute(&store.write)
+            .await
+            .unwrap();
+        assert!(store.take_outbox_lease("a", TTL).await.unwrap());
+        assert!(!store.take_outbox_lease("b", TTL).await.unwrap());
+    }
 }

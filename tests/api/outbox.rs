@@ -340,3 +340,62 @@ async fn a_full_outbox_drains_in_order_without_duplicates_when_smtp_returns() {
     assert_eq!(metrics["sesame_emails_sent_total"], 26.0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn two_instances_on_one_database_deliver_each_email_once_in_queue_order() {
+    // Both queue emails while SMTP is down, so both workers are waiting to
+    // drain the same queue when it comes back.
+    let down = smtp_outage().await;
+    let dir = TempDir::new().expect("temp dir");
+    let one = Server::start(test_config(&dir, &down)).await;
+    let two = Server::start(test_config(&dir, &down)).await;
+    let users: Vec<String> = (0..30)
+        .map(|i| format!("pair-{i:02}@example.com"))
+        .collect();
+    for (i, user) in users.iter().enumerate() {
+        let server = if i % 2 == 0 { &one } else { &two };
+        server.signup(user).await;
+    }
+    wait_for_count(&dir, FAILED_AND_UNSENT, 1).await;
+
+    let mail = smtp_back(&down).await;
+    mail.wait_for(users.len(), WAIT).await;
+    wait_for_count(&dir, UNSENT, 0).await;
+    // A stop finishes the email being sent: any duplicate in flight lands.
+    one.stop().await;
+    two.stop().await;
+    assert_eq!(
+        recipients(&mail.messages()),
+        users,
+        "each email exactly once, in queue order"
+    );
+}
+
+#[tokio::test]
+async fn a_lease_left_by_a_crashed_process_is_taken_over_once_it_expires() {
+    let mail = MailServer::start().await;
+    let dir = TempDir::new().expect("temp dir");
+    let server = Server::start(test_config(&dir, &mail)).await;
+    // A process that held the lease and died: nobody releases it.
+    let url = format!("sqlite://{}", db_path(&dir).display());
+    let mut conn = SqliteConnection::connect(&url)
+        .await
+        .expect("open the test database");
+    sqlx::query(
+        "INSERT OR REPLACE INTO outbox_lease (id, holder, expires_at) VALUES (1, 'crashed', ?)",
+    )
+    .bind(sesame::store::ts(Utc::now() + chrono::Duration::seconds(2)))
+    .execute(&mut conn)
+    .await
+    .expect("plant a stale lease");
+    conn.close().await.expect("close the test database");
+
+    server.signup("after-the-crash@example.com").await;
+    let arrived = mail
+        .wait_for_mail_to("after-the-crash@example.com", 1, WAIT)
+        .await;
+    assert_eq!(code_in(&arrived).len(), 6);
+    // Given up once the queue is empty.
+    wait_for_count(&dir, "SELECT COUNT(*) FROM outbox_lease", 0).await;
+    server.stop().await;
+}
