@@ -13,7 +13,7 @@ use poem_openapi::error::ParseRequestPayloadError;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::types::ParseFromJSON;
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{RngSeed, TestCaseError};
 use serde_json::{Map, Value};
 use sesame::api::account::{ChangePasswordBody, EmailChangeBody, EmailCodeBody};
 use sesame::api::admin::{AdminUpdateBody, RoleName};
@@ -232,11 +232,20 @@ fn check_text_field(
     Ok(())
 }
 
+/// 256 cases from a fixed seed, so a run is repeatable and CI cannot fail
+/// on one unlucky draw; `PROPTEST_RNG_SEED=<n>` explores other inputs.
 fn config() -> ProptestConfig {
+    let default = ProptestConfig::default();
+    let rng_seed = if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+        default.rng_seed
+    } else {
+        RngSeed::Fixed(0x5e5a_3e00)
+    };
     ProptestConfig {
         cases: 256,
         failure_persistence: None,
-        ..ProptestConfig::default()
+        rng_seed,
+        ..default
     }
 }
 
@@ -288,10 +297,11 @@ proptest! {
     fn masking_any_address_never_panics_and_hides_the_local_part(raw in any_text(80)) {
         let masked = EmailAddress::mask(&raw);
         if let Some((local, domain)) = raw.split_once('@') {
-            prop_assert!(masked.ends_with(&format!("***@{domain}")), "{:?}", masked);
-            if local.chars().count() > 1 {
-                prop_assert!(!masked.contains(local), "{:?}", masked);
-            }
+            // Only the first character of the local part shows. (Checking
+            // that `local` does not occur in `masked` was wrong: it may
+            // occur in the domain, as `ab` does in `ab@lab.io`.)
+            let first: String = local.chars().take(1).collect();
+            prop_assert_eq!(&masked, &format!("{first}***@{domain}"));
         } else {
             prop_assert_eq!(masked, "***");
         }

@@ -176,7 +176,10 @@ mod tests {
         assert!(!store.take_outbox_lease("b", TTL).await.unwrap());
         assert!(store.take_outbox_lease("a", TTL).await.unwrap(), "renewed");
         store.release_outbox_lease("b").await.unwrap();
-        assert!(!store.take_outbox_lease("b", TTL).await.unwrap(), "only a gives it up");
+        assert!(
+            !store.take_outbox_lease("b", TTL).await.unwrap(),
+            "only a gives it up"
+        );
         store.release_outbox_lease("a").await.unwrap();
         assert!(store.take_outbox_lease("b", TTL).await.unwrap());
 
