@@ -453,3 +453,47 @@ async fn a_validly_signed_token_past_its_expiry_is_answered_token_expired() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn token_checks_keep_answering_while_writes_go_on_and_a_revocation_counts_at_once() {
+    // The session read runs on the request's thread, next to a writer that
+    // is busy with refreshes, logins and logouts: no check may fail.
+    let app = std::sync::Arc::new(spawn_app().await);
+    let (access, refresh_token) = app.logged_in_user("busy@example.com").await;
+    app.activated_user("writer@example.com").await;
+
+    let writer = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut refresh_token = refresh_token;
+            for _ in 0..20 {
+                let (_, next) = refreshed_pair(&app, &refresh_token).await;
+                refresh_token = next;
+                let other = str_field(&app.login("writer@example.com").await, "accessToken");
+                // Used once (so its signature verdict is remembered), then revoked.
+                expect_me_ok(&app, &other).await;
+                expect_json(
+                    app.request(reqwest::Method::POST, "/users/logout", None, Some(&other))
+                        .await,
+                    StatusCode::OK,
+                )
+                .await;
+                expect_me_refused(&app, &other).await;
+            }
+        })
+    };
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, access) = (app.clone(), access.clone());
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    expect_me_ok(&app, &access).await;
+                }
+            })
+        })
+        .collect();
+    writer.await.expect("writer");
+    for reader in readers {
+        reader.await.expect("reader");
+    }
+}
