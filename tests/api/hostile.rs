@@ -78,6 +78,15 @@ async fn assert_healthy(app: &TestApp, email: &str) {
     expect_json(app.signup(email).await, StatusCode::CREATED).await;
 }
 
+/// Asserts that signing up with `email` answers `400` naming the field.
+async fn expect_email_refused(app: &TestApp, email: &str) {
+    let resp = app
+        .post("/users/signup", signup_body(email, PASSWORD))
+        .await;
+    let body = expect_invalid(resp, &format!("{email:?}")).await;
+    assert!(body["fields"]["email"].is_string(), "{email:?}: {body}");
+}
+
 fn signup_body(email: &str, password: &str) -> Value {
     json!({"email": email, "password": password, "confirmPassword": password})
 }
@@ -255,13 +264,7 @@ async fn a_nul_byte_in_the_email_answers_400() {
         "sam@exa\0mple.com",
         "\0sam@example.com",
     ] {
-        let body = expect_invalid(
-            app.post("/users/signup", signup_body(email, PASSWORD))
-                .await,
-            &format!("{email:?}"),
-        )
-        .await;
-        assert!(body["fields"]["email"].is_string(), "{body}");
+        expect_email_refused(&app, email).await;
     }
     expect_json(app.signup("sam@example.com").await, StatusCode::CREATED).await;
 }
@@ -467,13 +470,7 @@ async fn a_look_alike_address_is_refused() {
         "pa\u{200b}ypal@example.com",
         "paypal@example.com\u{0338}",
     ] {
-        let body = expect_invalid(
-            app.post("/users/signup", signup_body(email, PASSWORD))
-                .await,
-            &format!("{email:?}"),
-        )
-        .await;
-        assert!(body["fields"]["email"].is_string(), "{body}");
+        expect_email_refused(&app, email).await;
     }
 }
 
@@ -499,13 +496,7 @@ async fn things_that_are_not_addresses_answer_400() {
         "   ",
         "",
     ] {
-        let body = expect_invalid(
-            app.post("/users/signup", signup_body(email, PASSWORD))
-                .await,
-            &format!("{email:?}"),
-        )
-        .await;
-        assert!(body["fields"]["email"].is_string(), "{email:?}: {body}");
+        expect_email_refused(&app, email).await;
     }
 }
 
@@ -519,13 +510,7 @@ async fn an_address_the_mailer_cannot_send_to_is_refused_at_signup() {
         "\"a@b\"@example.com",
         "sam@[127.0.0.1]",
     ] {
-        let body = expect_invalid(
-            app.post("/users/signup", signup_body(email, PASSWORD))
-                .await,
-            &format!("{email:?}"),
-        )
-        .await;
-        assert!(body["fields"]["email"].is_string(), "{email:?}: {body}");
+        expect_email_refused(&app, email).await;
     }
 }
 
