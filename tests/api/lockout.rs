@@ -66,9 +66,19 @@ async fn expect_locked(resp: Response, lockout: Duration) -> u64 {
 
 /// Three wrong passwords: the answers stay `401`, the third locks.
 async fn lock(app: &TestApp, email: &str) {
-    for _ in 0..3 {
-        expect_invalid_credentials(login_with(app, email, WRONG).await).await;
+    fail_logins(app, email, WRONG, 3).await;
+}
+
+/// `times` logins with a password that is not the account's, each refused.
+async fn fail_logins(app: &TestApp, email: &str, password: &str, times: usize) {
+    for _ in 0..times {
+        expect_invalid_credentials(login_with(app, email, password).await).await;
     }
+}
+
+/// A login that succeeds.
+async fn expect_login_ok(app: &TestApp, email: &str, password: &str) {
+    expect_json(login_with(app, email, password).await, StatusCode::OK).await;
 }
 
 /// Runs a `SELECT COUNT(*)` with one bound string on the app's database file.
@@ -250,9 +260,7 @@ async fn once_the_lock_lapses_the_right_password_logs_in() {
     let lockout = Duration::from_secs(2);
     let app = lockout_app(lockout).await;
     app.activated_user("lapse@example.com").await;
-    for _ in 0..2 {
-        expect_invalid_credentials(login_with(&app, "lapse@example.com", WRONG).await).await;
-    }
+    fail_logins(&app, "lapse@example.com", WRONG, 2).await;
     let locked_at = Instant::now();
     expect_invalid_credentials(login_with(&app, "lapse@example.com", WRONG).await).await;
     expect_locked(
@@ -293,11 +301,7 @@ async fn waiting_as_long_as_the_lock_retry_after_says_is_enough() {
     // The server's own promise: this sleep is the header under test.
     tokio::time::sleep(Duration::from_secs(secs)).await;
 
-    expect_json(
-        login_with(&app, "honest@example.com", PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_login_ok(&app, "honest@example.com", PASSWORD).await;
 }
 
 #[tokio::test]
@@ -314,11 +318,7 @@ async fn after_a_lapsed_lock_the_failures_are_counted_from_zero() {
 
     // That wrong password was the first of a new count: one more is allowed.
     expect_invalid_credentials(login_with(&app, "again@example.com", WRONG).await).await;
-    expect_json(
-        login_with(&app, "again@example.com", PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_login_ok(&app, "again@example.com", PASSWORD).await;
 }
 
 #[tokio::test]
@@ -326,23 +326,11 @@ async fn a_successful_login_resets_the_failure_count() {
     let app = lockout_app(LONG).await;
     app.activated_user("reset-count@example.com").await;
 
-    for _ in 0..2 {
-        expect_invalid_credentials(login_with(&app, "reset-count@example.com", WRONG).await).await;
-    }
-    expect_json(
-        login_with(&app, "reset-count@example.com", PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
-    for _ in 0..2 {
-        expect_invalid_credentials(login_with(&app, "reset-count@example.com", WRONG).await).await;
-    }
+    fail_logins(&app, "reset-count@example.com", WRONG, 2).await;
+    expect_login_ok(&app, "reset-count@example.com", PASSWORD).await;
+    fail_logins(&app, "reset-count@example.com", WRONG, 2).await;
 
-    expect_json(
-        login_with(&app, "reset-count@example.com", PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_login_ok(&app, "reset-count@example.com", PASSWORD).await;
     // And the count still works: three in a row lock.
     lock(&app, "reset-count@example.com").await;
     expect_locked(
@@ -371,9 +359,7 @@ async fn a_lock_survives_a_restart() {
 async fn failures_short_of_the_limit_survive_a_restart() {
     let app = lockout_app(LONG).await;
     app.activated_user("count@example.com").await;
-    for _ in 0..2 {
-        expect_invalid_credentials(login_with(&app, "count@example.com", WRONG).await).await;
-    }
+    fail_logins(&app, "count@example.com", WRONG, 2).await;
 
     let app = app.restart_with(|_| {}).await;
 
@@ -394,20 +380,10 @@ async fn a_password_reset_unlocks_the_account_at_once() {
         .expect("reset email carries a link with a token");
     expect_json(reset(&app, &token, NEW_PASSWORD).await, StatusCode::OK).await;
 
-    expect_json(
-        login_with(&app, "unlock@example.com", NEW_PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_login_ok(&app, "unlock@example.com", NEW_PASSWORD).await;
     // The count starts over too: the old password is just wrong now.
-    for _ in 0..2 {
-        expect_invalid_credentials(login_with(&app, "unlock@example.com", PASSWORD).await).await;
-    }
-    expect_json(
-        login_with(&app, "unlock@example.com", NEW_PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
+    fail_logins(&app, "unlock@example.com", PASSWORD, 2).await;
+    expect_login_ok(&app, "unlock@example.com", NEW_PASSWORD).await;
 }
 
 /// What a client can tell from a login answer: status, code, whether it says when to retry.
@@ -485,11 +461,7 @@ async fn a_lock_on_one_address_leaves_other_accounts_alone() {
     app.activated_user("neighbour@example.com").await;
     lock(&app, "victim@example.com").await;
 
-    expect_json(
-        login_with(&app, "neighbour@example.com", PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_login_ok(&app, "neighbour@example.com", PASSWORD).await;
     // Addresses are compared normalized: the lock cannot be dodged by case or spaces.
     expect_locked(
         login_with(&app, "  VICTIM@Example.com ", PASSWORD).await,
