@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::users::{InsertUserError, NewUser, USER_FIELDS, USER_TABLES, User, UserRow};
-use super::{Store, parse_ts, ts, unique_violation};
+use super::users::{
+    InsertUserError, NewUser, USER_FIELDS, USER_TABLES, User, UserRow, insert_user_row,
+};
+use super::{Store, parse_ts, ts};
 
 /// A user with what only administrators see.
 pub struct AdminUserRecord {
@@ -136,26 +138,12 @@ impl Store {
     /// Inserts an active administrator (made from the command line: no code,
     /// no email). The unique index decides a taken address.
     pub async fn insert_admin(&self, user: &NewUser<'_>) -> Result<(), InsertUserError> {
-        let now = ts(Utc::now());
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, name, active, role, referral_code, \
-             referred_by, created_at, updated_at) VALUES (?, ?, ?, ?, TRUE, 'admin', ?, ?, ?, ?)",
-        )
-        .bind(user.id)
-        .bind(user.email)
-        .bind(user.password_hash)
-        .bind(user.name)
-        .bind(user.referral_code)
-        .bind(user.referred_by)
-        .bind(&now)
-        .bind(&now)
-        .execute(&self.write)
-        .await
-        .map(|_| ())
-        .map_err(|e| match unique_violation(&e) {
-            Some(msg) if msg.contains("users.email") => InsertUserError::EmailTaken,
-            Some(msg) if msg.contains("users.referral_code") => InsertUserError::ReferralCodeTaken,
-            _ => InsertUserError::Other(e.into()),
-        })
+        let result: anyhow::Result<()> = async {
+            let mut conn = self.write.acquire().await?;
+            insert_user_row(&mut conn, user, true).await?;
+            Ok(())
+        }
+        .await;
+        result.map_err(InsertUserError::from_insert)
     }
 }

@@ -83,6 +83,44 @@ pub enum InsertUserError {
     Other(anyhow::Error),
 }
 
+impl InsertUserError {
+    /// What a failed insert of a user means: the unique indexes decide.
+    pub(super) fn from_insert(e: anyhow::Error) -> InsertUserError {
+        match e.downcast_ref::<sqlx::Error>().and_then(unique_violation) {
+            Some(msg) if msg.contains("users.email") => InsertUserError::EmailTaken,
+            Some(msg) if msg.contains("users.referral_code") => InsertUserError::ReferralCodeTaken,
+            _ => InsertUserError::Other(e),
+        }
+    }
+}
+
+/// Inserts the `users` row of `user`: an inactive user who signed up, or
+/// with `admin` an active administrator.
+pub(super) async fn insert_user_row(
+    conn: &mut SqliteConnection,
+    user: &NewUser<'_>,
+    admin: bool,
+) -> sqlx::Result<()> {
+    let now = ts(Utc::now());
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, name, active, role, referral_code, \
+         referred_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(user.id)
+    .bind(user.email)
+    .bind(user.password_hash)
+    .bind(user.name)
+    .bind(admin)
+    .bind(if admin { "admin" } else { "user" })
+    .bind(user.referral_code)
+    .bind(user.referred_by)
+    .bind(&now)
+    .bind(&now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The outcome of presenting an activation code.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CodeAttempt {
@@ -186,36 +224,14 @@ impl Store {
     ) -> Result<(), InsertUserError> {
         let result: anyhow::Result<()> = async {
             let mut tx = self.write.begin().await?;
-            let now = ts(Utc::now());
-            sqlx::query(
-                "INSERT INTO users (id, email, password_hash, name, referral_code, referred_by, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(user.id)
-            .bind(user.email)
-            .bind(user.password_hash)
-            .bind(user.name)
-            .bind(user.referral_code)
-            .bind(user.referred_by)
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+            insert_user_row(&mut tx, user, false).await?;
             replace_code(&mut tx, user.id, code).await?;
             outbox::enqueue(&mut tx, Some(user.id), email).await?;
             tx.commit().await?;
             Ok(())
         }
         .await;
-        result.map_err(
-            |e| match e.downcast_ref::<sqlx::Error>().and_then(unique_violation) {
-                Some(msg) if msg.contains("users.email") => InsertUserError::EmailTaken,
-                Some(msg) if msg.contains("users.referral_code") => {
-                    InsertUserError::ReferralCodeTaken
-                }
-                _ => InsertUserError::Other(e),
-            },
-        )
+        result.map_err(InsertUserError::from_insert)
     }
 
     /// Finds a user by normalized email.
