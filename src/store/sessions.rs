@@ -357,20 +357,29 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("s.db").display());
         let store = Store::open(&url).await.expect("store");
-        let now = ts(Utc::now());
-        let later = ts(Utc::now() + chrono::Duration::hours(1));
+        // Distinct values for every column, so a column read in the wrong
+        // place shows.
+        let now = Utc::now();
+        let (created, later) = (ts(now), ts(now + chrono::Duration::hours(1)));
+        let (updated, used) = (
+            ts(now + chrono::Duration::seconds(1)),
+            ts(now + chrono::Duration::seconds(2)),
+        );
         for sql in [
             "INSERT INTO users (id, email, password_hash, referral_code, created_at, updated_at) \
              VALUES ('amy', 'amy@example.com', 'h', 'AMYCODE1', ?1, ?1)",
             "INSERT INTO users (id, email, password_hash, name, active, referral_code, \
              referred_by, created_at, updated_at) \
-             VALUES ('bob', 'bob@example.com', 'h', 'Bob', TRUE, 'BOBCODE1', 'amy', ?1, ?1)",
+             VALUES ('bob', 'bob@example.com', 'bob-hash', 'Bob', TRUE, 'BOBCODE1', 'amy', \
+             ?1, ?3)",
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) \
-             VALUES ('s1', 'bob', ?1, ?1, ?2)",
+             VALUES ('s1', 'bob', ?1, ?4, ?2)",
         ] {
             sqlx::query(sql)
-                .bind(&now)
+                .bind(&created)
                 .bind(&later)
+                .bind(&updated)
+                .bind(&used)
                 .execute(&store.write)
                 .await
                 .expect(sql);
@@ -378,8 +387,26 @@ mod tests {
         (dir, store)
     }
 
+    /// Every field, the password hash included (`User`'s Debug hides it).
     fn summary(session: Option<LiveSession>) -> Option<String> {
-        session.map(|s| format!("{:?} {}", s.user, s.last_used_at))
+        session.map(|s| {
+            let u = s.user;
+            format!(
+                "{} {} {} {:?} {} {} {} {} {:?} {} {} {}",
+                u.id,
+                u.email,
+                u.password_hash,
+                u.name,
+                u.active,
+                u.disabled,
+                u.role,
+                u.referral_code,
+                u.referred_by_code,
+                u.created_at,
+                u.updated_at,
+                s.last_used_at
+            )
+        })
     }
 
     #[tokio::test]

@@ -183,8 +183,18 @@ impl UserRow {
         })
     }
 
-    /// How many columns [`USER_FIELDS`] has.
-    pub(super) const COLUMNS: usize = 11;
+    /// How many columns [`USER_FIELDS`] has (counted, so it cannot drift).
+    pub(super) const COLUMNS: usize = {
+        let fields = USER_FIELDS.as_bytes();
+        let (mut i, mut commas) = (0, 0);
+        while i < fields.len() {
+            if fields[i] == b',' {
+                commas += 1;
+            }
+            i += 1;
+        }
+        commas + 1
+    };
 
     pub(super) fn into_user(self) -> anyhow::Result<User> {
         Ok(User {
