@@ -30,6 +30,18 @@ function thread_lines(path, threads)
   return lines
 end
 
+-- A `request` function that answers with `requests` in turn (filled by the
+-- scenario's `init`). Empty only in wrk's main state, which calls it once
+-- as a check.
+function in_turn(requests)
+  local n = 0
+  return function()
+    if #requests == 0 then return wrk.format() end
+    n = n + 1
+    return requests[(n % #requests) + 1]
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

@@ -3,7 +3,6 @@
 dofile(os.getenv("SESAME_BENCH_LUA") .. "/common.lua")
 
 local requests = {}
-local n = 0
 
 function init(args)
   for _, token in ipairs(thread_lines(args[1], tonumber(args[2]))) do
@@ -12,8 +11,4 @@ function init(args)
   end
 end
 
-function request()
-  if #requests == 0 then return wrk.format() end -- wrk's check in its main state
-  n = n + 1
-  return requests[(n % #requests) + 1]
-end
+request = in_turn(requests)
