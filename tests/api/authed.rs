@@ -53,16 +53,28 @@ impl TestApp {
             .expect("open the test database")
     }
 
-    /// How many rows of `table` have `column = value`.
-    pub async fn count_rows(&self, table: &str, column: &str, value: &str) -> i64 {
+    /// Runs a `SELECT COUNT(*) ...` on the database file, binding `binds`.
+    pub async fn count(&self, sql: &str, binds: &[&str]) -> i64 {
         let db = self.db().await;
-        let count = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?"))
-            .bind(value)
+        let mut query = sqlx::query_scalar(sql);
+        for value in binds {
+            query = query.bind(*value);
+        }
+        let count = query
             .fetch_one(&db)
             .await
-            .expect("count rows");
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         db.close().await;
         count
+    }
+
+    /// How many rows of `table` have `column = value`.
+    pub async fn count_rows(&self, table: &str, column: &str, value: &str) -> i64 {
+        self.count(
+            &format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?"),
+            &[value],
+        )
+        .await
     }
 }
 

@@ -7,17 +7,6 @@ use reqwest::StatusCode;
 
 use crate::helpers::*;
 
-/// A `SELECT COUNT(*)` on the app's database file.
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let db = app.db().await;
-    let n = sqlx::query_scalar(sql)
-        .fetch_one(&db)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    db.close().await;
-    n
-}
-
 #[tokio::test]
 async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_ones_stay() {
     let app = spawn_app_with(|c| {
@@ -37,16 +26,16 @@ async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_one
     eventually(
         "the ended session and the sent email are deleted",
         || async {
-            let sessions = count(&app, "SELECT COUNT(*) FROM sessions").await;
-            let emails = count(&app, "SELECT COUNT(*) FROM outbox").await;
+            let sessions = app.count("SELECT COUNT(*) FROM sessions", &[]).await;
+            let emails = app.count("SELECT COUNT(*) FROM outbox", &[]).await;
             (sessions == 1 && emails == 0).then_some(())
         },
     )
     .await;
     assert_eq!(
-        count(
-            &app,
-            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL"
+        app.count(
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL",
+            &[]
         )
         .await,
         1,

@@ -8,7 +8,6 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sesame::config::Argon2Params;
-use sqlx::{Connection, SqliteConnection};
 use tokio::time::Instant;
 
 use crate::helpers::*;
@@ -81,39 +80,21 @@ async fn expect_login_ok(app: &TestApp, email: &str, password: &str) {
     expect_json(login_with(app, email, password).await, StatusCode::OK).await;
 }
 
-/// Runs a `SELECT COUNT(*)` with one bound string on the app's database file.
-async fn count(app: &TestApp, sql: &str, bind: &str) -> i64 {
-    let url = format!("sqlite://{}", db_path(&app.dir).display());
-    let mut conn = SqliteConnection::connect(&url)
-        .await
-        .expect("open the test database");
-    let n = sqlx::query_scalar(sql)
-        .bind(bind)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    conn.close().await.expect("close the test database");
-    n
-}
-
 /// How many emails of `kind` were queued for `email` (sent or not).
 async fn queued(app: &TestApp, email: &str, kind: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM outbox WHERE recipient = ? AND kind = '{kind}'");
-    count(app, &sql, email).await
+    app.count(&sql, &[email]).await
 }
 
 /// The stored password hash of a user.
 async fn password_hash(app: &TestApp, email: &str) -> String {
-    let url = format!("sqlite://{}", db_path(&app.dir).display());
-    let mut conn = SqliteConnection::connect(&url)
-        .await
-        .expect("open the test database");
+    let db = app.db().await;
     let hash = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = ?")
         .bind(email)
-        .fetch_one(&mut conn)
+        .fetch_one(&db)
         .await
         .expect("the user exists");
-    conn.close().await.expect("close the test database");
+    db.close().await;
     hash
 }
 
@@ -444,12 +425,7 @@ async fn failed_logins_to_an_unknown_address_email_nobody() {
         0
     );
     assert_eq!(
-        count(
-            &app,
-            "SELECT COUNT(*) FROM users WHERE email = ?",
-            "ghost@example.com"
-        )
-        .await,
+        app.count_rows("users", "email", "ghost@example.com").await,
         0
     );
 }
