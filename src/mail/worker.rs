@@ -109,11 +109,7 @@ impl OutboxWorker {
         if self.store.pending_emails(1).await?.is_empty() {
             return Ok(Round::Drained);
         }
-        if !self
-            .store
-            .take_outbox_lease(&self.holder, LEASE_TTL)
-            .await?
-        {
+        if !self.hold_lease().await? {
             return Ok(Round::Elsewhere);
         }
         let round = tokio::select! {
@@ -129,12 +125,18 @@ impl OutboxWorker {
         round
     }
 
+    /// Takes or renews the outbox lease for [`LEASE_TTL`]; `false` if
+    /// another process holds it.
+    async fn hold_lease(&self) -> anyhow::Result<bool> {
+        self.store.take_outbox_lease(&self.holder, LEASE_TTL).await
+    }
+
     /// Renews the lease every third of its lifetime; never returns (it is
     /// dropped when the round ends, so a send is never cut short).
     async fn keep_lease(&self) -> std::convert::Infallible {
         loop {
             tokio::time::sleep(LEASE_TTL / 3).await;
-            if let Err(e) = self.store.take_outbox_lease(&self.holder, LEASE_TTL).await {
+            if let Err(e) = self.hold_lease().await {
                 tracing::warn!(error = format!("{e:#}"), "renewing the outbox lease failed");
             }
         }
@@ -151,11 +153,7 @@ impl OutboxWorker {
                     return Ok(Round::Drained);
                 }
                 // Still ours? (Lost only if renewing failed for a whole TTL.)
-                if !self
-                    .store
-                    .take_outbox_lease(&self.holder, LEASE_TTL)
-                    .await?
-                {
+                if !self.hold_lease().await? {
                     return Ok(Round::Elsewhere);
                 }
                 let envelope = Envelope {
