@@ -206,6 +206,16 @@ fn unique_violation(err: &sqlx::Error) -> Option<String> {
     }
 }
 
+/// A store on a new file in a temporary directory (kept while the
+/// directory lives), for the store's own unit tests.
+#[cfg(test)]
+pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
+    let store = Store::open(&url).await.expect("store");
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,9 +168,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_holder_at_a_time_until_it_gives_up_or_its_lease_expires() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("o.db").display());
-        let store = Store::open(&url).await.expect("store");
+        let (_dir, store) = crate::store::temp_store().await;
 
         assert!(store.take_outbox_lease("a", TTL).await.unwrap());
         assert!(!store.take_outbox_lease("b", TTL).await.unwrap());

@@ -81,9 +81,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_what_ended_before_the_cutoff_is_deleted() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("r.db").display());
-        let store = Store::open(&url).await.expect("store");
+        let (_dir, store) = crate::store::temp_store().await;
         let now = Utc::now();
         let (old, recent, future) = (
             ts(now - Duration::days(40)),
@@ -149,9 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn more_than_a_batch_is_deleted_in_one_pruning() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("r.db").display());
-        let store = Store::open(&url).await.expect("store");
+        let (_dir, store) = crate::store::temp_store().await;
         let old = ts(Utc::now() - Duration::days(40));
         sqlx::query(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1234) \

@@ -354,9 +354,7 @@ mod tests {
 
     /// A store with two users (`bob` referred by `amy`) and a session of bob's.
     async fn seeded() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let store = Store::open(&url).await.expect("store");
+        let (dir, store) = crate::store::temp_store().await;
         // Distinct values for every column, so a column read in the wrong
         // place shows.
         let now = Utc::now();
