@@ -14,7 +14,7 @@ use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::account::{EmailChangeAttempt, NewEmailChange};
-use crate::store::users::User;
+use crate::domain::user::User;
 
 /// Checks the password and sends a confirmation code to `new_email`, at
 /// most one per `SESAME_EMAIL_MIN_INTERVAL_SECS` to one address (so an

@@ -9,7 +9,7 @@ use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
-use crate::store::users::User;
+use crate::domain::user::User;
 
 /// A change to the display name.
 pub enum NameChange<'a> {

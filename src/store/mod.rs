@@ -24,6 +24,7 @@ pub mod retention;
 pub mod sessions;
 pub mod stats;
 pub mod users;
+mod user_rows;
 
 use std::path::Path;
 use std::str::FromStr;
