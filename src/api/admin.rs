@@ -10,8 +10,8 @@ use super::auth::BearerAuth;
 use super::me::UserView;
 use super::{ApiTags, MessageResponse, State};
 use crate::domain::user::Role;
-use crate::flows::admin::{self, UserPatch};
 use crate::error_responses;
+use crate::flows::admin::{self, UserPatch};
 use crate::store::admin::AdminUserRecord;
 
 /// The accounts, as administrators manage them.

@@ -12,10 +12,10 @@ use super::auth::BearerAuth;
 use super::text::Text;
 use super::{ApiTags, MessageResponse, State};
 use crate::domain::email::EmailAddress;
+use crate::domain::user::User;
 use crate::error_responses;
 use crate::flows::profile::{self, NameChange};
 use crate::flows::signup;
-use crate::domain::user::User;
 
 /// The signed-in user's own resources.
 pub struct MeApi;

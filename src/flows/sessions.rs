@@ -3,16 +3,16 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::claims::TokenError;
 use crate::domain::codes::OpaqueToken;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, Verdict};
-use crate::domain::claims::TokenError;
+use crate::domain::user::{Role, User};
 use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
 use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
-use crate::domain::user::{Role, User};
 
 /// How stale a session's `last_used_at` may get before a request records its
 /// use: at most one write per session per interval, not one per request.

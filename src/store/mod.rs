@@ -23,8 +23,8 @@ pub mod outbox;
 pub mod retention;
 pub mod sessions;
 pub mod stats;
-pub mod users;
 mod user_rows;
+pub mod users;
 
 use std::path::Path;
 use std::str::FromStr;

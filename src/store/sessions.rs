@@ -278,8 +278,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let role = Role::parse(&role)
-            .with_context(|| format!("unknown role in the database: {role}"))?;
+        let role =
+            Role::parse(&role).with_context(|| format!("unknown role in the database: {role}"))?;
         Ok(RefreshOutcome::Rotated {
             session_id,
             user_id,
