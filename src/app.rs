@@ -163,7 +163,7 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
         if let Some(limits) = &state.rate_limits {
             limits.prune();
         }
-        if let Err(e) = state.store.prune_unknown_login_failures().await {
+        if let Err(e) = state.store.prune_login_failures().await {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "pruning failed-login counts failed"

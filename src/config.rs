@@ -97,9 +97,19 @@ pub struct ServeArgs {
     /// Proxies (comma-separated IPs/CIDRs) whose X-Forwarded-For names the client.
     #[arg(long, env = "SESAME_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
-    /// Consecutive failed logins before an account is locked.
+    /// Consecutive failed logins from one network (an IPv4 address, an IPv6
+    /// network of SESAME_IPV6_PREFIX_LEN bits) before the account is locked
+    /// for that network.
     #[arg(long, env = "SESAME_LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: u32,
+    /// Failed logins from all networks within one lockout window before the
+    /// account is locked everywhere (and its owner emailed).
+    #[arg(long, env = "SESAME_LOGIN_MAX_FAILURES_ALL", default_value_t = 100)]
+    pub login_max_failures_all: u32,
+    /// IPv6 clients are grouped by networks of this many leading bits (rate
+    /// limits, lockouts): one /64 is usually one home or one server.
+    #[arg(long, env = "SESAME_IPV6_PREFIX_LEN", default_value_t = 64)]
+    pub ipv6_prefix_len: u8,
     /// How long a locked account stays locked, in seconds.
     #[arg(long, env = "SESAME_LOGIN_LOCKOUT_SECS", default_value_t = 900)]
     pub login_lockout_secs: u64,
@@ -174,7 +184,9 @@ pub struct Config {
     pub ip_rate_window: Duration,
     pub trusted_proxies: TrustedProxies,
     pub login_max_failures: u32,
+    pub login_max_failures_all: u32,
     pub login_lockout: Duration,
+    pub ipv6_prefix_len: u8,
     pub email_min_interval: Duration,
     /// How long ended sessions and finished emails are kept.
     pub retention: Duration,
@@ -276,6 +288,12 @@ impl ServeArgs {
         if self.login_max_failures == 0 {
             bail!("SESAME_LOGIN_MAX_FAILURES must be positive");
         }
+        if self.login_max_failures_all < self.login_max_failures {
+            bail!("SESAME_LOGIN_MAX_FAILURES_ALL must be at least SESAME_LOGIN_MAX_FAILURES");
+        }
+        if !(1..=128).contains(&self.ipv6_prefix_len) {
+            bail!("SESAME_IPV6_PREFIX_LEN must be between 1 and 128");
+        }
         if self.retention_secs < self.email_min_interval_secs {
             // The email throttle reads the outbox rows of that interval.
             bail!("SESAME_RETENTION_SECS must be at least SESAME_EMAIL_MIN_INTERVAL_SECS");
@@ -302,6 +320,8 @@ impl ServeArgs {
             ip_rate_window: Duration::from_secs(self.ip_rate_window_secs),
             trusted_proxies,
             login_max_failures: self.login_max_failures,
+            login_max_failures_all: self.login_max_failures_all,
+            ipv6_prefix_len: self.ipv6_prefix_len,
             login_lockout: Duration::from_secs(self.login_lockout_secs),
             email_min_interval: Duration::from_secs(self.email_min_interval_secs),
             retention: Duration::from_secs(self.retention_secs),

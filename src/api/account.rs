@@ -1,6 +1,7 @@
 //! The signed-in user's credentials: changing the password and moving the
 //! account to another email address.
 
+use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
@@ -10,6 +11,7 @@ use super::text::Text;
 use super::{ApiTags, MessageResponse, State};
 use crate::error_responses;
 use crate::flows::{email_change, profile};
+use crate::http::rate_limits::ClientIp;
 
 /// Password and email address of the signed-in user.
 pub struct AccountApi;
@@ -108,12 +110,14 @@ impl AccountApi {
     async fn change_password(
         &self,
         state: State<'_>,
+        client_ip: Data<&ClientIp>,
         auth: BearerAuth,
         body: Json<ChangePasswordBody>,
     ) -> Result<Json<MessageResponse>, ChangePasswordErrors> {
         profile::change_password(
             &state,
             &auth.0,
+            client_ip.network(state.config.ipv6_prefix_len),
             &body.current_password,
             &body.new_password,
             &body.confirm_password,
@@ -138,10 +142,12 @@ impl AccountApi {
     async fn request_email_change(
         &self,
         state: State<'_>,
+        client_ip: Data<&ClientIp>,
         auth: BearerAuth,
         body: Json<EmailChangeBody>,
     ) -> Result<EmailChangeRequested, RequestEmailChangeErrors> {
-        email_change::request(&state, &auth.0, &body.password, &body.new_email).await?;
+        let network = client_ip.network(state.config.ipv6_prefix_len);
+        email_change::request(&state, &auth.0, network, &body.password, &body.new_email).await?;
         Ok(EmailChangeRequested::Accepted(Json(MessageResponse::new(
             "Check the new address for a confirmation code.",
         ))))

@@ -3,6 +3,7 @@
 //! poem-openapi writes each impl's paths separately into the spec.
 
 use chrono::{DateTime, Utc};
+use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
@@ -16,6 +17,7 @@ use crate::domain::user::User;
 use crate::error_responses;
 use crate::flows::profile::{self, NameChange};
 use crate::flows::signup;
+use crate::http::rate_limits::ClientIp;
 
 /// The signed-in user's own resources.
 pub struct MeApi;
@@ -225,10 +227,12 @@ impl MeApi {
     async fn delete_me(
         &self,
         state: State<'_>,
+        client_ip: Data<&ClientIp>,
         auth: BearerAuth,
         body: Json<PasswordBody>,
     ) -> Result<Json<MessageResponse>, PasswordCheckErrors> {
-        profile::delete(&state, &auth.0, &body.password).await?;
+        let network = client_ip.network(state.config.ipv6_prefix_len);
+        profile::delete(&state, &auth.0, network, &body.password).await?;
         Ok(Json(MessageResponse::new("Account deleted.")))
     }
 

@@ -311,6 +311,7 @@ impl AuthApi {
         let client = ClientInfo {
             user_agent: user_agent.0.map(|ua| ua.chars().take(512).collect()),
             ip: Some(client_ip.0.0.to_string()),
+            network: client_ip.network(state.config.ipv6_prefix_len),
         };
         let pair = sessions::login(&state, &body.email, &body.password, client).await?;
         Ok(TokenResponse::new("Login successful.", pair))

@@ -8,8 +8,16 @@
 //! hundreds of MiB although only one hash ran at a time. Here `limit`
 //! threads each keep one buffer, so hashing memory is bounded by
 //! `limit × m`, and no hash allocates or zeroes memory.
+//!
+//! The queue in front of the threads is bounded too: a job needs a
+//! [`Place`], and there are only as many places as the threads can work
+//! through in about a second. Without the bound, a flood of password checks
+//! queued without end and every other login waited behind it. A job whose
+//! caller stopped waiting (the client left and its request was dropped) is
+//! skipped instead of run.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 
@@ -51,18 +59,78 @@ impl Memory {
     }
 }
 
-/// `limit` threads that run argon2, in the order the jobs came.
+/// `limit` threads that run argon2, in the order the jobs came, with at
+/// most `capacity` jobs waiting or running.
 pub struct HashThreads {
     jobs: mpsc::Sender<Job>,
+    counts: Arc<Counts>,
+    capacity: usize,
+}
+
+/// What the queue did, for tests and metrics.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Jobs holding a place: waiting or running.
+    queued: AtomicUsize,
+    /// The most jobs that ever held a place at once.
+    high_water: AtomicUsize,
+    ran: AtomicU64,
+    skipped: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// A snapshot of the hashing queue's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// How many jobs may wait or run at once.
+    pub capacity: usize,
+    /// Jobs waiting or running now.
+    pub queued: usize,
+    /// The most jobs that waited or ran at once since start.
+    pub high_water: usize,
+    /// Jobs run (each one argon2 hash).
+    pub ran: u64,
+    /// Jobs not run because their caller had stopped waiting.
+    pub skipped: u64,
+    /// Jobs refused because the queue was full ([`Busy`]).
+    pub refused: u64,
+}
+
+/// The hashing queue is full: more hashes wait than the threads can run in
+/// about a second. The request is answered `503 BUSY` instead of queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the password hashing queue is full")
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// A place in the hashing queue, taken before the work that leads to a hash
+/// (so a request refused as [`Busy`] has done nothing yet); given back when
+/// its job ends, or when it is dropped unused.
+pub struct Place {
+    counts: Arc<Counts>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.counts.queued.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HashThreads {
-    /// Starts `limit` threads whose memory fits hashes with `params`; they
-    /// stop when this is dropped.
-    pub fn start(limit: usize, params: &Params) -> anyhow::Result<HashThreads> {
+    /// Starts `limit` threads whose memory fits hashes with `params`, taking
+    /// at most `capacity` jobs at once (at least one per thread); they stop
+    /// when this is dropped.
+    pub fn start(limit: usize, params: &Params, capacity: usize) -> anyhow::Result<HashThreads> {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
-        for i in 0..limit.max(1) {
+        let limit = limit.max(1);
+        for i in 0..limit {
             let receiver = receiver.clone();
             let memory = Memory::new(params.block_count());
             std::thread::Builder::new()
@@ -70,17 +138,67 @@ impl HashThreads {
                 .spawn(move || serve(&receiver, memory))
                 .context("starting a password hashing thread failed")?;
         }
-        Ok(HashThreads { jobs: sender })
+        Ok(HashThreads {
+            jobs: sender,
+            counts: Arc::default(),
+            capacity: capacity.max(limit),
+        })
     }
 
-    /// Runs `job` on the next free hashing thread, with that thread's
-    /// working memory, and waits for its result without blocking the runtime.
+    /// Takes a place in the queue, or [`Busy`] when every place is taken.
+    pub fn reserve(&self) -> Result<Place, Busy> {
+        let counts = &self.counts;
+        let taken = counts
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued < self.capacity).then_some(queued + 1)
+            });
+        match taken {
+            Ok(before) => {
+                counts.high_water.fetch_max(before + 1, Ordering::AcqRel);
+                Ok(Place {
+                    counts: counts.clone(),
+                })
+            }
+            Err(_) => {
+                counts.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Busy)
+            }
+        }
+    }
+
+    /// The queue's counters now.
+    pub fn stats(&self) -> QueueStats {
+        let counts = &self.counts;
+        QueueStats {
+            capacity: self.capacity,
+            queued: counts.queued.load(Ordering::Acquire),
+            high_water: counts.high_water.load(Ordering::Acquire),
+            ran: counts.ran.load(Ordering::Acquire),
+            skipped: counts.skipped.load(Ordering::Acquire),
+            refused: counts.refused.load(Ordering::Acquire),
+        }
+    }
+
+    /// Runs `job` in `place` on the next free hashing thread, with that
+    /// thread's working memory, and waits for its result without blocking
+    /// the runtime. If this future is dropped before the job starts (the
+    /// request was abandoned), the job is skipped.
     pub async fn run<T: Send + 'static>(
         &self,
+        place: Place,
         job: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
+        let counts = self.counts.clone();
         let job: Job = Box::new(move |memory| {
+            // Held until the job ends, panic or not.
+            let _place = place;
+            if done.is_closed() {
+                counts.skipped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            counts.ran.fetch_add(1, Ordering::Relaxed);
             let _ = done.send(job(memory));
         });
         self.jobs
@@ -221,14 +339,61 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_run_on_the_hashing_threads() {
-        let threads = HashThreads::start(2, &cheap(1024)).unwrap();
+        let threads = HashThreads::start(2, &cheap(1024), 4).unwrap();
         let name = threads
-            .run(|_| std::thread::current().name().map(str::to_owned))
+            .run(threads.reserve().unwrap(), |_| {
+                std::thread::current().name().map(str::to_owned)
+            })
             .await
             .unwrap();
         assert!(name.unwrap().starts_with("sesame-hash-"));
-        let failed = threads.run(|_| -> () { panic!("broken invariant") }).await;
+        let failed = threads
+            .run(threads.reserve().unwrap(), |_| -> () {
+                panic!("broken invariant")
+            })
+            .await;
         assert!(failed.is_err());
-        assert!(threads.run(|_| 1).await.is_ok(), "the thread survived");
+        let place = threads.reserve().unwrap();
+        assert!(threads.run(place, |_| 1).await.is_ok(), "the thread survived");
+        assert_eq!(threads.stats().queued, 0, "every place was given back");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_frees_its_places() {
+        let threads = HashThreads::start(1, &cheap(8), 2).unwrap();
+        let first = threads.reserve().unwrap();
+        let second = threads.reserve().unwrap();
+        assert_eq!(threads.reserve().err(), Some(Busy));
+        drop(first);
+        let third = threads.reserve().unwrap();
+        drop((second, third));
+        let stats = threads.stats();
+        assert_eq!((stats.queued, stats.high_water, stats.refused), (0, 2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_job_nobody_waits_for_is_skipped() {
+        let threads = Arc::new(HashThreads::start(1, &cheap(8), 4).unwrap());
+        // The only thread is held until `release` fires.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let held = threads.clone();
+        let blocker = tokio::spawn(async move {
+            let place = held.reserve().unwrap();
+            held.run(place, move |_| hold.recv().is_ok()).await
+        });
+        // Wait until the thread runs the blocker, so the next job queues behind it.
+        while threads.stats().ran == 0 {
+            tokio::task::yield_now().await;
+        }
+        let abandoned = threads.run(threads.reserve().unwrap(), |_| ());
+        // Polled once (the job is queued), then dropped: its caller left.
+        let waited = tokio::time::timeout(std::time::Duration::ZERO, abandoned).await;
+        assert!(waited.is_err(), "the job waits behind the blocker");
+        release.send(()).unwrap();
+        assert!(blocker.await.unwrap().unwrap());
+        let place = threads.reserve().unwrap();
+        threads.run(place, |_| ()).await.unwrap();
+        let stats = threads.stats();
+        assert_eq!((stats.ran, stats.skipped, stats.queued), (2, 1, 0), "{stats:?}");
     }
 }

@@ -2,6 +2,7 @@
 //! off the async runtime on a bounded number of threads (see [`super::hashing`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
@@ -10,6 +11,7 @@ use rand::rngs::OsRng;
 
 use super::email::EmailAddress;
 use super::hashing::{self, HashThreads};
+pub use super::hashing::{Busy, Place, QueueStats};
 use super::secret::Secret;
 use crate::config::Argon2Params;
 
@@ -86,9 +88,14 @@ fn weakness(feedback: Option<&zxcvbn::feedback::Feedback>) -> String {
     message
 }
 
+/// How much hashing work may wait: about this long for all the threads.
+const QUEUE_WORK: Duration = Duration::from_secs(1);
+
 /// Hashes and verifies passwords on `limit` dedicated threads (the
 /// concurrency limit): at most `limit` hashes run at once, the others wait
 /// in line, and hashing memory stays within `limit` × the argon2 memory.
+/// The line holds what the threads run in about a second ([`QUEUE_WORK`]);
+/// beyond that, a hash is refused as [`Busy`] instead of queued.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Argon2Params,
@@ -101,11 +108,19 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     /// Starts the hashing threads; computes the dummy hash once (one hash
     /// at start-up, in memory that is freed again, so an idle server keeps
-    /// no hashing memory).
+    /// no hashing memory). That hash is timed: the queue holds as many
+    /// hashes as `limit` threads run in [`QUEUE_WORK`] at that cost.
     pub async fn new(params: Argon2Params, limit: usize) -> anyhow::Result<PasswordHasher> {
         let dummy = super::codes::OpaqueToken::generate();
+        let started = Instant::now();
         let dummy_hash = hash_blocking(params, dummy.expose().to_owned()).await?;
-        let threads = HashThreads::start(limit, &argon2_params(params)?)?;
+        let capacity = queue_capacity(limit.max(1), started.elapsed());
+        tracing::debug!(
+            cost_ms = started.elapsed().as_millis() as u64,
+            capacity,
+            "password hashing queue sized"
+        );
+        let threads = HashThreads::start(limit, &argon2_params(params)?, capacity)?;
         Ok(PasswordHasher {
             params,
             threads: Arc::new(threads),
@@ -113,24 +128,57 @@ impl PasswordHasher {
         })
     }
 
-    /// Hashes a new password into a PHC string.
+    /// Takes a place in the hashing queue for a hash to come, or [`Busy`]
+    /// when the queue is full. Take it before the work that leads to the
+    /// hash, so a refused request has done nothing.
+    pub fn reserve(&self) -> Result<Place, Busy> {
+        self.threads.reserve()
+    }
+
+    /// The hashing queue's counters (hashes run, skipped, refused; its size).
+    pub fn stats(&self) -> QueueStats {
+        self.threads.stats()
+    }
+
+    /// Hashes a new password into a PHC string; [`Busy`] (inside the error)
+    /// when the queue is full.
     pub async fn hash(&self, password: &NewPassword) -> anyhow::Result<String> {
+        let place = self.reserve()?;
+        self.hash_in(place, password).await
+    }
+
+    /// Hashes a new password in a place already taken.
+    pub async fn hash_in(&self, place: Place, password: &NewPassword) -> anyhow::Result<String> {
         let params = argon2_params(self.params)?;
         let password = password.clone();
         self.threads
-            .run(move |memory| hashing::hash_in(memory, &params, password.expose().as_bytes()))
+            .run(place, move |memory| {
+                hashing::hash_in(memory, &params, password.expose().as_bytes())
+            })
             .await?
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when
-    /// there is no account, so both cases take the same time.
+    /// there is no account, so both cases take the same time; [`Busy`]
+    /// (inside the error) when the queue is full.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<Verdict> {
+        let place = self.reserve()?;
+        self.verify_in(place, password, stored).await
+    }
+
+    /// [`PasswordHasher::verify`] in a place already taken.
+    pub async fn verify_in(
+        &self,
+        place: Place,
+        password: &str,
+        stored: Option<&str>,
+    ) -> anyhow::Result<Verdict> {
         let exists = stored.is_some();
         let stored = stored.unwrap_or(&self.dummy_hash).to_owned();
         let password = Secret::new(password.to_owned());
         let params = self.params;
         self.threads
-            .run(move |memory| {
+            .run(place, move |memory| {
                 let Ok(parsed) = PasswordHash::new(&stored) else {
                     return Verdict::Wrong;
                 };
@@ -152,6 +200,13 @@ pub enum Verdict {
     Correct,
     /// Correct, but hashed with other parameters than the configured ones.
     CorrectNeedsRehash,
+}
+
+/// How many hashes may wait or run: what `threads` run in [`QUEUE_WORK`]
+/// when one hash costs `cost`, at least one per thread.
+fn queue_capacity(threads: usize, cost: Duration) -> usize {
+    let per_thread = QUEUE_WORK.as_secs_f64() / cost.as_secs_f64().max(1e-6);
+    threads * (per_thread.floor() as usize).clamp(1, 10_000)
 }
 
 fn argon2_params(p: Argon2Params) -> anyhow::Result<Params> {
@@ -215,6 +270,13 @@ mod tests {
                 .contains("email")
         );
         assert!(NewPassword::parse("correct horse battery", &email()).is_ok());
+    }
+
+    #[test]
+    fn the_queue_holds_about_a_second_of_hashing() {
+        assert_eq!(queue_capacity(2, Duration::from_millis(40)), 50);
+        assert_eq!(queue_capacity(4, Duration::from_millis(300)), 12);
+        assert_eq!(queue_capacity(2, Duration::from_secs(3)), 2, "one per thread");
     }
 
     #[tokio::test]

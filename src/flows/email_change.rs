@@ -4,6 +4,7 @@
 //! code moves the account.
 
 use chrono::Utc;
+use ipnet::IpNet;
 
 use super::profile::{confirm_password, current_user};
 use super::sessions::Principal;
@@ -27,6 +28,7 @@ use crate::store::account::{EmailChangeAttempt, NewEmailChange};
 pub async fn request(
     state: &AppState,
     principal: &Principal,
+    network: IpNet,
     password: &str,
     new_email: &str,
 ) -> ApiResult<()> {
@@ -39,7 +41,7 @@ pub async fn request(
             "is already the address of your account",
         ));
     }
-    confirm_password(state, user, password).await?;
+    confirm_password(state, user, network, password).await?;
     if state
         .store
         .user_by_email(new_email.as_str())

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod email_change;
+pub mod password_check;
 pub mod profile;
 pub mod sessions;
 pub mod signing;

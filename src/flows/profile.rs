@@ -1,7 +1,10 @@
 //! What signed-in users do to their own account: rename, change the
 //! password, delete the account.
 
-use super::sessions::{self, Principal};
+use ipnet::IpNet;
+
+use super::password_check::{PasswordCheck, check_password};
+use super::sessions::Principal;
 use super::signup::{MAX_NAME_LEN, sanitize_name};
 use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, Verdict};
@@ -57,6 +60,7 @@ pub async fn update(
 pub async fn change_password(
     state: &AppState,
     principal: &Principal,
+    network: IpNet,
     current: &str,
     new_password: &str,
     confirm: &str,
@@ -72,7 +76,7 @@ pub async fn change_password(
         .map_err(|_| ApiError::internal(anyhow::anyhow!("stored email does not parse")))?;
     let password = NewPassword::parse(new_password, &email)
         .map_err(|problem| ApiError::invalid_field("newPassword", problem))?;
-    confirm_password(state, user, current).await?;
+    confirm_password(state, user, network, current).await?;
     let hash = state.hasher.hash(&password).await?;
     let notice = notices::password_changed(&state.config.app_url, &user.email);
     state
@@ -85,9 +89,14 @@ pub async fn change_password(
 
 /// Deletes the caller's account after checking the password: sessions,
 /// codes and queued emails go with it; accounts it referred stay.
-pub async fn delete(state: &AppState, principal: &Principal, password: &str) -> ApiResult<()> {
+pub async fn delete(
+    state: &AppState,
+    principal: &Principal,
+    network: IpNet,
+    password: &str,
+) -> ApiResult<()> {
     let user = &principal.user;
-    confirm_password(state, user, password).await?;
+    confirm_password(state, user, network, password).await?;
     state.store.delete_user(&user.id).await?;
     Ok(())
 }
@@ -103,30 +112,29 @@ pub(super) async fn current_user(state: &AppState, principal: &Principal) -> Api
 
 /// `401 INVALID_CREDENTIALS` unless `password` is the user's password.
 ///
-/// A wrong password here counts towards the account's lockout like a failed
-/// login, and a locked account is answered `429 ACCOUNT_LOCKED`: a stolen
-/// access token must not buy unlimited guesses at the password.
+/// Checked like a login (see [`check_password`]): a wrong password here
+/// counts towards the account's lockout for the caller's network, and a
+/// locked account is answered `429 ACCOUNT_LOCKED` before any hash runs: a
+/// stolen access token must not buy unlimited guesses at the password, and
+/// an account's owner cannot make the server hash without bound.
 pub(super) async fn confirm_password(
     state: &AppState,
     user: &User,
+    network: IpNet,
     password: &str,
 ) -> ApiResult<()> {
-    let verdict = state
-        .hasher
-        .verify(password, Some(&user.password_hash))
-        .await?;
-    let subject = LoginSubject::Account(&user.id);
-    if let Some(until) = state.store.locked_until(subject).await? {
-        return Err(sessions::locked(until));
-    }
-    match verdict {
+    let check = PasswordCheck {
+        subject: LoginSubject::Account(&user.id),
+        network,
+        stored: Some(&user.password_hash),
+        owner: Some(&user.email),
+        right_counts: true,
+    };
+    match check_password(state, check, password).await? {
         Verdict::Correct | Verdict::CorrectNeedsRehash => Ok(()),
-        Verdict::Wrong => {
-            sessions::count_failure(state, subject, Some(&user.email)).await?;
-            Err(ApiError::new(
-                ErrorCode::InvalidCredentials,
-                "Password is incorrect",
-            ))
-        }
+        Verdict::Wrong => Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "Password is incorrect",
+        )),
     }
 }

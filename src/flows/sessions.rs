@@ -1,7 +1,10 @@
 //! Session flows: login, refresh, authentication of access tokens, the
 //! session list, logout.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use ipnet::IpNet;
 
 use crate::domain::claims::TokenError;
 use crate::domain::codes::OpaqueToken;
@@ -9,7 +12,8 @@ use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, Verdict};
 use crate::domain::user::{Role, User};
 use crate::http::error::{ApiError, ApiResult, ErrorCode};
-use crate::mail::templates;
+use super::password_check::{PasswordCheck, check_password, unknown_address_key};
+use super::signup;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
 use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
@@ -29,6 +33,8 @@ pub struct TokenPair {
 pub struct ClientInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The network failed logins are counted under (see `ClientIp::network`).
+    pub network: IpNet,
 }
 
 /// Who is calling, as proven by a valid access token of a live session.
@@ -55,48 +61,48 @@ pub struct SessionSummary {
 }
 
 /// Checks a password and opens a session.
+///
+/// With `SESAME_SIGNUP_CONCEALS_EXISTING`, the right password of an account
+/// not yet verified answers like a wrong one (and counts like one): a
+/// different answer would tell whoever just signed up with that address
+/// whether it was free. The owner gets the verification code again instead.
 pub async fn login(
-    state: &AppState,
+    state: &Arc<AppState>,
     email: &str,
     password: &str,
     client: ClientInfo,
 ) -> ApiResult<TokenPair> {
     let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "Invalid credentials");
-    // Every path below costs the same: one lookup, one hash, one lock check
-    // and, on failure, one counted failure, whether or not the address has an
-    // account (a malformed address is simply an unknown one).
+    // Every path below costs the same: one lookup, one counted attempt, one
+    // hash and its settling, whether or not the address has an account (a
+    // malformed address is simply an unknown one).
     let address = EmailAddress::parse(email);
     let user = match &address {
         Ok(address) => state.store.user_by_email(address.as_str()).await?,
         Err(_) => None,
     };
-    let verdict = state
-        .hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await?;
     let unknown_key = unknown_address_key(address.as_ref().map_or(email, |a| a.as_str()));
-    let user_id = user.as_ref().map(|u| u.id.clone());
-    let subject = match &user_id {
-        Some(id) => LoginSubject::Account(id),
-        None => LoginSubject::Unknown(&unknown_key),
+    let concealed = state.config.signup_conceals_existing && user.as_ref().is_some_and(|u| !u.active);
+    let check = PasswordCheck {
+        subject: match &user {
+            Some(user) => LoginSubject::Account(&user.id),
+            None => LoginSubject::Unknown(&unknown_key),
+        },
+        network: client.network,
+        stored: user.as_ref().map(|u| u.password_hash.as_str()),
+        // A disabled account is counted but not told: it cannot log in anyway.
+        owner: user.as_ref().filter(|u| !u.disabled).map(|u| u.email.as_str()),
+        right_counts: !concealed,
     };
-    // A locked account answers the same with the right password: the lock
-    // must not become an oracle for guesses.
-    if let Some(until) = state.store.locked_until(subject).await? {
-        return Err(locked(until));
-    }
+    let verdict = check_password(state, check, password).await?;
     let user = match (user, verdict) {
         (Some(user), Verdict::Correct | Verdict::CorrectNeedsRehash) => user,
-        (user, _) => {
-            // A disabled account is counted but not told: it cannot log in anyway.
-            let owner = user
-                .as_ref()
-                .filter(|u| !u.disabled)
-                .map(|u| u.email.as_str());
-            count_failure(state, subject, owner).await?;
-            return Err(invalid());
-        }
+        _ => return Err(invalid()),
     };
+    if concealed {
+        resend_code_later(state, user);
+        return Err(invalid());
+    }
     if user.disabled {
         return Err(ApiError::new(
             ErrorCode::AccountDisabled,
@@ -129,47 +135,16 @@ pub async fn login(
     issue_pair(state, &user.id, &session_id, user.role, refresh_token).await
 }
 
-/// Counts a failed login; the failure that locks an account emails its owner.
-pub(super) async fn count_failure(
-    state: &AppState,
-    subject: LoginSubject<'_>,
-    owner: Option<&str>,
-) -> ApiResult<()> {
-    let config = &state.config;
-    let notice =
-        owner.map(|email| templates::account_locked(&config.app_url, email, config.login_lockout));
-    let locked = state
-        .store
-        .record_failed_login(
-            subject,
-            config.login_max_failures,
-            config.login_lockout,
-            notice.as_ref(),
-        )
-        .await?;
-    if locked.is_some() && owner.is_some() {
-        tracing::warn!("account locked after repeated failed logins");
-        state.wake_mailer();
-    }
-    Ok(())
-}
-
-/// The key failed logins to an address without an account are counted under.
-fn unknown_address_key(address: &str) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(format!("login:{}", address.trim().to_lowercase())).to_vec()
-}
-
-/// `429 ACCOUNT_LOCKED` with the wait in `Retry-After`.
-pub(super) fn locked(until: chrono::DateTime<Utc>) -> ApiError {
-    // Rounded up: a client that waits as long as told must get in.
-    let millis = (until - Utc::now()).num_milliseconds().max(1) as u64;
-    let wait = millis.div_ceil(1000);
-    ApiError::new(
-        ErrorCode::AccountLocked,
-        "Too many failed logins: this account is locked for a while. Reset the password to unlock it now.",
-    )
-    .with_retry_after(wait)
+/// Sends the verification code again (throttled like a resend), after the
+/// answer: its write must not make this answer slower than a wrong
+/// password's.
+fn resend_code_later(state: &Arc<AppState>, user: User) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = signup::resend_code(&state, &user).await {
+            tracing::warn!(error = %e, "sending the verification code again failed");
+        }
+    });
 }
 
 /// Rotates a refresh token into a new pair for the same session.

@@ -9,6 +9,7 @@ use crate::domain::codes::{OpaqueToken, VerificationCode, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::password::NewPassword;
 use crate::domain::referral::ReferralCode;
+use crate::domain::user::User;
 use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::{OutgoingEmail, notices, templates};
 use crate::state::AppState;
@@ -175,6 +176,12 @@ pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
     let Some(user) = state.store.user_by_email(email.as_str()).await? else {
         return Ok(());
     };
+    resend_code(state, &user).await
+}
+
+/// Sends a new verification code to `user` unless the account is active or
+/// disabled, or a code went out moments ago (the email throttle).
+pub(super) async fn resend_code(state: &AppState, user: &User) -> ApiResult<()> {
     if user.active || user.disabled {
         return Ok(());
     }

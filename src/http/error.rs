@@ -9,6 +9,8 @@ use poem::http::header;
 use poem::{IntoResponse, Response};
 use poem_openapi::{Enum, Object};
 
+use crate::domain::password::Busy;
+
 /// Stable identifiers clients can switch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -32,6 +34,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
+    /// More password checks wait than the server can run in about a
+    /// second: retry after `Retry-After`.
+    Busy,
     InternalError,
 }
 
@@ -51,7 +56,7 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceUnavailable | Busy => StatusCode::SERVICE_UNAVAILABLE,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,6 +135,16 @@ impl ApiError {
     /// `401 UNAUTHORIZED`.
     pub fn unauthorized() -> Self {
         Self::new(ErrorCode::Unauthorized, "Missing or invalid access token")
+    }
+
+    /// `503 BUSY`: the password hashing queue is full; the client may
+    /// retry in a second (the queue holds about a second of work).
+    pub fn busy() -> Self {
+        Self::new(
+            ErrorCode::Busy,
+            "The server is busy checking passwords; try again in a moment",
+        )
+        .with_retry_after(1)
     }
 
     /// `500`; the cause is logged, the client sees a generic message.
@@ -252,7 +267,16 @@ impl std::error::Error for ApiError {}
 
 impl From<anyhow::Error> for ApiError {
     fn from(cause: anyhow::Error) -> Self {
+        if cause.downcast_ref::<Busy>().is_some() {
+            return Self::busy();
+        }
         Self::internal(cause)
+    }
+}
+
+impl From<Busy> for ApiError {
+    fn from(_: Busy) -> Self {
+        Self::busy()
     }
 }
 
@@ -338,7 +362,7 @@ pub fn error_meta(statuses: &[(u16, &'static str)]) -> poem_openapi::registry::M
                     schema: String::schema_ref(),
                 });
             }
-            if status == 429 {
+            if status == 429 || status == 503 {
                 headers.push(MetaHeader {
                     name: "Retry-After".into(),
                     description: Some("Seconds to wait before trying again.".into()),

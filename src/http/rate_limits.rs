@@ -84,6 +84,20 @@ impl IpRateLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+impl ClientIp {
+    /// The network the client is counted under: an IPv4 address by itself,
+    /// an IPv6 address by its first `ipv6_prefix_len` bits (one /64 is
+    /// usually one home or one server, which can pick any address in it).
+    /// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 one.
+    pub fn network(&self, ipv6_prefix_len: u8) -> IpNet {
+        match self.0.to_canonical() {
+            IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), ipv6_prefix_len.min(128))
+                .map_or(IpNet::from(IpAddr::V6(v6)), |net| net.trunc()),
+        }
+    }
+}
+
 /// The proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<IpNet>);
@@ -164,6 +178,17 @@ mod tests {
             proxies.client_ip(ip("127.0.0.1"), Some("203.0.113.9:4711")),
             ip("203.0.113.9")
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_one_network_per_prefix() {
+        let network = |s: &str, len| ClientIp(ip(s)).network(len).to_string();
+        assert_eq!(network("203.0.113.9", 64), "203.0.113.9/32");
+        assert_eq!(network("::ffff:203.0.113.9", 64), "203.0.113.9/32");
+        assert_eq!(network("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(network("2001:db8:1:2:bbbb::9", 64), "2001:db8:1:2::/64");
+        assert_eq!(network("2001:db8:1:2:bbbb::9", 48), "2001:db8:1::/48");
+        assert_eq!(network("2001:db8::9", 128), "2001:db8::9/128");
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub struct UserChanges {
     pub active: Option<bool>,
     pub disabled: Option<bool>,
     pub role: Option<Role>,
-    /// End a lockout: `locked_until` NULL and the failed-login count at 0.
+    /// End every lockout (for each network and everywhere) and forget the
+    /// failed-login counts.
     pub clear_lockout: bool,
 }
 
@@ -35,7 +36,12 @@ struct AdminUserRow {
 impl AdminUserRow {
     /// `SELECT` of an admin's view of users; add the `WHERE`.
     fn select() -> String {
-        format!("SELECT {USER_FIELDS}, u.locked_until, u.last_login_at FROM {USER_TABLES}")
+        // The latest lock of any network: an account locked only for some
+        // network still shows as locked.
+        format!(
+            "SELECT {USER_FIELDS}, (SELECT MAX(f.locked_until) FROM login_failures f \
+             WHERE f.subject = u.id) AS locked_until, u.last_login_at FROM {USER_TABLES}"
+        )
     }
 
     fn into_record(self, now: DateTime<Utc>) -> anyhow::Result<AdminUserRecord> {
@@ -110,16 +116,11 @@ impl Store {
         let now = ts(Utc::now());
         let updated = sqlx::query(
             "UPDATE users SET active = COALESCE(?, active), disabled = COALESCE(?, disabled), \
-             role = COALESCE(?, role), \
-             locked_until = CASE WHEN ? THEN NULL ELSE locked_until END, \
-             failed_logins = CASE WHEN ? THEN 0 ELSE failed_logins END, \
-             updated_at = ? WHERE id = ?",
+             role = COALESCE(?, role), updated_at = ? WHERE id = ?",
         )
         .bind(changes.active)
         .bind(changes.disabled)
         .bind(changes.role.map(Role::as_str))
-        .bind(changes.clear_lockout)
-        .bind(changes.clear_lockout)
         .bind(&now)
         .bind(user_id)
         .execute(&mut *tx)
@@ -127,6 +128,9 @@ impl Store {
         .rows_affected();
         if updated == 0 {
             return Ok(false);
+        }
+        if changes.clear_lockout {
+            super::lockout::clear(&mut tx, user_id).await?;
         }
         if changes.disabled == Some(true) {
             super::sessions::revoke_all(&mut tx, user_id, &now).await?;

@@ -1,8 +1,19 @@
-//! Consecutive failed logins and locks, kept in the database so a restart
-//! does not reset an attacker's count. Addresses without an account are
-//! counted and locked exactly like accounts (in their own table), so the
-//! lockout answers, and the work a failed login does, are the same whether
-//! or not the address exists.
+//! Failed password checks and the locks they lead to, kept in the database
+//! so a restart does not reset an attacker's count.
+//!
+//! Two counts per subject (an account, or an address without one): one per
+//! client network, which locks the subject for that network only, and one
+//! across all networks (stored under the network `*`), which counts every
+//! failure within a lockout window and, at a higher threshold, locks the
+//! subject everywhere. Addresses without an account are counted in the same
+//! table, by the same statements, so the answers and the work of a failed
+//! login are the same whether or not the address exists.
+//!
+//! An attempt is counted *before* its password is hashed
+//! ([`Store::begin_password_check`]): parallel guesses are admitted one by
+//! one in the single writer's transactions, and those beyond the limit are
+//! refused without hashing. The hash then settles the attempt
+//! ([`Store::settle_password_check`]): a right password takes its count back.
 
 use std::time::Duration;
 
@@ -12,129 +23,244 @@ use sqlx::SqliteConnection;
 use super::{Store, outbox, parse_ts, ts};
 use crate::mail::OutgoingEmail;
 
-/// Whose failed logins are counted.
+/// The network name of the count across all networks.
+const ALL_NETWORKS: &str = "*";
+
+/// How long an idle count is kept.
+const RETENTION: chrono::Duration = chrono::Duration::days(1);
+
+/// Whose password checks are counted.
 #[derive(Debug, Clone, Copy)]
 pub enum LoginSubject<'a> {
     /// An account, by user id.
     Account(&'a str),
-    /// An address with no account, by hash.
-    Unknown(&'a [u8]),
+    /// An address with no account, by a hash of it (hex).
+    Unknown(&'a str),
 }
 
-/// How long an idle count for an unknown address is kept.
-const UNKNOWN_RETENTION: chrono::Duration = chrono::Duration::days(1);
+impl LoginSubject<'_> {
+    fn key(&self) -> &str {
+        match self {
+            LoginSubject::Account(id) => id,
+            LoginSubject::Unknown(hash) => hash,
+        }
+    }
+}
+
+/// How many failures lock, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// Consecutive failures from one network that lock the subject for it.
+    pub per_network: u32,
+    /// Failures from all networks within one lockout window that lock the
+    /// subject everywhere.
+    pub all_networks: u32,
+    /// How long a lock lasts; also the window of the all-networks count.
+    pub lockout: Duration,
+}
+
+/// The outcome of counting an attempt before its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckAdmission {
+    /// Locked (for this network or everywhere) until then: do not hash.
+    Locked(DateTime<Utc>),
+    /// Counted: hash, then settle with [`Store::settle_password_check`].
+    Counted(Counted),
+}
+
+/// An attempt that was counted, and the locks its count set (which hold
+/// unless its password turns out right).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    /// This attempt's failure locks the subject for its network.
+    pub locks_network: bool,
+    /// This attempt's failure locks the subject everywhere.
+    pub locks_everywhere: bool,
+}
+
+/// One stored count.
+#[derive(Debug, Default)]
+struct Count {
+    failures: i64,
+    window_start: Option<DateTime<Utc>>,
+    locked_until: Option<DateTime<Utc>>,
+}
 
 impl Store {
-    /// Until when logins are locked for this subject, if they are locked now.
-    pub async fn locked_until(
+    /// Counts a password check on `subject` from `network` before its hash
+    /// runs, in one transaction on the single writer: `Locked` if the
+    /// subject is locked for that network or everywhere (nothing counted),
+    /// else the attempt counts as a failure on both counts, and the count
+    /// that reaches its limit sets the lock.
+    pub async fn begin_password_check(
         &self,
         subject: LoginSubject<'_>,
-    ) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let until: Option<String> = match subject {
-            LoginSubject::Account(id) => {
-                sqlx::query_scalar("SELECT locked_until FROM users WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&self.read)
-                    .await?
-                    .flatten()
-            }
-            LoginSubject::Unknown(hash) => sqlx::query_scalar(
-                "SELECT locked_until FROM unknown_login_failures WHERE email_hash = ?",
-            )
-            .bind(hash)
-            .fetch_optional(&self.read)
-            .await?
-            .flatten(),
-        };
+        network: &str,
+        limits: LoginLimits,
+    ) -> anyhow::Result<CheckAdmission> {
+        let mut tx = self.begin_immediate().await?;
         let now = Utc::now();
-        Ok(until
-            .as_deref()
-            .map(parse_ts)
-            .transpose()?
-            .filter(|until| *until > now))
+        let lockout = chrono::Duration::from_std(limits.lockout)?;
+        let mut here = read_count(&mut tx, subject.key(), network).await?;
+        let mut all = read_count(&mut tx, subject.key(), ALL_NETWORKS).await?;
+        let locks = [here.locked_until, all.locked_until];
+        if let Some(until) = locks.into_iter().flatten().filter(|u| *u > now).max() {
+            return Ok(CheckAdmission::Locked(until));
+        }
+        // A lapsed lock starts a new count; the all-networks count also
+        // starts anew once its window has passed.
+        if here.locked_until.is_some() {
+            here = Count::default();
+        }
+        let window_over = all.window_start.is_none_or(|start| start + lockout <= now);
+        if all.locked_until.is_some() || window_over {
+            all = Count {
+                window_start: Some(now),
+                ..Count::default()
+            };
+        }
+        here.failures += 1;
+        all.failures += 1;
+        let counted = Counted {
+            locks_network: here.failures >= i64::from(limits.per_network),
+            locks_everywhere: all.failures >= i64::from(limits.all_networks),
+        };
+        if counted.locks_network {
+            here.locked_until = Some(now + lockout);
+        }
+        if counted.locks_everywhere {
+            all.locked_until = Some(now + lockout);
+        }
+        here.window_start.get_or_insert(now);
+        write_count(&mut tx, subject.key(), network, &here, now).await?;
+        write_count(&mut tx, subject.key(), ALL_NETWORKS, &all, now).await?;
+        tx.commit().await?;
+        Ok(CheckAdmission::Counted(counted))
     }
 
-    /// Counts a failed login. The failure that reaches `max_failures` locks
-    /// the subject for `lockout` and, for an account, queues `notice` to its
-    /// owner (once per lock); the answer is then the end of the lock. A
-    /// lapsed lock starts a new count. One transaction on the single writer,
-    /// so parallel guesses cannot slip past the limit.
-    pub async fn record_failed_login(
+    /// Settles a counted attempt once its hash has run. A right password
+    /// clears the network's count and takes this attempt back from the
+    /// all-networks count (with the lock it set). A wrong one keeps the
+    /// counts; if it locked the subject everywhere, `notice` (for an
+    /// account) goes to the owner. Writes only when something changes, and
+    /// as much for an unknown address as for an account.
+    pub async fn settle_password_check(
         &self,
         subject: LoginSubject<'_>,
-        max_failures: u32,
-        lockout: Duration,
+        network: &str,
+        counted: Counted,
+        right: bool,
         notice: Option<&OutgoingEmail>,
-    ) -> anyhow::Result<Option<DateTime<Utc>>> {
+    ) -> anyhow::Result<()> {
+        if !right && !counted.locks_everywhere {
+            return Ok(());
+        }
         let mut tx = self.write.begin().await?;
-        let now = Utc::now();
-        let (failures, locked_until) = read_count(&mut tx, subject).await?;
-        let lapsed = locked_until.is_some_and(|until| until <= now);
-        let failures = if lapsed { 1 } else { failures + 1 };
-        let still_locked = locked_until.filter(|_| !lapsed);
-        let lock =
-            (failures >= i64::from(max_failures) && still_locked.is_none()).then(|| now + lockout);
-        let locked_until = lock.or(still_locked).map(ts);
-        match subject {
-            LoginSubject::Account(id) => {
-                sqlx::query("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?")
-                    .bind(failures)
-                    .bind(&locked_until)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let (Some(_), Some(notice)) = (lock, notice) {
-                    outbox::enqueue(&mut tx, Some(id), notice).await?;
-                }
-            }
-            LoginSubject::Unknown(hash) => {
-                sqlx::query(
-                    "INSERT INTO unknown_login_failures (email_hash, failed_logins, locked_until, updated_at) \
-                     VALUES (?, ?, ?, ?) ON CONFLICT (email_hash) DO UPDATE SET \
-                     failed_logins = excluded.failed_logins, locked_until = excluded.locked_until, \
-                     updated_at = excluded.updated_at",
-                )
-                .bind(hash)
-                .bind(failures)
-                .bind(&locked_until)
-                .bind(ts(now))
+        let now = ts(Utc::now());
+        if right {
+            sqlx::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
+                .bind(subject.key())
+                .bind(network)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "UPDATE login_failures SET failures = MAX(failures - 1, 0), \
+                 locked_until = CASE WHEN ? THEN NULL ELSE locked_until END, updated_at = ? \
+                 WHERE subject = ? AND network = ?",
+            )
+            .bind(counted.locks_everywhere)
+            .bind(&now)
+            .bind(subject.key())
+            .bind(ALL_NETWORKS)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            // The same write for an unknown address as for an account.
+            sqlx::query(
+                "UPDATE login_failures SET updated_at = ? WHERE subject = ? AND network = ?",
+            )
+            .bind(&now)
+            .bind(subject.key())
+            .bind(ALL_NETWORKS)
+            .execute(&mut *tx)
+            .await?;
+            if let (LoginSubject::Account(id), Some(notice)) = (subject, notice) {
+                outbox::enqueue(&mut tx, Some(id), notice).await?;
             }
         }
         tx.commit().await?;
-        Ok(lock)
+        Ok(())
     }
 
-    /// Forgets counts of unknown addresses idle for a day.
-    pub async fn prune_unknown_login_failures(&self) -> anyhow::Result<u64> {
-        let cutoff = ts(Utc::now() - UNKNOWN_RETENTION);
-        let done = sqlx::query("DELETE FROM unknown_login_failures WHERE updated_at < ?")
-            .bind(cutoff)
-            .execute(&self.write)
-            .await?;
+    /// Forgets counts idle for a day (lapsed locks included).
+    pub async fn prune_login_failures(&self) -> anyhow::Result<u64> {
+        let cutoff = ts(Utc::now() - RETENTION);
+        let done = sqlx::query(
+            "DELETE FROM login_failures WHERE updated_at < ? \
+             AND (locked_until IS NULL OR locked_until < ?)",
+        )
+        .bind(&cutoff)
+        .bind(&cutoff)
+        .execute(&self.write)
+        .await?;
         Ok(done.rows_affected())
     }
 }
 
+/// Forgets every count and lock of an account (a password reset, or an
+/// administrator's `locked: false`), inside the caller's transaction.
+pub(super) async fn clear(conn: &mut SqliteConnection, user_id: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM login_failures WHERE subject = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 async fn read_count(
     conn: &mut SqliteConnection,
-    subject: LoginSubject<'_>,
-) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
-    let row: Option<(i64, Option<String>)> = match subject {
-        LoginSubject::Account(id) => {
-            sqlx::query_as("SELECT failed_logins, locked_until FROM users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-        }
-        LoginSubject::Unknown(hash) => sqlx::query_as(
-            "SELECT failed_logins, locked_until FROM unknown_login_failures WHERE email_hash = ?",
-        )
-        .bind(hash)
-        .fetch_optional(&mut *conn)
-        .await?,
+    subject: &str,
+    network: &str,
+) -> anyhow::Result<Count> {
+    let row: Option<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT failures, window_start, locked_until FROM login_failures \
+         WHERE subject = ? AND network = ?",
+    )
+    .bind(subject)
+    .bind(network)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((failures, window_start, locked_until)) = row else {
+        return Ok(Count::default());
     };
-    let (failures, until) = row.unwrap_or((0, None));
-    Ok((failures, until.as_deref().map(parse_ts).transpose()?))
+    Ok(Count {
+        failures,
+        window_start: Some(parse_ts(&window_start)?),
+        locked_until: locked_until.as_deref().map(parse_ts).transpose()?,
+    })
+}
+
+async fn write_count(
+    conn: &mut SqliteConnection,
+    subject: &str,
+    network: &str,
+    count: &Count,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO login_failures \
+         (subject, network, failures, window_start, locked_until, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject, network) DO UPDATE SET \
+         failures = excluded.failures, window_start = excluded.window_start, \
+         locked_until = excluded.locked_until, updated_at = excluded.updated_at",
+    )
+    .bind(subject)
+    .bind(network)
+    .bind(count.failures)
+    .bind(ts(count.window_start.unwrap_or(now)))
+    .bind(count.locked_until.map(ts))
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -101,7 +101,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_refresh_token(&mut tx, s.refresh_hash, s.id, &now).await?;
-        sqlx::query("UPDATE users SET last_login_at = ?, failed_logins = 0 WHERE id = ?")
+        sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
             .bind(&now)
             .bind(s.user_id)
             .execute(&mut *tx)

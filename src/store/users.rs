@@ -305,12 +305,14 @@ impl Store {
         let Some(user_id) = user_id else {
             return Ok(None);
         };
-        sqlx::query("UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
             .bind(new_hash)
             .bind(&now)
             .bind(&user_id)
             .execute(&mut *tx)
             .await?;
+        // A reset unlocks: the owner has proven control of the address.
+        super::lockout::clear(&mut tx, &user_id).await?;
         super::sessions::revoke_all(&mut tx, &user_id, &now).await?;
         outbox::enqueue(&mut tx, Some(&user_id), notice).await?;
         tx.commit().await?;

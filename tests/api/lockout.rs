@@ -19,10 +19,13 @@ const LONG: Duration = Duration::from_secs(3600);
 const WRONG: &str = "not the password at all";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-/// An app that locks an account for `lockout` after 3 failed logins.
+/// An app that locks an account for `lockout` after 3 failed logins: from
+/// the tests' one network, and everywhere (the lock that emails the owner;
+/// the two thresholds apart are tested in `hardening_login`).
 async fn lockout_app(lockout: Duration) -> TestApp {
     spawn_app_with(|config| {
         config.login_max_failures = 3;
+        config.login_max_failures_all = 3;
         config.login_lockout = lockout;
     })
     .await

@@ -1,0 +1,100 @@
+//! Every check of a password (login, deleting the account, changing its
+//! password or address) goes through [`check_password`], in this order:
+//!
+//! 1. a place in the hashing queue, or `503 BUSY` (nothing counted yet);
+//! 2. the lock, and the attempt counted as a failure, in one transaction:
+//!    a locked subject is answered `429 ACCOUNT_LOCKED` without hashing, so
+//!    48 parallel guesses from one network get at most
+//!    `SESAME_LOGIN_MAX_FAILURES` hashes;
+//! 3. the hash;
+//! 4. the attempt settled: a right password takes its count back, a wrong
+//!    one keeps it (and the failure that locks the account everywhere
+//!    emails the owner).
+
+use chrono::Utc;
+use ipnet::IpNet;
+
+use crate::domain::password::Verdict;
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
+use crate::mail::templates;
+use crate::state::AppState;
+use crate::store::lockout::{CheckAdmission, LoginLimits, LoginSubject};
+
+/// A password to check, and whose it is.
+pub struct PasswordCheck<'a> {
+    /// Whose failures count: an account, or an address without one.
+    pub subject: LoginSubject<'a>,
+    /// The client's network (see `ClientIp::network`).
+    pub network: IpNet,
+    /// The stored hash; `None` for an address without an account (a dummy
+    /// hash is checked instead, at the same cost).
+    pub stored: Option<&'a str>,
+    /// The address to tell when the account gets locked everywhere; `None`
+    /// for an unknown address or a disabled account.
+    pub owner: Option<&'a str>,
+    /// Whether a right password counts as a success (clearing the count).
+    /// `false` where a right password must answer like a wrong one.
+    pub right_counts: bool,
+}
+
+/// Checks `password` under the lockout (see the module's steps) and returns
+/// the hash's verdict.
+pub async fn check_password(
+    state: &AppState,
+    check: PasswordCheck<'_>,
+    password: &str,
+) -> ApiResult<Verdict> {
+    let place = state.hasher.reserve()?;
+    let network = check.network.to_string();
+    let limits = LoginLimits {
+        per_network: state.config.login_max_failures,
+        all_networks: state.config.login_max_failures_all,
+        lockout: state.config.login_lockout,
+    };
+    let counted = match state
+        .store
+        .begin_password_check(check.subject, &network, limits)
+        .await?
+    {
+        CheckAdmission::Locked(until) => return Err(locked(until)),
+        CheckAdmission::Counted(counted) => counted,
+    };
+    let verdict = state
+        .hasher
+        .verify_in(place, password, check.stored)
+        .await?;
+    let right = check.right_counts && verdict != Verdict::Wrong;
+    let notice = check
+        .owner
+        .filter(|_| !right && counted.locks_everywhere)
+        .map(|email| templates::account_locked(&state.config.app_url, email, limits.lockout));
+    state
+        .store
+        .settle_password_check(check.subject, &network, counted, right, notice.as_ref())
+        .await?;
+    if notice.is_some() {
+        tracing::warn!("account locked everywhere after repeated failed password checks");
+        state.wake_mailer();
+    }
+    Ok(verdict)
+}
+
+/// `429 ACCOUNT_LOCKED` with the wait in `Retry-After`.
+fn locked(until: chrono::DateTime<Utc>) -> ApiError {
+    // Rounded up: a client that waits as long as told must get in.
+    let millis = (until - Utc::now()).num_milliseconds().max(1) as u64;
+    let wait = millis.div_ceil(1000);
+    ApiError::new(
+        ErrorCode::AccountLocked,
+        "Too many failed logins: this account is locked for a while. Reset the password to unlock it now.",
+    )
+    .with_retry_after(wait)
+}
+
+/// The key failed logins to an address without an account are counted
+/// under: a hash of the address (hex), so the table holds no addresses.
+pub fn unknown_address_key(address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("login:{}", address.trim().to_lowercase()));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
