@@ -354,7 +354,10 @@ mod tests {
             .await;
         assert!(failed.is_err());
         let place = threads.reserve().unwrap();
-        assert!(threads.run(place, |_| 1).await.is_ok(), "the thread survived");
+        assert!(
+            threads.run(place, |_| 1).await.is_ok(),
+            "the thread survived"
+        );
         assert_eq!(threads.stats().queued, 0, "every place was given back");
     }
 
@@ -394,6 +397,10 @@ mod tests {
         let place = threads.reserve().unwrap();
         threads.run(place, |_| ()).await.unwrap();
         let stats = threads.stats();
-        assert_eq!((stats.ran, stats.skipped, stats.queued), (2, 1, 0), "{stats:?}");
+        assert_eq!(
+            (stats.ran, stats.skipped, stats.queued),
+            (2, 1, 0),
+            "{stats:?}"
+        );
     }
 }

@@ -276,7 +276,11 @@ mod tests {
     fn the_queue_holds_about_a_second_of_hashing() {
         assert_eq!(queue_capacity(2, Duration::from_millis(40)), 50);
         assert_eq!(queue_capacity(4, Duration::from_millis(300)), 12);
-        assert_eq!(queue_capacity(2, Duration::from_secs(3)), 2, "one per thread");
+        assert_eq!(
+            queue_capacity(2, Duration::from_secs(3)),
+            2,
+            "one per thread"
+        );
     }
 
     #[tokio::test]

@@ -1,11 +1,12 @@
 //! Every check of a password (login, deleting the account, changing its
 //! password or address) goes through [`check_password`], in this order:
 //!
-//! 1. a place in the hashing queue, or `503 BUSY` (nothing counted yet);
-//! 2. the lock, and the attempt counted as a failure, in one transaction:
+//! 1. the lock, and the attempt counted as a failure, in one transaction:
 //!    a locked subject is answered `429 ACCOUNT_LOCKED` without hashing, so
 //!    48 parallel guesses from one network get at most
-//!    `SESAME_LOGIN_MAX_FAILURES` hashes;
+//!    `SESAME_LOGIN_MAX_FAILURES` hashes, and the others never touch the
+//!    hashing queue;
+//! 2. a place in the hashing queue, or `503 BUSY` (the count is taken back);
 //! 3. the hash;
 //! 4. the attempt settled: a right password takes its count back, a wrong
 //!    one keeps it (and the failure that locks the account everywhere
@@ -18,7 +19,7 @@ use crate::domain::password::Verdict;
 use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::templates;
 use crate::state::AppState;
-use crate::store::lockout::{CheckAdmission, LoginLimits, LoginSubject};
+use crate::store::lockout::{CheckAdmission, LoginLimits, LoginSubject, Settled};
 
 /// A password to check, and whose it is.
 pub struct PasswordCheck<'a> {
@@ -44,7 +45,6 @@ pub async fn check_password(
     check: PasswordCheck<'_>,
     password: &str,
 ) -> ApiResult<Verdict> {
-    let place = state.hasher.reserve()?;
     let network = check.network.to_string();
     let limits = LoginLimits {
         per_network: state.config.login_max_failures,
@@ -59,18 +59,33 @@ pub async fn check_password(
         CheckAdmission::Locked(until) => return Err(locked(until)),
         CheckAdmission::Counted(counted) => counted,
     };
+    let place = match state.hasher.reserve() {
+        Ok(place) => place,
+        Err(busy) => {
+            state
+                .store
+                .settle_password_check(check.subject, &network, counted, Settled::NotChecked, None)
+                .await?;
+            return Err(busy.into());
+        }
+    };
     let verdict = state
         .hasher
         .verify_in(place, password, check.stored)
         .await?;
     let right = check.right_counts && verdict != Verdict::Wrong;
+    let settled = if right {
+        Settled::Right
+    } else {
+        Settled::Wrong
+    };
     let notice = check
         .owner
         .filter(|_| !right && counted.locks_everywhere)
         .map(|email| templates::account_locked(&state.config.app_url, email, limits.lockout));
     state
         .store
-        .settle_password_check(check.subject, &network, counted, right, notice.as_ref())
+        .settle_password_check(check.subject, &network, counted, settled, notice.as_ref())
         .await?;
     if notice.is_some() {
         tracing::warn!("account locked everywhere after repeated failed password checks");

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
+use super::password_check::{PasswordCheck, check_password, unknown_address_key};
+use super::signup;
 use crate::domain::claims::TokenError;
 use crate::domain::codes::OpaqueToken;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, Verdict};
 use crate::domain::user::{Role, User};
 use crate::http::error::{ApiError, ApiResult, ErrorCode};
-use super::password_check::{PasswordCheck, check_password, unknown_address_key};
-use super::signup;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
 use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
@@ -82,7 +82,8 @@ pub async fn login(
         Err(_) => None,
     };
     let unknown_key = unknown_address_key(address.as_ref().map_or(email, |a| a.as_str()));
-    let concealed = state.config.signup_conceals_existing && user.as_ref().is_some_and(|u| !u.active);
+    let concealed =
+        state.config.signup_conceals_existing && user.as_ref().is_some_and(|u| !u.active);
     let check = PasswordCheck {
         subject: match &user {
             Some(user) => LoginSubject::Account(&user.id),
@@ -91,7 +92,10 @@ pub async fn login(
         network: client.network,
         stored: user.as_ref().map(|u| u.password_hash.as_str()),
         // A disabled account is counted but not told: it cannot log in anyway.
-        owner: user.as_ref().filter(|u| !u.disabled).map(|u| u.email.as_str()),
+        owner: user
+            .as_ref()
+            .filter(|u| !u.disabled)
+            .map(|u| u.email.as_str()),
         right_counts: !concealed,
     };
     let verdict = check_password(state, check, password).await?;

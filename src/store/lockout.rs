@@ -78,6 +78,19 @@ pub struct Counted {
     pub locks_everywhere: bool,
 }
 
+/// What the hash said of a counted attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The right password: the network's count is cleared, this attempt is
+    /// taken back from the all-networks count.
+    Right,
+    /// A wrong password: the counts stay.
+    Wrong,
+    /// Not checked (the hashing queue was full): this attempt is taken back
+    /// from both counts, with any lock it set.
+    NotChecked,
+}
+
 /// One stored count.
 #[derive(Debug, Default)]
 struct Count {
@@ -98,6 +111,27 @@ impl Store {
         network: &str,
         limits: LoginLimits,
     ) -> anyhow::Result<CheckAdmission> {
+        // A lock is first looked for on a reader: a flood on a locked
+        // subject is answered without queueing for the single writer (where
+        // it would hold up everyone's logins).
+        let until: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(locked_until) FROM login_failures \
+             WHERE subject = ? AND network IN (?, ?)",
+        )
+        .bind(subject.key())
+        .bind(network)
+        .bind(ALL_NETWORKS)
+        .fetch_one(&self.read)
+        .await?;
+        let now = Utc::now();
+        if let Some(until) = until
+            .as_deref()
+            .map(parse_ts)
+            .transpose()?
+            .filter(|u| *u > now)
+        {
+            return Ok(CheckAdmission::Locked(until));
+        }
         let mut tx = self.begin_immediate().await?;
         let now = Utc::now();
         let lockout = chrono::Duration::from_std(limits.lockout)?;
@@ -138,54 +172,63 @@ impl Store {
         Ok(CheckAdmission::Counted(counted))
     }
 
-    /// Settles a counted attempt once its hash has run. A right password
-    /// clears the network's count and takes this attempt back from the
-    /// all-networks count (with the lock it set). A wrong one keeps the
-    /// counts; if it locked the subject everywhere, `notice` (for an
-    /// account) goes to the owner. Writes only when something changes, and
-    /// as much for an unknown address as for an account.
+    /// Settles a counted attempt once its hash has run (see [`Settled`]).
+    /// A wrong password that locked the subject everywhere queues `notice`
+    /// (for an account) to the owner. Writes only when something changes,
+    /// and as much for an unknown address as for an account.
     pub async fn settle_password_check(
         &self,
         subject: LoginSubject<'_>,
         network: &str,
         counted: Counted,
-        right: bool,
+        settled: Settled,
         notice: Option<&OutgoingEmail>,
     ) -> anyhow::Result<()> {
-        if !right && !counted.locks_everywhere {
+        if settled == Settled::Wrong && !counted.locks_everywhere {
             return Ok(());
         }
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
-        if right {
-            sqlx::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
+        match settled {
+            Settled::Right => {
+                sqlx::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
+                    .bind(subject.key())
+                    .bind(network)
+                    .execute(&mut *tx)
+                    .await?;
+                take_back(
+                    &mut tx,
+                    subject,
+                    ALL_NETWORKS,
+                    counted.locks_everywhere,
+                    &now,
+                )
+                .await?;
+            }
+            Settled::NotChecked => {
+                take_back(&mut tx, subject, network, counted.locks_network, &now).await?;
+                take_back(
+                    &mut tx,
+                    subject,
+                    ALL_NETWORKS,
+                    counted.locks_everywhere,
+                    &now,
+                )
+                .await?;
+            }
+            Settled::Wrong => {
+                // The same write for an unknown address as for an account.
+                sqlx::query(
+                    "UPDATE login_failures SET updated_at = ? WHERE subject = ? AND network = ?",
+                )
+                .bind(&now)
                 .bind(subject.key())
-                .bind(network)
+                .bind(ALL_NETWORKS)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "UPDATE login_failures SET failures = MAX(failures - 1, 0), \
-                 locked_until = CASE WHEN ? THEN NULL ELSE locked_until END, updated_at = ? \
-                 WHERE subject = ? AND network = ?",
-            )
-            .bind(counted.locks_everywhere)
-            .bind(&now)
-            .bind(subject.key())
-            .bind(ALL_NETWORKS)
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            // The same write for an unknown address as for an account.
-            sqlx::query(
-                "UPDATE login_failures SET updated_at = ? WHERE subject = ? AND network = ?",
-            )
-            .bind(&now)
-            .bind(subject.key())
-            .bind(ALL_NETWORKS)
-            .execute(&mut *tx)
-            .await?;
-            if let (LoginSubject::Account(id), Some(notice)) = (subject, notice) {
-                outbox::enqueue(&mut tx, Some(id), notice).await?;
+                if let (LoginSubject::Account(id), Some(notice)) = (subject, notice) {
+                    outbox::enqueue(&mut tx, Some(id), notice).await?;
+                }
             }
         }
         tx.commit().await?;
@@ -205,6 +248,28 @@ impl Store {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Takes one counted attempt back from a count, and the lock it set.
+async fn take_back(
+    conn: &mut SqliteConnection,
+    subject: LoginSubject<'_>,
+    network: &str,
+    unlock: bool,
+    now: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE login_failures SET failures = MAX(failures - 1, 0), \
+         locked_until = CASE WHEN ? THEN NULL ELSE locked_until END, updated_at = ? \
+         WHERE subject = ? AND network = ?",
+    )
+    .bind(unlock)
+    .bind(now)
+    .bind(subject.key())
+    .bind(network)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Forgets every count and lock of an account (a password reset, or an

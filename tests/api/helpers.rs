@@ -110,6 +110,12 @@ async fn start(config: Config, mail: MailServer, dir: Arc<TempDir>) -> TestApp {
 }
 
 impl TestApp {
+    /// The password hashing queue's counters (hashes run, skipped, refused).
+    pub fn hash_stats(&self) -> sesame::domain::password::QueueStats {
+        let app = self.app.as_ref().expect("the app is running");
+        app.state().hasher.stats()
+    }
+
     /// Stops the server gracefully (database closed).
     pub async fn stop(&mut self) {
         if let Some(app) = self.app.take() {
