@@ -18,17 +18,17 @@ use tracing::Instrument;
 use crate::api;
 use crate::config::{Config, MailTransport};
 use crate::domain::password::PasswordHasher;
-use crate::domain::signing::SigningKeys;
-use crate::error::{ApiError, ErrorCode};
-use crate::http::{self, AllowedMethods};
-use crate::limits::{ClientIp, IpRateLimits};
+use crate::flows::signing::SigningKeys;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::headers::{self, AllowedMethods};
+use crate::http::rate_limits::{ClientIp, IpRateLimits};
+use crate::http::telemetry::{REQUEST_ID_HEADER, RequestId, RouteNames};
 use crate::mail::transport::Transport;
 use crate::mail::worker::OutboxWorker;
 use crate::metrics::{self, Metrics};
 use crate::pages;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::telemetry::{REQUEST_ID_HEADER, RequestId, RouteNames};
 
 /// A bound, running server.
 pub struct Application {
@@ -175,7 +175,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         routes: RouteNames::from_spec(&spec),
         metrics: state.metrics.clone(),
         max_body: state.config.max_body_bytes,
-        docs_csp: http::docs_csp(&docs_html, &state.config.public_url),
+        docs_csp: headers::docs_csp(&docs_html, &state.config.public_url),
         state: state.clone(),
     });
     let spec_endpoint = make_sync(move |_| {
@@ -188,7 +188,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             .content_type("text/html; charset=utf-8")
             .body(docs_html.clone())
     });
-    let cors = http::cors(&state.config.cors_origins);
+    let cors = headers::cors(&state.config.cors_origins);
     pages::mount(Route::new())
         .at("/openapi.json", spec_endpoint)
         .at("/metrics", get(metrics_page))
@@ -203,7 +203,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         // are already in the contract's shape; its own refusals (an origin
         // not allowed) are mapped below.
         .with_if(cors.is_some(), cors.unwrap_or_default())
-        .catch_all_error(|err| async move { http::bare_error_response(err) })
+        .catch_all_error(|err| async move { headers::bare_error_response(err) })
 }
 
 /// `GET /metrics`: Prometheus text format. Public like every route: restrict
@@ -239,7 +239,7 @@ impl Pipeline {
         let request_id = RequestId::from_headers(req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let client_ip = http::client_ip(&req, &self.state.config.trusted_proxies);
+        let client_ip = headers::client_ip(&req, &self.state.config.trusted_proxies);
         req.extensions_mut().insert(client_ip);
         let in_flight = self.metrics.in_flight();
         // Log lines written while handling (a 500's cause) carry the id too.
@@ -256,14 +256,17 @@ impl Pipeline {
                 }
                 Err(err) => {
                     let operation = err.data::<OperationId>().copied();
-                    (http::error_response(err, &path, &self.allowed), operation)
+                    (
+                        headers::error_response(err, &path, &self.allowed),
+                        operation,
+                    )
                 }
             }
         }
         .instrument(span)
         .await;
         drop(in_flight);
-        http::add_security_headers(
+        headers::add_security_headers(
             &mut resp,
             (path == "/docs").then_some(self.docs_csp.as_str()),
         );
@@ -305,7 +308,7 @@ impl Pipeline {
                 .into());
             }
         }
-        http::limit_body(req, self.max_body).await
+        headers::limit_body(req, self.max_body).await
     }
 }
 

@@ -11,10 +11,10 @@ use poem_openapi::{Object, OpenApi};
 use super::auth::BearerAuth;
 use super::text::Text;
 use super::{ApiTags, MessageResponse, State};
-use crate::domain::accounts;
 use crate::domain::email::EmailAddress;
-use crate::domain::profile::{self, NameChange};
 use crate::error_responses;
+use crate::flows::profile::{self, NameChange};
+use crate::flows::signup;
 use crate::store::users::User;
 
 /// The signed-in user's own resources.
@@ -256,7 +256,7 @@ impl MeApi {
         offset: Query<u32>,
     ) -> Result<Json<ReferredResponse>, PagingErrors> {
         let (accounts, total) =
-            accounts::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
+            signup::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
         let accounts = accounts
             .into_iter()
             .map(|a| ReferredAccount {

@@ -2,18 +2,12 @@
 //! (emails, passwords, codes, referral codes, tokens) and the account and
 //! session flows built from them.
 
-pub mod accounts;
-pub mod admin;
 pub mod codes;
 pub mod email;
-pub mod email_change;
 pub mod hashing;
 pub mod password;
-pub mod profile;
 pub mod referral;
 pub mod secret;
-pub mod sessions;
-pub mod signing;
 pub mod token_cache;
 pub mod tokens;
 

@@ -11,8 +11,8 @@ use poem::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::limits::{ClientIp, TrustedProxies};
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::rate_limits::{ClientIp, TrustedProxies};
 
 /// Refuses bodies over `max` bytes with `413` before reading them whole:
 /// by `Content-Length` when given, else by reading at most `max + 1` bytes
@@ -127,7 +127,7 @@ pub fn cors(origins: &[String]) -> Option<Cors> {
             // when reporting a problem.
             .expose_headers([
                 header::RETRY_AFTER.as_str(),
-                crate::telemetry::REQUEST_ID_HEADER,
+                crate::http::telemetry::REQUEST_ID_HEADER,
             ])
             .allow_credentials(false)
             .max_age(600),

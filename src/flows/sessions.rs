@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::codes::OpaqueToken;
-use super::email::EmailAddress;
-use super::password::{NewPassword, Verdict};
-use super::tokens::TokenError;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::codes::OpaqueToken;
+use crate::domain::email::EmailAddress;
+use crate::domain::password::{NewPassword, Verdict};
+use crate::domain::tokens::TokenError;
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::tokens::{Claims, Keyring, TokenError};
 use crate::config::{Config, JwtSigning};
+use crate::domain::tokens::{Claims, Keyring, TokenError};
 use crate::store::Store;
 
 /// Least time between two reloads caused by unknown `kid`s.

@@ -5,11 +5,11 @@
 //! from the token's `role` claim: a demoted admin loses admin access on the
 //! very next request, not when their access token expires.
 
-use super::email::EmailAddress;
-use super::password::{NewPassword, PasswordHasher};
-use super::referral::ReferralCode;
 use super::sessions::Principal;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::email::EmailAddress;
+use crate::domain::password::{NewPassword, PasswordHasher};
+use crate::domain::referral::ReferralCode;
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::admin::{AdminUserRecord, UserChanges};
