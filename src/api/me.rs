@@ -12,10 +12,10 @@ use super::auth::BearerAuth;
 use super::text::Text;
 use super::{ApiTags, MessageResponse, State};
 use crate::domain::email::EmailAddress;
+use crate::domain::user::User;
 use crate::error_responses;
 use crate::flows::profile::{self, NameChange};
 use crate::flows::signup;
-use crate::store::users::User;
 
 /// The signed-in user's own resources.
 pub struct MeApi;
@@ -51,7 +51,7 @@ impl From<User> for UserView {
             email: u.email,
             name: u.name,
             active: u.active,
-            role: u.role,
+            role: u.role.as_str().to_owned(),
             referral_code: u.referral_code,
             referred_by: u.referred_by_code,
             created_at: u.created_at,

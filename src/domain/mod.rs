@@ -2,6 +2,7 @@
 //! (emails, passwords, codes, referral codes, tokens) and the account and
 //! session flows built from them.
 
+pub mod claims;
 pub mod codes;
 pub mod email;
 pub mod hashing;
@@ -10,6 +11,7 @@ pub mod referral;
 pub mod secret;
 pub mod token_cache;
 pub mod tokens;
+pub mod user;
 
 /// Wrong tries allowed on one verification code before it is void.
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
