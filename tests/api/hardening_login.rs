@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sesame::config::Config;
 use sesame::http::rate_limits::TrustedProxies;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const WRONG: &str = "not the password at all";
 
@@ -60,7 +60,7 @@ async fn expect_invalid(resp: Response) {
 /// How many emails of `kind` were queued for `email` (sent or not).
 async fn queued(app: &TestApp, email: &str, kind: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM outbox WHERE recipient = ? AND kind = '{kind}'");
-    app.count(&sql, &[email]).await
+    app.db().count(&sql, &[email]).await
 }
 
 // ---- 1. Password checks cannot be queued without bound ----
