@@ -163,6 +163,7 @@ error_responses!(
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`: send `application/json`.",
         500 => "`INTERNAL_ERROR`.",
+        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; retry after `Retry-After` seconds.",
     }
 );
 
@@ -191,11 +192,12 @@ error_responses!(
     /// Errors of login.
     LoginErrors {
         400 => "`VALIDATION_FAILED`: malformed JSON or missing fields.",
-        401 => "`INVALID_CREDENTIALS`: unknown email or wrong password (one answer for both).",
-        403 => "`EMAIL_NOT_VERIFIED` (the password was right) or `ACCOUNT_DISABLED`.",
+        401 => "`INVALID_CREDENTIALS`: unknown email or wrong password (one answer for both; with `SESAME_SIGNUP_CONCEALS_EXISTING`, also the right password of an account not verified yet, whose code is sent again).",
+        403 => "`EMAIL_NOT_VERIFIED` (the password was right; never with `SESAME_SIGNUP_CONCEALS_EXISTING`) or `ACCOUNT_DISABLED`.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         500 => "`INTERNAL_ERROR`.",
+        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; retry after `Retry-After` seconds.",
     }
 );
 
@@ -217,6 +219,7 @@ error_responses!(
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         500 => "`INTERNAL_ERROR`.",
+        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; retry after `Retry-After` seconds.",
     }
 );
 
