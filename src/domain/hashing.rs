@@ -192,14 +192,17 @@ impl HashThreads {
         let (done, result) = tokio::sync::oneshot::channel();
         let counts = self.counts.clone();
         let job: Job = Box::new(move |memory| {
-            // Held until the job ends, panic or not.
-            let _place = place;
+            // Held until the job ends (or unwinds), and given back before
+            // the result is: whoever sees the result sees the place free.
+            let place = place;
             if done.is_closed() {
                 counts.skipped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             counts.ran.fetch_add(1, Ordering::Relaxed);
-            let _ = done.send(job(memory));
+            let result = job(memory);
+            drop(place);
+            let _ = done.send(result);
         });
         self.jobs
             .send(job)
