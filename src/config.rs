@@ -42,6 +42,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SESAME_APP_URL")]
     pub app_url: Option<String>,
     /// SMTP server, e.g. `smtps://user:pass@smtp.example.com:465` or `smtp://127.0.0.1:1025`.
+    /// Credentials go only over TLS (`smtps://` or `?tls=required`) or to loopback.
     /// Without it, emails are written to the log.
     #[arg(long, env = "SESAME_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
@@ -217,6 +218,7 @@ impl ServeArgs {
                         parsed.scheme()
                     );
                 }
+                refuse_plain_text_credentials(&parsed)?;
                 MailTransport::Smtp(Secret::new(url))
             }
         };
@@ -332,6 +334,39 @@ impl Config {
             .expect("defaults always parse");
         parsed.args.into_config().expect("defaults are valid")
     }
+}
+
+/// Refuses an `smtp://` URL that would send a user name or password (and
+/// then every code and link) unencrypted to another machine: only
+/// `smtps://`, `?tls=required` (STARTTLS or nothing) or a loopback relay may
+/// carry credentials. The error names the host, never the credentials.
+fn refuse_plain_text_credentials(url: &url::Url) -> anyhow::Result<()> {
+    let has_credentials = !url.username().is_empty() || url.password().is_some();
+    let tls_required = url.scheme() == "smtps"
+        || url
+            .query_pairs()
+            .any(|(key, value)| key == "tls" && value == "required");
+    // `smtp` is not a special scheme to the URL parser: an IPv4 address
+    // comes back as a domain name.
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if has_credentials && !tls_required && !loopback {
+        bail!(
+            "SESAME_SMTP_URL: refusing to send SMTP credentials unencrypted to {}; use \
+             smtps://…:465, or add ?tls=required to require STARTTLS",
+            url.host_str().unwrap_or("the relay")
+        );
+    }
+    Ok(())
 }
 
 /// Parses an http(s) base URL and drops any trailing slash.
