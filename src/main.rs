@@ -88,6 +88,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, command: &clap::Command, matches: &ArgMatches) -> anyhow::Result<()> {
+    sesame::config::refuse_secret_flags(matches)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => cli::serve(cli.serve).await,
         Command::Migrate => cli::migrate(cli.serve).await,

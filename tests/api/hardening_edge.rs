@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::helpers::{PASSWORD, WAIT, expect_json, spawn_app};
+use crate::helpers::{PASSWORD, WAIT, eventually, expect_json, spawn_app, str_field};
 use crate::process::{Finished, Server, run, sesame};
 
 /// A stranger can type anyone's address and any words as a name; the email
@@ -127,4 +127,145 @@ async fn smtp_credentials_over_tls_or_to_loopback_are_accepted() {
         "{}",
         server.output()
     );
+}
+
+/// A secret typed as a flag is visible to every local user in the process
+/// list: sesame refuses it, says where it goes instead, and prints none of it.
+#[tokio::test]
+async fn secrets_given_as_command_line_flags_are_refused() {
+    let dir = TempDir::new().expect("temp dir");
+    for (flag, value, setting) in [
+        (
+            "--jwt-secret",
+            "flag-secret-that-is-long-enough-0123456789",
+            "SESAME_JWT_SECRET",
+        ),
+        (
+            "--smtp-url",
+            "smtps://u:flag-pass-0123@smtp.example.com:465",
+            "SESAME_SMTP_URL",
+        ),
+    ] {
+        for args in [vec![flag, value], vec!["check-config", flag, value]] {
+            let mut cmd = sesame(dir.path());
+            cmd.args(&args);
+            let out = run(cmd).await;
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", out.stderr);
+            let stderr = out.stderr.trim();
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(stderr.contains(flag), "names the flag: {stderr}");
+            assert!(stderr.contains(&format!("{setting}_FILE")), "{stderr}");
+            assert!(!stderr.contains(value), "{stderr}");
+            assert!(!out.stdout.contains(value), "{}", out.stdout);
+        }
+    }
+    assert!(!dir.path().join("sesame.db").exists(), "nothing started");
+}
+
+/// `SESAME_JWT_SECRET_FILE` and `SESAME_SMTP_URL_FILE` name files holding
+/// the secrets (as systemd credentials and Docker secrets are mounted).
+#[tokio::test]
+async fn secrets_are_read_from_the_files_their_file_settings_name() {
+    let dir = TempDir::new().expect("temp dir");
+    let secret = "file-secret-that-is-long-enough-0123456789";
+    let jwt_file = dir.path().join("jwt_secret");
+    std::fs::write(&jwt_file, format!("{secret}\n")).expect("write secret");
+    let smtp_file = dir.path().join("smtp_url");
+    std::fs::write(
+        &smtp_file,
+        "smtps://u:file-pass-0123@smtp.example.com:465\n",
+    )
+    .expect("write url");
+
+    let mut cmd = sesame(dir.path());
+    cmd.env("SESAME_JWT_SECRET_FILE", &jwt_file)
+        .env("SESAME_SMTP_URL_FILE", &smtp_file)
+        .arg("check-config");
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("HS256"),
+        "the secret was read: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("sent through smtps://smtp.example.com:465"),
+        "the SMTP URL was read: {}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(secret) && !out.stdout.contains("file-pass-0123"));
+
+    // The server signs with the secret from the file: a token it issues
+    // verifies with that secret (HS256), and only with it.
+    let mut cmd = sesame(dir.path());
+    cmd.env("SESAME_JWT_SECRET_FILE", &jwt_file).arg("serve");
+    let mut server = Server::start(cmd).await;
+    let token = issued_access_token(&server).await;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["sesame"]);
+    validation.validate_exp = true;
+    let decoded = jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    );
+    assert!(decoded.is_ok(), "{decoded:?}");
+    server.terminate().await;
+    server.wait().await;
+
+    // A missing file is named; both the variable and its file is an error.
+    let mut cmd = sesame(dir.path());
+    cmd.env("SESAME_JWT_SECRET_FILE", dir.path().join("missing"))
+        .arg("check-config");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.contains("SESAME_JWT_SECRET_FILE"),
+        "{}",
+        out.stderr
+    );
+    let mut cmd = sesame(dir.path());
+    cmd.env("SESAME_JWT_SECRET_FILE", &jwt_file)
+        .env("SESAME_JWT_SECRET", secret)
+        .arg("check-config");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.contains("only one"), "{}", out.stderr);
+    assert!(!out.stderr.contains(secret), "{}", out.stderr);
+}
+
+/// Signs up, activates with the code the log transport printed, and logs in
+/// on a server run as a process; returns the access token.
+async fn issued_access_token(server: &Server) -> String {
+    let client = reqwest::Client::new();
+    let email = "file-secret@example.com";
+    let resp = client
+        .post(format!("{}/users/signup", server.address))
+        .json(&json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD}))
+        .send()
+        .await
+        .expect("signup");
+    expect_json(resp, StatusCode::CREATED).await;
+    let marker = "verification code is: ";
+    let code = eventually("the verification email in the log", || async {
+        let output = server.output();
+        let at = output.find(marker)? + marker.len();
+        output.get(at..at + 6).map(str::to_owned)
+    })
+    .await;
+    let resp = client
+        .patch(format!("{}/users/activate", server.address))
+        .json(&json!({"email": email, "code": code}))
+        .send()
+        .await
+        .expect("activate");
+    expect_json(resp, StatusCode::OK).await;
+    let resp = client
+        .post(format!("{}/users/login", server.address))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    str_field(&expect_json(resp, StatusCode::OK).await, "accessToken")
 }
