@@ -269,3 +269,47 @@ async fn issued_access_token(server: &Server) -> String {
         .expect("login");
     str_field(&expect_json(resp, StatusCode::OK).await, "accessToken")
 }
+
+/// The permission bits of a file.
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The database holds the signing key and password hashes: it, its -wal
+/// and -shm files, and a backup of it are readable by their owner only,
+/// whatever the umask.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_its_wal_and_a_backup_are_readable_by_their_owner_only() {
+    let app = spawn_app().await;
+    app.activated_user("private@example.com").await;
+    let db = crate::helpers::db_path(&app.dir);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+
+    let backups = app.dir.path().join("backups");
+    std::fs::create_dir(&backups).expect("backup dir");
+    let backup = backups.join("sesame-backup.db");
+    let mut cmd = sesame(app.dir.path());
+    cmd.arg("backup").arg(&backup);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(mode(&backup), 0o600);
+    let left: Vec<_> = std::fs::read_dir(&backups)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("sesame-backup.db")],
+        "no temporary file left"
+    );
+}
