@@ -10,7 +10,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 
 use crate::domain::secret::Secret;
-use crate::limits::TrustedProxies;
+use crate::http::rate_limits::TrustedProxies;
 
 /// How often housekeeping (pruning limiter state, failed-login counts,
 /// ended sessions and finished emails) runs.
