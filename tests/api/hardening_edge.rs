@@ -6,8 +6,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::helpers::{PASSWORD, WAIT, eventually, expect_json, spawn_app, str_field};
-use crate::process::{Finished, Server, run, sesame};
+use crate::support::process::{Finished, Server, run, sesame};
+use crate::support::{PASSWORD, WAIT, eventually, expect_json, spawn_app, str_field};
 
 /// A stranger can type anyone's address and any words as a name; the email
 /// that then lands in the owner's mailbox must not carry those words.
@@ -289,7 +289,7 @@ fn mode(path: &std::path::Path) -> u32 {
 async fn the_database_its_wal_and_a_backup_are_readable_by_their_owner_only() {
     let app = spawn_app().await;
     app.activated_user("private@example.com").await;
-    let db = crate::helpers::db_path(&app.dir);
+    let db = crate::support::db_path(&app.dir);
     for suffix in ["", "-wal", "-shm"] {
         let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
         assert_eq!(mode(&file), 0o600, "{}", file.display());
