@@ -13,6 +13,7 @@ mod authed;
 mod cli;
 mod clients;
 mod crash;
+mod faults;
 mod headers;
 mod health;
 mod hostile;
