@@ -29,7 +29,7 @@ impl TestApp {
     /// Makes an active admin the way `sesame admin create` does (with the
     /// test's cheap argon2 parameters) and logs in; returns the access token.
     pub async fn admin_token(&self, email: &str) -> String {
-        sesame::admin_cli::create_admin(
+        sesame::cli::admin::create_admin(
             &self.config.database_url,
             self.config.argon2,
             email,

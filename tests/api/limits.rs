@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
-use sesame::limits::TrustedProxies;
+use sesame::http::rate_limits::TrustedProxies;
 use sqlx::{Connection, SqliteConnection};
 use tokio::time::Instant;
 
