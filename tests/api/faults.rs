@@ -16,9 +16,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{PASSWORD, WAIT, eventually};
-use crate::process::{Server, db_file, sesame};
-use crate::smtp::{MailServer, find_six_digit_code};
+use crate::support::process::{Server, db_file, sesame};
+use crate::support::{MailServer, PASSWORD, WAIT, eventually, find_six_digit_code};
 
 /// The log line that starts a fault, and the one that ends it.
 pub const FAULT_LOG: &str = "the database cannot take writes";
