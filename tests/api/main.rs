@@ -10,6 +10,7 @@ mod admin_cli;
 mod cli;
 mod clients;
 mod crash;
+mod faults;
 mod hardening_edge;
 mod headers;
 mod health;
