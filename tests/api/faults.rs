@@ -239,6 +239,17 @@ pub async fn active_user(
     mail: &MailServer,
     email: &str,
 ) -> String {
+    active_user_session(client, base, mail, email).await.0
+}
+
+/// Signs up, activates with the emailed code and logs in; the access and
+/// refresh tokens.
+pub async fn active_user_session(
+    client: &reqwest::Client,
+    base: &str,
+    mail: &MailServer,
+    email: &str,
+) -> (String, String) {
     let answer = signup(client, base, email).await.expect("signup answers");
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     let message = mail.wait_for_mail_to(email, 1, WAIT).await;
@@ -263,10 +274,8 @@ pub async fn active_user(
     .await
     .expect("login answers");
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    answer.body["accessToken"]
-        .as_str()
-        .expect("an access token")
-        .to_owned()
+    let token = |name: &str| answer.body[name].as_str().expect("a token").to_owned();
+    (token("accessToken"), token("refreshToken"))
 }
 
 /// `PRAGMA integrity_check` of the database file (server stopped).
