@@ -181,7 +181,7 @@ error_responses!(
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         429 => "`ACCOUNT_LOCKED`: too many wrong passwords (here or at login); `Retry-After` says for how long.",
         500 => "`INTERNAL_ERROR`.",
-        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; retry after `Retry-After` seconds.",
+        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
 );
 

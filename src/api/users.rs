@@ -163,7 +163,7 @@ error_responses!(
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`: send `application/json`.",
         500 => "`INTERNAL_ERROR`.",
-        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; retry after `Retry-After` seconds.",
+        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
 );
 
@@ -197,7 +197,7 @@ error_responses!(
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         500 => "`INTERNAL_ERROR`.",
-        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; retry after `Retry-After` seconds.",
+        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
 );
 
@@ -219,7 +219,7 @@ error_responses!(
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         500 => "`INTERNAL_ERROR`.",
-        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; retry after `Retry-After` seconds.",
+        503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
 );
 

@@ -84,7 +84,6 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
     let mail = templates::verification(
         &state.config.app_url,
         email.as_str(),
-        name.as_deref(),
         code.expose(),
         state.config.code_ttl,
     );
@@ -189,7 +188,6 @@ pub(super) async fn resend_code(state: &AppState, user: &User) -> ApiResult<()> 
     let mail = templates::verification(
         &state.config.app_url,
         &user.email,
-        user.name.as_deref(),
         code.expose(),
         state.config.code_ttl,
     );

@@ -112,42 +112,46 @@ impl Store {
         user_id: &str,
         changes: &UserChanges,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write.begin().await?;
-        let now = ts(Utc::now());
-        let updated = sqlx::query(
-            "UPDATE users SET active = COALESCE(?, active), disabled = COALESCE(?, disabled), \
-             role = COALESCE(?, role), updated_at = ? WHERE id = ?",
-        )
-        .bind(changes.active)
-        .bind(changes.disabled)
-        .bind(changes.role.map(Role::as_str))
-        .bind(&now)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        if changes.clear_lockout {
-            super::lockout::clear(&mut tx, user_id).await?;
-        }
-        if changes.disabled == Some(true) {
-            super::sessions::revoke_all(&mut tx, user_id, &now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            let now = ts(Utc::now());
+            let updated = sqlx::query(
+                "UPDATE users SET active = COALESCE(?, active), disabled = COALESCE(?, disabled), \
+                 role = COALESCE(?, role), updated_at = ? WHERE id = ?",
+            )
+            .bind(changes.active)
+            .bind(changes.disabled)
+            .bind(changes.role.map(Role::as_str))
+            .bind(&now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Ok(false);
+            }
+            if changes.clear_lockout {
+                super::lockout::clear(&mut tx, user_id).await?;
+            }
+            if changes.disabled == Some(true) {
+                super::sessions::revoke_all(&mut tx, user_id, &now).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Inserts an active administrator (made from the command line: no code,
     /// no email). The unique index decides a taken address.
     pub async fn insert_admin(&self, user: &NewUser<'_>) -> Result<(), InsertUserError> {
-        let result: anyhow::Result<()> = async {
-            let mut conn = self.write.acquire().await?;
-            insert_user_row(&mut conn, user, true).await?;
-            Ok(())
-        }
-        .await;
+        let result: anyhow::Result<()> = self
+            .writing(async {
+                let mut conn = self.write.acquire().await?;
+                insert_user_row(&mut conn, user, true).await?;
+                Ok(())
+            })
+            .await;
         result.map_err(InsertUserError::from_insert)
     }
 }

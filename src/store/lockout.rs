@@ -132,6 +132,17 @@ impl Store {
         {
             return Ok(CheckAdmission::Locked(until));
         }
+        self.writing(self.count_attempt(subject, network, limits))
+            .await
+    }
+
+    /// The write of [`Store::begin_password_check`].
+    async fn count_attempt(
+        &self,
+        subject: LoginSubject<'_>,
+        network: &str,
+        limits: LoginLimits,
+    ) -> anyhow::Result<CheckAdmission> {
         let mut tx = self.begin_immediate().await?;
         let now = Utc::now();
         let lockout = chrono::Duration::from_std(limits.lockout)?;
@@ -187,66 +198,72 @@ impl Store {
         if settled == Settled::Wrong && !counted.locks_everywhere {
             return Ok(());
         }
-        let mut tx = self.write.begin().await?;
-        let now = ts(Utc::now());
-        match settled {
-            Settled::Right => {
-                sqlx::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            let now = ts(Utc::now());
+            match settled {
+                Settled::Right => {
+                    sqlx::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
+                        .bind(subject.key())
+                        .bind(network)
+                        .execute(&mut *tx)
+                        .await?;
+                    take_back(
+                        &mut tx,
+                        subject,
+                        ALL_NETWORKS,
+                        counted.locks_everywhere,
+                        &now,
+                    )
+                    .await?;
+                }
+                Settled::NotChecked => {
+                    take_back(&mut tx, subject, network, counted.locks_network, &now).await?;
+                    take_back(
+                        &mut tx,
+                        subject,
+                        ALL_NETWORKS,
+                        counted.locks_everywhere,
+                        &now,
+                    )
+                    .await?;
+                }
+                Settled::Wrong => {
+                    // The same write for an unknown address as for an account.
+                    sqlx::query(
+                        "UPDATE login_failures SET updated_at = ? WHERE subject = ? AND network = ?",
+                    )
+                    .bind(&now)
                     .bind(subject.key())
-                    .bind(network)
+                    .bind(ALL_NETWORKS)
                     .execute(&mut *tx)
                     .await?;
-                take_back(
-                    &mut tx,
-                    subject,
-                    ALL_NETWORKS,
-                    counted.locks_everywhere,
-                    &now,
-                )
-                .await?;
-            }
-            Settled::NotChecked => {
-                take_back(&mut tx, subject, network, counted.locks_network, &now).await?;
-                take_back(
-                    &mut tx,
-                    subject,
-                    ALL_NETWORKS,
-                    counted.locks_everywhere,
-                    &now,
-                )
-                .await?;
-            }
-            Settled::Wrong => {
-                // The same write for an unknown address as for an account.
-                sqlx::query(
-                    "UPDATE login_failures SET updated_at = ? WHERE subject = ? AND network = ?",
-                )
-                .bind(&now)
-                .bind(subject.key())
-                .bind(ALL_NETWORKS)
-                .execute(&mut *tx)
-                .await?;
-                if let (LoginSubject::Account(id), Some(notice)) = (subject, notice) {
-                    outbox::enqueue(&mut tx, Some(id), notice).await?;
+                    if let (LoginSubject::Account(id), Some(notice)) = (subject, notice) {
+                        outbox::enqueue(&mut tx, Some(id), notice).await?;
+                    }
                 }
             }
-        }
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forgets counts idle for a day (lapsed locks included).
     pub async fn prune_login_failures(&self) -> anyhow::Result<u64> {
-        let cutoff = ts(Utc::now() - RETENTION);
-        let done = sqlx::query(
-            "DELETE FROM login_failures WHERE updated_at < ? \
-             AND (locked_until IS NULL OR locked_until < ?)",
-        )
-        .bind(&cutoff)
-        .bind(&cutoff)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected())
+        self.writing(async {
+            let cutoff = ts(Utc::now() - RETENTION);
+            let done = sqlx::query(
+                "DELETE FROM login_failures WHERE updated_at < ? \
+                 AND (locked_until IS NULL OR locked_until < ?)",
+            )
+            .bind(&cutoff)
+            .bind(&cutoff)
+            .execute(&self.write)
+            .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }
 
