@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod me;
+pub mod refusal;
 pub mod sessions;
 pub mod system;
 pub mod text;

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod email_change;
 pub mod profile;
+pub mod refusal;
 pub mod sessions;
 pub mod signing;
 pub mod signup;

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
+use super::refusal::{FlowResult, Refusal};
 use crate::domain::MAX_CODE_ATTEMPTS;
 use crate::domain::codes::{OpaqueToken, VerificationCode, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::password::NewPassword;
 use crate::domain::referral::ReferralCode;
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::{OutgoingEmail, notices, templates};
 use crate::state::AppState;
 use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred};
@@ -38,7 +38,7 @@ pub enum SignupOutcome {
 }
 
 /// Creates an inactive account and emails its verification code.
-pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<SignupOutcome> {
+pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> FlowResult<SignupOutcome> {
     let mut problems = BTreeMap::new();
     let email = EmailAddress::parse(req.email)
         .map_err(|p| problems.insert("email".into(), p.to_owned()))
@@ -62,7 +62,7 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
         );
     }
     let (Some(email), Some(password), true) = (email, password, problems.is_empty()) else {
-        return Err(ApiError::validation(problems));
+        return Err(Refusal::Invalid(problems));
     };
     let referred_by = match req.referrer.map(str::trim).filter(|r| !r.is_empty()) {
         None => None,
@@ -123,16 +123,13 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
                 return Ok(SignupOutcome::Concealed);
             }
             Err(InsertUserError::EmailTaken) => {
-                return Err(ApiError::new(
-                    ErrorCode::EmailInUse,
-                    "Email is already in use",
-                ));
+                return Err(Refusal::EmailInUse);
             }
             Err(InsertUserError::ReferralCodeTaken) => continue,
             Err(InsertUserError::Other(e)) => return Err(e.into()),
         }
     }
-    Err(ApiError::internal(anyhow::anyhow!(
+    Err(Refusal::Internal(anyhow::anyhow!(
         "could not find a free referral code"
     )))
 }
@@ -143,14 +140,13 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
 /// `INVALID_CODE`. `ALREADY_ACTIVE` is only answered to someone who presents
 /// the very code that activated the account, so it reveals nothing to a
 /// guesser about which addresses exist.
-pub async fn activate(state: &AppState, email: &str, code: &str) -> ApiResult<()> {
-    let invalid = || ApiError::new(ErrorCode::InvalidCode, "Invalid or expired code");
+pub async fn activate(state: &AppState, email: &str, code: &str) -> FlowResult<()> {
     let (Ok(email), Some(code)) = (EmailAddress::parse(email), VerificationCode::parse(code))
     else {
-        return Err(invalid());
+        return Err(Refusal::InvalidCode);
     };
     let Some(user) = state.store.user_by_email(email.as_str()).await? else {
-        return Err(invalid());
+        return Err(Refusal::InvalidCode);
     };
     let presented = code.hash_for(&user.id);
     let outcome = state
@@ -161,17 +157,14 @@ pub async fn activate(state: &AppState, email: &str, code: &str) -> ApiResult<()
         .await?;
     match outcome {
         CodeAttempt::Accepted => Ok(()),
-        CodeAttempt::AlreadyUsed if user.active => Err(ApiError::new(
-            ErrorCode::AlreadyActive,
-            "Account is already active",
-        )),
-        CodeAttempt::AlreadyUsed | CodeAttempt::Rejected => Err(invalid()),
+        CodeAttempt::AlreadyUsed if user.active => Err(Refusal::AlreadyActive),
+        CodeAttempt::AlreadyUsed | CodeAttempt::Rejected => Err(Refusal::InvalidCode),
     }
 }
 
 /// Sends a new verification code to an inactive account; silent otherwise.
-pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
-    let email = EmailAddress::parse(email).map_err(|p| ApiError::invalid_field("email", p))?;
+pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> {
+    let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
     let Some(user) = state.store.user_by_email(email.as_str()).await? else {
         return Ok(());
     };
@@ -191,8 +184,8 @@ pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
 }
 
 /// Emails a password reset token if the account exists; silent otherwise.
-pub async fn forgot_password(state: &AppState, email: &str) -> ApiResult<()> {
-    let email = EmailAddress::parse(email).map_err(|p| ApiError::invalid_field("email", p))?;
+pub async fn forgot_password(state: &AppState, email: &str) -> FlowResult<()> {
+    let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
     let Some(user) = state.store.user_by_email(email.as_str()).await? else {
         return Ok(());
     };
@@ -225,7 +218,7 @@ async fn send_code(
     purpose: CodePurpose,
     hash: &[u8],
     mail: &OutgoingEmail,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let new_code = NewCode {
         purpose,
         hash,
@@ -248,16 +241,11 @@ pub async fn reset_password(
     token: &str,
     new_password: &str,
     confirm: &str,
-) -> ApiResult<()> {
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidToken,
-            "Password reset token is invalid or has expired",
-        )
-    };
+) -> FlowResult<()> {
+    let invalid = || Refusal::InvalidResetToken;
     let token = OpaqueToken::parse(token).ok_or_else(invalid)?;
     if new_password != confirm {
-        return Err(ApiError::invalid_field(
+        return Err(Refusal::invalid_field(
             "confirmPassword",
             "must match newPassword",
         ));
@@ -271,7 +259,7 @@ pub async fn reset_password(
         .ok_or_else(invalid)?;
     let email = EmailAddress::parse(&owner.email).map_err(|_| invalid())?;
     let password = NewPassword::parse(new_password, &email)
-        .map_err(|p| ApiError::invalid_field("newPassword", p))?;
+        .map_err(|p| Refusal::invalid_field("newPassword", p))?;
     let hash = state.hasher.hash(&password).await?;
     state
         .store
@@ -292,7 +280,7 @@ pub async fn referred(
     user_id: &str,
     limit: u32,
     offset: u32,
-) -> ApiResult<(Vec<Referred>, u64)> {
+) -> FlowResult<(Vec<Referred>, u64)> {
     Ok(state.store.referred_by(user_id, limit, offset).await?)
 }
 
@@ -315,7 +303,7 @@ pub fn sanitize_name(raw: &str) -> String {
 }
 
 /// Emails the owner of a taken address instead of telling the requester.
-async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) -> ApiResult<()> {
+async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) -> FlowResult<()> {
     if let Some(owner) = state.store.user_by_email(email.as_str()).await? {
         let mail = templates::signup_attempt(&state.config.app_url, &owner.email);
         let min_interval = state.config.email_min_interval;
@@ -330,8 +318,8 @@ async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) ->
     Ok(())
 }
 
-fn invalid_referrer() -> ApiError {
-    ApiError::new(ErrorCode::InvalidReferralCode, "Unknown referral code")
+fn invalid_referrer() -> Refusal {
+    Refusal::UnknownReferralCode
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub async fn submit(state: Data<&Arc<AppState>>, Form(fields): Form<ResetFields>
         &fields.confirm_password,
     )
     .await;
-    match result {
+    match result.map_err(ApiError::from) {
         Ok(()) => Page {
             status: StatusCode::OK,
             title: "Password changed",
@@ -127,7 +127,10 @@ fn form_page(status: StatusCode, token: &str, problem: Option<&str>) -> Page {
 
 /// Emails a reset link; answers alike whether or not the account exists.
 async fn request_link(state: &AppState, email: &str) -> Page {
-    match signup::forgot_password(state, email).await {
+    match signup::forgot_password(state, email)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(()) => Page {
             status: StatusCode::OK,
             title: "Check your email",
