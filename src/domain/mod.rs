@@ -9,6 +9,7 @@ pub mod hashing;
 pub mod password;
 pub mod referral;
 pub mod secret;
+pub mod session;
 pub mod token_cache;
 pub mod tokens;
 pub mod user;

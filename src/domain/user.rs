@@ -64,6 +64,14 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// A user with what only administrators see.
+pub struct AdminUserRecord {
+    pub user: User,
+    /// The end of the current lockout, if the account is locked now.
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,10 +10,11 @@ use super::sessions::Principal;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, PasswordHasher};
 use crate::domain::referral::ReferralCode;
+use crate::domain::user::AdminUserRecord;
 use crate::domain::user::Role;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::store::admin::{AdminUserRecord, UserChanges};
+use crate::store::admin::UserChanges;
 use crate::store::users::{InsertUserError, NewUser};
 
 /// An administrator's change to an account; `None` leaves a field alone.

@@ -8,11 +8,12 @@ use crate::domain::claims::TokenError;
 use crate::domain::codes::OpaqueToken;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, Verdict};
+use crate::domain::session::Session;
 use crate::domain::user::{Role, User};
 use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
-use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
+use crate::store::sessions::{NewSession, RefreshOutcome};
 
 /// How stale a session's `last_used_at` may get before a request records its
 /// use: at most one write per session per interval, not one per request.
@@ -49,7 +50,7 @@ impl Principal {
 
 /// One of a user's live sessions.
 pub struct SessionSummary {
-    pub session: StoredSession,
+    pub session: Session,
     /// Whether it is the session of the access token that asked.
     pub current: bool,
 }

@@ -10,9 +10,10 @@ use crate::domain::codes::{OpaqueToken, VerificationCode, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::password::NewPassword;
 use crate::domain::referral::ReferralCode;
+use crate::domain::referral::Referred;
 use crate::mail::{OutgoingEmail, notices, templates};
 use crate::state::AppState;
-use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred};
+use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser};
 
 /// Longest display name, in characters, after sanitizing.
 pub const MAX_NAME_LEN: usize = 100;

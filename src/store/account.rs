@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, outbox, parse_ts, ts, unique_violation};
+use super::{Store, is_unique_violation, outbox, parse_ts, ts};
 use crate::mail::OutgoingEmail;
 
 /// A pending email change to store: the code (hash only) and where it moves to.
@@ -182,7 +182,8 @@ impl Store {
             .await;
         match moved {
             Ok(_) => {}
-            Err(e) if unique_violation(&e).is_some_and(|m| m.contains("users.email")) => {
+            // Only the address is set here, so only its unique index can refuse.
+            Err(e) if is_unique_violation(&e) => {
                 return Ok(EmailChangeAttempt::EmailTaken);
             }
             Err(e) => return Err(e.into()),

@@ -199,12 +199,12 @@ pub fn parse_ts(s: &str) -> anyhow::Result<DateTime<Utc>> {
         .with_timezone(&Utc))
 }
 
-/// Which unique index a failed insert hit, if any.
-fn unique_violation(err: &sqlx::Error) -> Option<String> {
-    match err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => Some(db.message().to_owned()),
-        _ => None,
-    }
+/// Whether a statement failed because a unique index refused it. Known by
+/// the error's kind, which every sqlx backend reports, never by its text
+/// (SQLite's "UNIQUE constraint failed: …" is SQLite's alone).
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
 /// A store on a new file in a temporary directory (kept while the

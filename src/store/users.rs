@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
-use super::{Store, outbox, parse_ts, ts, unique_violation};
+use super::{Store, is_unique_violation, outbox, parse_ts, ts};
+use crate::domain::referral::Referred;
 use crate::domain::user::User;
 use crate::mail::OutgoingEmail;
 
@@ -49,12 +50,34 @@ pub enum InsertUserError {
     Other(anyhow::Error),
 }
 
-impl InsertUserError {
-    /// What a failed insert of a user means: the unique indexes decide.
-    pub(super) fn from_insert(e: anyhow::Error) -> InsertUserError {
-        match e.downcast_ref::<sqlx::Error>().and_then(unique_violation) {
-            Some(msg) if msg.contains("users.email") => InsertUserError::EmailTaken,
-            Some(msg) if msg.contains("users.referral_code") => InsertUserError::ReferralCodeTaken,
+impl Store {
+    /// What a failed insert of `user` means: the unique indexes decide.
+    /// A unique violation is known by its kind; which index refused is
+    /// known by the row that holds the value now (SQLite names no
+    /// constraint in its errors): the address, else the referral code.
+    pub(super) async fn insert_refused(
+        &self,
+        user: &NewUser<'_>,
+        e: anyhow::Error,
+    ) -> InsertUserError {
+        if !e
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_unique_violation)
+        {
+            return InsertUserError::Other(e);
+        }
+        let holder = |sql| sqlx::query_scalar::<_, bool>(sql);
+        let email_taken = holder("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?)")
+            .bind(user.email)
+            .fetch_one(&self.read)
+            .await;
+        let code_taken = holder("SELECT EXISTS (SELECT 1 FROM users WHERE referral_code = ?)")
+            .bind(user.referral_code)
+            .fetch_one(&self.read)
+            .await;
+        match (email_taken, code_taken) {
+            (Ok(true), _) => InsertUserError::EmailTaken,
+            (Ok(false), Ok(true)) => InsertUserError::ReferralCodeTaken,
             _ => InsertUserError::Other(e),
         }
     }
@@ -98,13 +121,6 @@ pub enum CodeAttempt {
     Rejected,
 }
 
-/// A referred account, for the referrer's list.
-pub struct Referred {
-    pub email: String,
-    pub active: bool,
-    pub joined_at: DateTime<Utc>,
-}
-
 /// A one-time code as stored.
 #[derive(sqlx::FromRow)]
 struct StoredCode {
@@ -133,7 +149,10 @@ impl Store {
             Ok(())
         }
         .await;
-        result.map_err(InsertUserError::from_insert)
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.insert_refused(user, e).await),
+        }
     }
 
     /// Finds a user by normalized email.
@@ -369,4 +388,50 @@ async fn replace_code(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_user<'a>(id: &'a str, email: &'a str, referral_code: &'a str) -> NewUser<'a> {
+        NewUser {
+            id,
+            email,
+            password_hash: "h",
+            name: None,
+            referral_code,
+            referred_by: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_address_and_a_taken_referral_code_are_told_apart() {
+        let (_dir, store) = crate::store::temp_store().await;
+        store
+            .insert_admin(&new_user("a", "a@example.com", "CODE0001"))
+            .await
+            .expect("first insert");
+        let same_email = store
+            .insert_admin(&new_user("b", "a@example.com", "CODE0002"))
+            .await;
+        assert!(
+            matches!(same_email, Err(InsertUserError::EmailTaken)),
+            "{same_email:?}"
+        );
+        let same_code = store
+            .insert_admin(&new_user("c", "c@example.com", "CODE0001"))
+            .await;
+        assert!(
+            matches!(same_code, Err(InsertUserError::ReferralCodeTaken)),
+            "{same_code:?}"
+        );
+        let same_id = store
+            .insert_admin(&new_user("a", "d@example.com", "CODE0004"))
+            .await;
+        assert!(
+            matches!(same_id, Err(InsertUserError::Other(_))),
+            "{same_id:?}"
+        );
+    }
 }
