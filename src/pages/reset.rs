@@ -11,8 +11,8 @@ use poem::http::StatusCode;
 use poem::web::{Data, Form, Query};
 use serde::Deserialize;
 
+use super::failure::{failure_page, fixable};
 use super::html::{self, Page};
-use super::{failure_page, fixable};
 use crate::domain::password::{MAX_LEN, MIN_LEN};
 use crate::flows::signup;
 use crate::http::error::{ApiError, ErrorCode};

@@ -9,8 +9,8 @@ use poem::http::StatusCode;
 use poem::web::{Data, Form, Query};
 use serde::Deserialize;
 
+use super::failure::{failure_page, fixable};
 use super::html::{self, Page, escape};
-use super::{failure_page, fixable};
 use crate::flows::signup;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::state::AppState;
