@@ -241,9 +241,9 @@ async fn reads_are_never_rate_limited() {
     let (access, _) = app.logged_in_user("reader@example.com").await;
 
     for _ in 0..30 {
-        expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
-        expect_json(app.get("/ping").await, StatusCode::OK).await;
-        expect_json(app.get("/health/live").await, StatusCode::OK).await;
+        expect_json(app.api.me(&access).await, StatusCode::OK).await;
+        expect_json(app.api.ping().await, StatusCode::OK).await;
+        expect_json(app.api.health_live().await, StatusCode::OK).await;
         // A GET on a limited path is a wrong method, not a spent request.
         let resp = app.get("/users/login").await;
         expect_error(resp, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
