@@ -48,7 +48,7 @@ impl From<User> for UserView {
     fn from(u: User) -> Self {
         UserView {
             user_id: u.id,
-            email: u.email,
+            email: u.email.as_str().to_owned(),
             name: u.name,
             active: u.active,
             role: u.role.as_str().to_owned(),

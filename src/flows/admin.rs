@@ -146,7 +146,7 @@ pub async fn create_admin(
         let referral_code = ReferralCode::generate();
         let user = NewUser {
             id: &id,
-            email: email.as_str(),
+            email: &email,
             password_hash: &password_hash,
             name: None,
             referral_code: referral_code.as_str(),

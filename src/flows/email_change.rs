@@ -33,19 +33,14 @@ pub async fn request(
     let new_email =
         EmailAddress::parse(new_email).map_err(|p| Refusal::invalid_field("newEmail", p))?;
     let user = &principal.user;
-    if new_email.as_str() == user.email {
+    if new_email == user.email {
         return Err(Refusal::invalid_field(
             "newEmail",
             "is already the address of your account",
         ));
     }
     confirm_password(state, user, password).await?;
-    if state
-        .store
-        .user_by_email(new_email.as_str())
-        .await?
-        .is_some()
-    {
+    if state.store.user_by_email(&new_email).await?.is_some() {
         if state.config.signup_conceals_existing {
             return Ok(());
         }
@@ -53,12 +48,10 @@ pub async fn request(
     }
     let code = VerificationCode::generate();
     let code_hash = code.hash_for_email_change(&user.id);
-    let code_email =
-        notices::email_change_code(new_email.as_str(), code.expose(), state.config.code_ttl);
-    let notice =
-        notices::email_change_requested(&state.config.app_url, &user.email, new_email.as_str());
+    let code_email = notices::email_change_code(&new_email, code.expose(), state.config.code_ttl);
+    let notice = notices::email_change_requested(&state.config.app_url, &user.email, &new_email);
     let change = NewEmailChange {
-        new_email: new_email.as_str(),
+        new_email: &new_email,
         code_hash: &code_hash,
         expires_at: Utc::now() + state.config.code_ttl,
     };

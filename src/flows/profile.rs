@@ -4,7 +4,6 @@
 use super::refusal::{FlowResult, Refusal};
 use super::sessions::{self, Principal};
 use super::signup::{MAX_NAME_LEN, sanitize_name};
-use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, Verdict};
 use crate::domain::user::User;
 use crate::mail::notices;
@@ -68,9 +67,7 @@ pub async fn change_password(
             "must match newPassword",
         ));
     }
-    let email = EmailAddress::parse(&user.email)
-        .map_err(|_| Refusal::Internal(anyhow::anyhow!("stored email does not parse")))?;
-    let password = NewPassword::parse(new_password, &email)
+    let password = NewPassword::parse(new_password, &user.email)
         .map_err(|problem| Refusal::invalid_field("newPassword", problem))?;
     confirm_password(state, user, current).await?;
     let hash = state.hasher.hash(&password).await?;

@@ -67,7 +67,7 @@ pub async fn login(
     // account (a malformed address is simply an unknown one).
     let address = EmailAddress::parse(email);
     let user = match &address {
-        Ok(address) => state.store.user_by_email(address.as_str()).await?,
+        Ok(address) => state.store.user_by_email(&address).await?,
         Err(_) => None,
     };
     let verdict = state
@@ -89,10 +89,7 @@ pub async fn login(
         (Some(user), Verdict::Correct | Verdict::CorrectNeedsRehash) => user,
         (user, _) => {
             // A disabled account is counted but not told: it cannot log in anyway.
-            let owner = user
-                .as_ref()
-                .filter(|u| !u.disabled)
-                .map(|u| u.email.as_str());
+            let owner = user.as_ref().filter(|u| !u.disabled).map(|u| &u.email);
             count_failure(state, subject, owner).await?;
             return Err(Refusal::InvalidCredentials);
         }
@@ -127,7 +124,7 @@ pub async fn login(
 pub(super) async fn count_failure(
     state: &AppState,
     subject: LoginSubject<'_>,
-    owner: Option<&str>,
+    owner: Option<&EmailAddress>,
 ) -> FlowResult<()> {
     let config = &state.config;
     let notice =

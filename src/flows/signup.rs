@@ -83,7 +83,7 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> FlowResult<Sign
     let code = VerificationCode::generate();
     let mail = templates::verification(
         &state.config.app_url,
-        email.as_str(),
+        &email,
         name.as_deref(),
         code.expose(),
         state.config.code_ttl,
@@ -99,7 +99,7 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> FlowResult<Sign
         let referral_code = ReferralCode::generate();
         let user = NewUser {
             id: &user_id,
-            email: email.as_str(),
+            email: &email,
             password_hash: &password_hash,
             name: name.as_deref(),
             referral_code: referral_code.as_str(),
@@ -146,7 +146,7 @@ pub async fn activate(state: &AppState, email: &str, code: &str) -> FlowResult<(
     else {
         return Err(Refusal::InvalidCode);
     };
-    let Some(user) = state.store.user_by_email(email.as_str()).await? else {
+    let Some(user) = state.store.user_by_email(&email).await? else {
         return Err(Refusal::InvalidCode);
     };
     let presented = code.hash_for(&user.id);
@@ -166,7 +166,7 @@ pub async fn activate(state: &AppState, email: &str, code: &str) -> FlowResult<(
 /// Sends a new verification code to an inactive account; silent otherwise.
 pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> {
     let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
-    let Some(user) = state.store.user_by_email(email.as_str()).await? else {
+    let Some(user) = state.store.user_by_email(&email).await? else {
         return Ok(());
     };
     if user.active || user.disabled {
@@ -187,7 +187,7 @@ pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> 
 /// Emails a password reset token if the account exists; silent otherwise.
 pub async fn forgot_password(state: &AppState, email: &str) -> FlowResult<()> {
     let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
-    let Some(user) = state.store.user_by_email(email.as_str()).await? else {
+    let Some(user) = state.store.user_by_email(&email).await? else {
         return Ok(());
     };
     if user.disabled {
@@ -258,8 +258,7 @@ pub async fn reset_password(
         .user_by_reset_token(&token.hash())
         .await?
         .ok_or_else(invalid)?;
-    let email = EmailAddress::parse(&owner.email).map_err(|_| invalid())?;
-    let password = NewPassword::parse(new_password, &email)
+    let password = NewPassword::parse(new_password, &owner.email)
         .map_err(|p| Refusal::invalid_field("newPassword", p))?;
     let hash = state.hasher.hash(&password).await?;
     state
@@ -305,7 +304,7 @@ pub fn sanitize_name(raw: &str) -> String {
 
 /// Emails the owner of a taken address instead of telling the requester.
 async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) -> FlowResult<()> {
-    if let Some(owner) = state.store.user_by_email(email.as_str()).await? {
+    if let Some(owner) = state.store.user_by_email(&email).await? {
         let mail = templates::signup_attempt(&state.config.app_url, &owner.email);
         let min_interval = state.config.email_min_interval;
         if state

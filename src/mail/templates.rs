@@ -4,16 +4,21 @@
 use std::time::Duration;
 
 use super::OutgoingEmail;
+use crate::domain::email::EmailAddress;
 
 /// The verification code email, with a link to the confirm page.
 pub fn verification(
     app_url: &str,
-    recipient: &str,
+    recipient: &EmailAddress,
     name: Option<&str>,
     code: &str,
     ttl: Duration,
 ) -> OutgoingEmail {
-    let link = link(app_url, "/verify", &[("email", recipient), ("code", code)]);
+    let link = link(
+        app_url,
+        "/verify",
+        &[("email", recipient.as_str()), ("code", code)],
+    );
     let minutes = ttl.as_secs().div_ceil(60);
     let greeting = name.map_or_else(
         || "Welcome to sesame!".to_owned(),
@@ -37,7 +42,7 @@ pub fn verification(
         link = esc(&link),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "verification",
         subject: "Verify your email".to_owned(),
         text_body: text,
@@ -47,7 +52,7 @@ pub fn verification(
 
 /// Tells the owner of an address that someone tried to sign up with it
 /// (sent instead of an error when signups conceal existing accounts).
-pub fn signup_attempt(app_url: &str, recipient: &str) -> OutgoingEmail {
+pub fn signup_attempt(app_url: &str, recipient: &EmailAddress) -> OutgoingEmail {
     let reset = format!("{app_url}/reset-password");
     let text = format!(
         "Someone tried to create a sesame account with this address, which already has one.\n\n\
@@ -61,7 +66,7 @@ pub fn signup_attempt(app_url: &str, recipient: &str) -> OutgoingEmail {
         reset = esc(&reset),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "signup_attempt",
         subject: "Someone tried to sign up with your address".to_owned(),
         text_body: text,
@@ -70,7 +75,12 @@ pub fn signup_attempt(app_url: &str, recipient: &str) -> OutgoingEmail {
 }
 
 /// The password reset email, with the token and a link to the reset page.
-pub fn password_reset(app_url: &str, recipient: &str, token: &str, ttl: Duration) -> OutgoingEmail {
+pub fn password_reset(
+    app_url: &str,
+    recipient: &EmailAddress,
+    token: &str,
+    ttl: Duration,
+) -> OutgoingEmail {
     let link = link(app_url, "/reset-password", &[("token", token)]);
     let minutes = ttl.as_secs().div_ceil(60);
     let text = format!(
@@ -90,7 +100,7 @@ pub fn password_reset(app_url: &str, recipient: &str, token: &str, ttl: Duration
         token = esc(token),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "password_reset",
         subject: "Reset your password".to_owned(),
         text_body: text,
@@ -99,7 +109,7 @@ pub fn password_reset(app_url: &str, recipient: &str, token: &str, ttl: Duration
 }
 
 /// Tells the owner that repeated failed logins locked the account.
-pub fn account_locked(app_url: &str, recipient: &str, lockout: Duration) -> OutgoingEmail {
+pub fn account_locked(app_url: &str, recipient: &EmailAddress, lockout: Duration) -> OutgoingEmail {
     let reset = format!("{app_url}/reset-password");
     let minutes = match lockout.as_secs().div_ceil(60) {
         1 => "1 minute".to_owned(),
@@ -117,7 +127,7 @@ pub fn account_locked(app_url: &str, recipient: &str, lockout: Duration) -> Outg
         reset = esc(&reset),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "account_locked",
         subject: "Your account was locked".to_owned(),
         text_body: text,
@@ -159,7 +169,7 @@ mod tests {
     fn verification_email_carries_code_and_encoded_link() {
         let mail = verification(
             "https://a.example",
-            "x+y@example.com",
+            &EmailAddress::parse("x+y@example.com").expect("valid"),
             Some("<b>Sam</b>"),
             "012345",
             Duration::from_secs(900),
@@ -181,7 +191,7 @@ mod tests {
     fn html_escapes_interpolated_values() {
         let mail = password_reset(
             "https://a.example",
-            "a@b.example",
+            &EmailAddress::parse("a@b.example").expect("valid"),
             "<script>",
             Duration::from_secs(60),
         );

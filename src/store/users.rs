@@ -5,6 +5,7 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
 use super::{Store, is_unique_violation, outbox, parse_ts, ts};
+use crate::domain::email::EmailAddress;
 use crate::domain::referral::Referred;
 use crate::domain::user::User;
 use crate::mail::OutgoingEmail;
@@ -12,7 +13,7 @@ use crate::mail::OutgoingEmail;
 /// What a signup writes.
 pub struct NewUser<'a> {
     pub id: &'a str,
-    pub email: &'a str,
+    pub email: &'a EmailAddress,
     pub password_hash: &'a str,
     pub name: Option<&'a str>,
     pub referral_code: &'a str,
@@ -68,7 +69,7 @@ impl Store {
         }
         let holder = |sql| sqlx::query_scalar::<_, bool>(sql);
         let email_taken = holder("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?)")
-            .bind(user.email)
+            .bind(user.email.as_str())
             .fetch_one(&self.read)
             .await;
         let code_taken = holder("SELECT EXISTS (SELECT 1 FROM users WHERE referral_code = ?)")
@@ -96,7 +97,7 @@ pub(super) async fn insert_user_row(
          referred_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(user.id)
-    .bind(user.email)
+    .bind(user.email.as_str())
     .bind(user.password_hash)
     .bind(user.name)
     .bind(admin)
@@ -156,10 +157,10 @@ impl Store {
     }
 
     /// Finds a user by normalized email.
-    pub async fn user_by_email(&self, email: &str) -> anyhow::Result<Option<User>> {
+    pub async fn user_by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>> {
         let sql = format!("SELECT {USER_FIELDS} FROM {USER_TABLES} WHERE u.email = ?");
         let row: Option<UserRow> = sqlx::query_as(&sql)
-            .bind(email)
+            .bind(email.as_str())
             .fetch_optional(&self.read)
             .await?;
         row.map(UserRow::into_user).transpose()
@@ -394,7 +395,7 @@ async fn replace_code(
 mod tests {
     use super::*;
 
-    fn new_user<'a>(id: &'a str, email: &'a str, referral_code: &'a str) -> NewUser<'a> {
+    fn new_user<'a>(id: &'a str, email: &'a EmailAddress, referral_code: &'a str) -> NewUser<'a> {
         NewUser {
             id,
             email,
@@ -405,29 +406,33 @@ mod tests {
         }
     }
 
+    fn address(raw: &str) -> EmailAddress {
+        EmailAddress::parse(raw).expect("a valid address")
+    }
+
     #[tokio::test]
     async fn a_taken_address_and_a_taken_referral_code_are_told_apart() {
         let (_dir, store) = crate::store::temp_store().await;
         store
-            .insert_admin(&new_user("a", "a@example.com", "CODE0001"))
+            .insert_admin(&new_user("a", &address("a@example.com"), "CODE0001"))
             .await
             .expect("first insert");
         let same_email = store
-            .insert_admin(&new_user("b", "a@example.com", "CODE0002"))
+            .insert_admin(&new_user("b", &address("a@example.com"), "CODE0002"))
             .await;
         assert!(
             matches!(same_email, Err(InsertUserError::EmailTaken)),
             "{same_email:?}"
         );
         let same_code = store
-            .insert_admin(&new_user("c", "c@example.com", "CODE0001"))
+            .insert_admin(&new_user("c", &address("c@example.com"), "CODE0001"))
             .await;
         assert!(
             matches!(same_code, Err(InsertUserError::ReferralCodeTaken)),
             "{same_code:?}"
         );
         let same_id = store
-            .insert_admin(&new_user("a", "d@example.com", "CODE0004"))
+            .insert_admin(&new_user("a", &address("d@example.com"), "CODE0004"))
             .await;
         assert!(
             matches!(same_id, Err(InsertUserError::Other(_))),
