@@ -10,6 +10,7 @@ mod admin_cli;
 mod cli;
 mod clients;
 mod crash;
+mod faults;
 mod headers;
 mod health;
 mod hostile;

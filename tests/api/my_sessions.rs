@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::header::USER_AGENT;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -13,15 +12,8 @@ use crate::support::*;
 
 /// Logs in with a `User-Agent`; returns (access, refresh).
 async fn login_from(app: &TestApp, email: &str, user_agent: &str) -> (String, String) {
-    let resp = app
-        .client
-        .post(format!("{}/users/login", app.address))
-        .header(USER_AGENT, user_agent)
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("request reaches the server");
-    let body = expect_json(resp, StatusCode::OK).await;
+    let answer = app.api.login_from(email, PASSWORD, user_agent).await;
+    let body = answer.expect(StatusCode::OK);
     (
         str_field(&body, "accessToken"),
         str_field(&body, "refreshToken"),

@@ -128,7 +128,8 @@ impl TestApp {
         start(config, self.mail.clone(), self.dir.clone()).await
     }
 
-    /// Sends a request with an optional JSON body and bearer token.
+    /// Sends a request with an optional JSON body and bearer token; the
+    /// raw response, for tests of headers and transport.
     pub async fn request(
         &self,
         method: Method,
@@ -136,16 +137,7 @@ impl TestApp {
         body: Option<&Value>,
         token: Option<&str>,
     ) -> Response {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.address, path));
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.expect("request reaches the server")
+        self.api.send_raw(method, path, body, token).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
