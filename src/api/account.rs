@@ -6,8 +6,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::auth::BearerAuth;
 use super::me::UserUpdated;
+use super::shared::{ApiTags, MessageResponse, State};
 use super::text::Text;
-use super::{ApiTags, MessageResponse, State};
 use crate::error_responses;
 use crate::flows::{email_change, profile};
 

@@ -8,7 +8,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::auth::BearerAuth;
 use super::me::UserView;
-use super::{ApiTags, MessageResponse, State};
+use super::shared::{ApiTags, MessageResponse, State};
 use crate::domain::user::{AdminUserRecord, Role};
 use crate::error_responses;
 use crate::flows::admin::{self, UserPatch};

@@ -9,13 +9,12 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
 use super::auth::BearerAuth;
+use super::shared::{ApiTags, MessageResponse, State};
 use super::text::Text;
-use super::{ApiTags, MessageResponse, State};
 use crate::domain::email::EmailAddress;
 use crate::domain::user::User;
 use crate::error_responses;
 use crate::flows::profile::{self, NameChange};
-use crate::flows::signup;
 
 /// The signed-in user's own resources.
 pub struct MeApi;
@@ -256,7 +255,7 @@ impl MeApi {
         offset: Query<u32>,
     ) -> Result<Json<ReferredResponse>, PagingErrors> {
         let (accounts, total) =
-            signup::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
+            profile::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
         let accounts = accounts
             .into_iter()
             .map(|a| ReferredAccount {

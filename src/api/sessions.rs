@@ -7,7 +7,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::auth::BearerAuth;
 use super::me::{AuthErrors, AuthInputErrors};
-use super::{ApiTags, MessageResponse, State};
+use super::shared::{ApiTags, MessageResponse, State};
 use crate::error_responses;
 use crate::flows::sessions::{self, SessionSummary};
 

@@ -3,7 +3,7 @@
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::{ApiTags, State};
+use super::shared::{ApiTags, State};
 use crate::error_responses;
 use crate::http::error::ApiError;
 

@@ -5,9 +5,10 @@ use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::shared::{ApiTags, MessageResponse, State};
 use super::text::Text;
-use super::{ApiTags, MessageResponse, State};
 use crate::error_responses;
+use crate::flows::password_reset;
 use crate::flows::sessions::{self, ClientInfo, TokenPair};
 use crate::flows::signup::{self, SignupOutcome, SignupRequest};
 use crate::http::rate_limits::ClientIp;
@@ -349,7 +350,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<EmailBody>,
     ) -> Result<Json<MessageResponse>, EmailErrors> {
-        signup::forgot_password(&state, &body.email).await?;
+        password_reset::forgot_password(&state, &body.email).await?;
         Ok(Json(MessageResponse::new(
             "If that email address is in our database, we will send you an email to reset your password",
         )))
@@ -369,7 +370,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<ResetBody>,
     ) -> Result<Json<MessageResponse>, ResetErrors> {
-        signup::reset_password(
+        password_reset::reset_password(
             &state,
             &body.token,
             &body.new_password,
