@@ -407,48 +407,39 @@ async fn replace_code(
 mod tests {
     use super::*;
 
-    fn new_user<'a>(id: &'a str, email: &'a EmailAddress, referral_code: &'a str) -> NewUser<'a> {
-        NewUser {
+    /// Inserts an admin; what the insert answered, as text.
+    async fn insert(store: &Store, id: &str, email: &str, referral_code: &str) -> String {
+        let email = EmailAddress::parse(email).expect("a valid address");
+        let user = NewUser {
             id,
-            email,
+            email: &email,
             password_hash: "h",
             name: None,
             referral_code,
             referred_by: None,
+        };
+        match store.insert_admin(&user).await {
+            Ok(()) => "inserted".to_owned(),
+            Err(InsertUserError::Other(_)) => "other".to_owned(),
+            Err(refused) => format!("{refused:?}"),
         }
-    }
-
-    fn address(raw: &str) -> EmailAddress {
-        EmailAddress::parse(raw).expect("a valid address")
     }
 
     #[tokio::test]
     async fn a_taken_address_and_a_taken_referral_code_are_told_apart() {
         let (_dir, store) = crate::store::temp_store().await;
-        store
-            .insert_admin(&new_user("a", &address("a@example.com"), "CODE0001"))
-            .await
-            .expect("first insert");
-        let same_email = store
-            .insert_admin(&new_user("b", &address("a@example.com"), "CODE0002"))
-            .await;
-        assert!(
-            matches!(same_email, Err(InsertUserError::EmailTaken)),
-            "{same_email:?}"
-        );
-        let same_code = store
-            .insert_admin(&new_user("c", &address("c@example.com"), "CODE0001"))
-            .await;
-        assert!(
-            matches!(same_code, Err(InsertUserError::ReferralCodeTaken)),
-            "{same_code:?}"
-        );
-        let same_id = store
-            .insert_admin(&new_user("a", &address("d@example.com"), "CODE0004"))
-            .await;
-        assert!(
-            matches!(same_id, Err(InsertUserError::Other(_))),
-            "{same_id:?}"
-        );
+        for (id, email, code, answer) in [
+            ("a", "a@example.com", "CODE0001", "inserted"),
+            ("b", "a@example.com", "CODE0002", "EmailTaken"),
+            ("c", "c@example.com", "CODE0001", "ReferralCodeTaken"),
+            // A unique index that is neither (the primary key) is no refusal.
+            ("a", "d@example.com", "CODE0004", "other"),
+        ] {
+            assert_eq!(
+                insert(&store, id, email, code).await,
+                answer,
+                "{id} {email} {code}"
+            );
+        }
     }
 }
