@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod email_change;
+pub mod password_reset;
 pub mod profile;
 pub mod refusal;
 pub mod sessions;

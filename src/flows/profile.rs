@@ -3,8 +3,9 @@
 
 use super::refusal::{FlowResult, Refusal};
 use super::sessions::{self, Principal};
-use super::signup::{MAX_NAME_LEN, sanitize_name};
+use crate::domain::name::{MAX_NAME_LEN, sanitize_name};
 use crate::domain::password::{NewPassword, Verdict};
+use crate::domain::referral::Referred;
 use crate::domain::user::User;
 use crate::mail::notices;
 use crate::state::AppState;
@@ -123,4 +124,14 @@ pub(super) async fn confirm_password(
             Err(Refusal::WrongPassword)
         }
     }
+}
+
+/// A page of the accounts a user referred, with their total.
+pub async fn referred(
+    state: &AppState,
+    user_id: &str,
+    limit: u32,
+    offset: u32,
+) -> FlowResult<(Vec<Referred>, u64)> {
+    Ok(state.store.referred_by(user_id, limit, offset).await?)
 }

@@ -68,7 +68,7 @@ pub async fn login(
     // account (a malformed address is simply an unknown one).
     let address = EmailAddress::parse(email);
     let user = match &address {
-        Ok(address) => state.store.user_by_email(&address).await?,
+        Ok(address) => state.store.user_by_email(address).await?,
         Err(_) => None,
     };
     let verdict = state

@@ -1,4 +1,4 @@
-//! Account flows: signup, activation, password reset, profile reads.
+//! Signing up: the new account, its activation code, and sending a new one.
 
 use std::collections::BTreeMap;
 
@@ -6,17 +6,14 @@ use chrono::Utc;
 
 use super::refusal::{FlowResult, Refusal};
 use crate::domain::MAX_CODE_ATTEMPTS;
-use crate::domain::codes::{OpaqueToken, VerificationCode, hashes_equal};
+use crate::domain::codes::{VerificationCode, hashes_equal};
 use crate::domain::email::EmailAddress;
+use crate::domain::name::{MAX_NAME_LEN, sanitize_name};
 use crate::domain::password::NewPassword;
 use crate::domain::referral::ReferralCode;
-use crate::domain::referral::Referred;
-use crate::mail::{OutgoingEmail, notices, templates};
+use crate::mail::{OutgoingEmail, templates};
 use crate::state::AppState;
 use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser};
-
-/// Longest display name, in characters, after sanitizing.
-pub const MAX_NAME_LEN: usize = 100;
 
 /// A signup request as received.
 pub struct SignupRequest<'a> {
@@ -184,36 +181,10 @@ pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> 
     send_code(state, &user.id, CodePurpose::Activation, &hash, &mail).await
 }
 
-/// Emails a password reset token if the account exists; silent otherwise.
-pub async fn forgot_password(state: &AppState, email: &str) -> FlowResult<()> {
-    let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
-    let Some(user) = state.store.user_by_email(&email).await? else {
-        return Ok(());
-    };
-    if user.disabled {
-        return Ok(());
-    }
-    let token = OpaqueToken::generate();
-    let mail = templates::password_reset(
-        &state.config.app_url,
-        &user.email,
-        token.expose(),
-        state.config.code_ttl,
-    );
-    send_code(
-        state,
-        &user.id,
-        CodePurpose::PasswordReset,
-        &token.hash(),
-        &mail,
-    )
-    .await
-}
-
 /// Replaces the user's code of `purpose` with `hash` and queues `mail`,
 /// unless the email throttle holds it back. Throttled or not, the caller
 /// answers the same: throttling must not reveal which addresses have accounts.
-async fn send_code(
+pub(super) async fn send_code(
     state: &AppState,
     user_id: &str,
     purpose: CodePurpose,
@@ -236,75 +207,9 @@ async fn send_code(
     Ok(())
 }
 
-/// Sets a new password with a reset token; revokes every session of the user.
-pub async fn reset_password(
-    state: &AppState,
-    token: &str,
-    new_password: &str,
-    confirm: &str,
-) -> FlowResult<()> {
-    let invalid = || Refusal::InvalidResetToken;
-    let token = OpaqueToken::parse(token).ok_or_else(invalid)?;
-    if new_password != confirm {
-        return Err(Refusal::invalid_field(
-            "confirmPassword",
-            "must match newPassword",
-        ));
-    }
-    // The policy's "not your email" rule needs the account; find it without
-    // spending the token, then spend it atomically with the new hash.
-    let owner = state
-        .store
-        .user_by_reset_token(&token.hash())
-        .await?
-        .ok_or_else(invalid)?;
-    let password = NewPassword::parse(new_password, &owner.email)
-        .map_err(|p| Refusal::invalid_field("newPassword", p))?;
-    let hash = state.hasher.hash(&password).await?;
-    state
-        .store
-        .reset_password(
-            &token.hash(),
-            &hash,
-            &notices::password_changed(&state.config.app_url, &owner.email),
-        )
-        .await?
-        .ok_or_else(invalid)?;
-    state.wake_mailer();
-    Ok(())
-}
-
-/// A page of the accounts a user referred, with their total.
-pub async fn referred(
-    state: &AppState,
-    user_id: &str,
-    limit: u32,
-    offset: u32,
-) -> FlowResult<(Vec<Referred>, u64)> {
-    Ok(state.store.referred_by(user_id, limit, offset).await?)
-}
-
-/// Strips every HTML tag and collapses whitespace in a display name.
-pub fn sanitize_name(raw: &str) -> String {
-    let stripped = ammonia::Builder::empty().clean(raw).to_string();
-    // ammonia escapes what it keeps; names are plain text, so undo that and
-    // drop angle brackets outright: no stored name can ever look like a tag.
-    // Control characters (NUL, BEL, ESC, DEL...) are dropped too; whitespace
-    // runs become one space.
-    let text = stripped
-        .replace("&lt;", "")
-        .replace("&gt;", "")
-        .replace("&amp;", "&");
-    text.split_whitespace()
-        .map(|word| word.chars().filter(|c| !c.is_control()).collect::<String>())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Emails the owner of a taken address instead of telling the requester.
 async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) -> FlowResult<()> {
-    if let Some(owner) = state.store.user_by_email(&email).await? {
+    if let Some(owner) = state.store.user_by_email(email).await? {
         let mail = templates::signup_attempt(&state.config.app_url, &owner.email);
         let min_interval = state.config.email_min_interval;
         if state
@@ -320,19 +225,4 @@ async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) ->
 
 fn invalid_referrer() -> Refusal {
     Refusal::UnknownReferralCode
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_lose_their_markup() {
-        assert_eq!(
-            sanitize_name("  <b>Sam</b>  <script>alert(1)</script>Doe "),
-            "Sam Doe"
-        );
-        assert_eq!(sanitize_name("Tom & Jerry"), "Tom & Jerry");
-        assert_eq!(sanitize_name("&lt;script&gt;x"), "scriptx");
-    }
 }
