@@ -81,7 +81,6 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> FlowResult<Sign
     let mail = templates::verification(
         &state.config.app_url,
         &email,
-        name.as_deref(),
         code.expose(),
         state.config.code_ttl,
     );
@@ -173,7 +172,6 @@ pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> 
     let mail = templates::verification(
         &state.config.app_url,
         &user.email,
-        user.name.as_deref(),
         code.expose(),
         state.config.code_ttl,
     );
