@@ -140,9 +140,6 @@ impl Store {
                 Ok(())
             })
             .await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.insert_refused(user, e).await),
-        }
+        self.inserted(user, result).await
     }
 }

@@ -52,20 +52,24 @@ pub enum InsertUserError {
 }
 
 impl Store {
-    /// What a failed insert of `user` means: the unique indexes decide.
-    /// A unique violation is known by its kind; which index refused is
-    /// known by the row that holds the value now (SQLite names no
-    /// constraint in its errors): the address, else the referral code.
-    pub(super) async fn insert_refused(
+    /// What the insert of `user` came to: a failure is a refusal by a
+    /// unique index or not. A unique violation is known by its kind; which
+    /// index refused is known by the row that holds the value now (SQLite
+    /// names no constraint in its errors): the address, else the referral
+    /// code.
+    pub(super) async fn inserted(
         &self,
         user: &NewUser<'_>,
-        e: anyhow::Error,
-    ) -> InsertUserError {
+        result: anyhow::Result<()>,
+    ) -> Result<(), InsertUserError> {
+        let Err(e) = result else {
+            return Ok(());
+        };
         if !e
             .downcast_ref::<sqlx::Error>()
             .is_some_and(is_unique_violation)
         {
-            return InsertUserError::Other(e);
+            return Err(InsertUserError::Other(e));
         }
         let holder = |sql| sqlx::query_scalar::<_, bool>(sql);
         let email_taken = holder("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?)")
@@ -76,11 +80,11 @@ impl Store {
             .bind(user.referral_code)
             .fetch_one(&self.read)
             .await;
-        match (email_taken, code_taken) {
+        Err(match (email_taken, code_taken) {
             (Ok(true), _) => InsertUserError::EmailTaken,
             (Ok(false), Ok(true)) => InsertUserError::ReferralCodeTaken,
             _ => InsertUserError::Other(e),
-        }
+        })
     }
 }
 
@@ -151,10 +155,7 @@ impl Store {
                 Ok(())
             })
             .await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.insert_refused(user, e).await),
-        }
+        self.inserted(user, result).await
     }
 
     /// Finds a user by normalized email.
