@@ -4,7 +4,7 @@
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::auth::BearerAuth;
+use super::bearer::BearerAuth;
 use super::me::UserUpdated;
 use super::shared::{ApiTags, MessageResponse, State};
 use super::text::Text;

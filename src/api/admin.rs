@@ -6,7 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
-use super::auth::BearerAuth;
+use super::bearer::BearerAuth;
 use super::me::UserView;
 use super::shared::{ApiTags, MessageResponse, State};
 use crate::domain::user::{AdminUserRecord, Role};

@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
-use super::auth::BearerAuth;
+use super::bearer::BearerAuth;
 use super::shared::{ApiTags, MessageResponse, State};
 use super::text::Text;
 use crate::domain::email::EmailAddress;

@@ -4,7 +4,7 @@
 
 pub mod account;
 pub mod admin;
-pub mod auth;
+pub mod bearer;
 pub mod me;
 pub mod refusal;
 pub mod sessions;

@@ -5,7 +5,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use super::auth::BearerAuth;
+use super::bearer::BearerAuth;
 use super::me::{AuthErrors, AuthInputErrors};
 use super::shared::{ApiTags, MessageResponse, State};
 use crate::error_responses;
