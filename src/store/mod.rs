@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fault::{StorageError, WriteHealth};
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
 
 /// The embedded migrations (`migrations/`), applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -84,9 +84,17 @@ impl Store {
             // FULL: a write that was answered survives power loss, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(busy_timeout);
+            .busy_timeout(busy_timeout)
+            // sqlx warns about every statement slower than a second: while
+            // another process holds the lock that is every write, and the
+            // fault is logged once already (see [`fault`]). Each request's
+            // latency is in its own log line.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // Writers queue for the one connection; a long wait is a fault
+            // the store logs once, not once per request.
+            .acquire_slow_level(log::LevelFilter::Debug)
             .test_before_acquire(false)
             .after_release(|conn, _| Box::pin(fault::release_clean(conn)))
             .acquire_timeout(Duration::from_secs(30))
