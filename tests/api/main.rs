@@ -20,6 +20,7 @@ mod housekeeping;
 mod limits;
 mod lockout;
 mod my_sessions;
+mod nullability;
 mod observability;
 mod outbox;
 mod pages;
