@@ -13,6 +13,7 @@ mod authed;
 mod cli;
 mod clients;
 mod crash;
+mod front_door;
 mod headers;
 mod health;
 mod hostile;
