@@ -1,34 +1,25 @@
 //! Builds the running service: database, keys, hasher, outbox worker and
-//! routes, bound to a port (port 0 in tests).
+//! routes (see [`crate::http`]), bound to a port (port 0 in tests); its
+//! housekeeping and graceful stop.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
-use poem::endpoint::make_sync;
-use poem::http::HeaderName;
+use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::web::Data;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
-use poem_openapi::OperationId;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 
-use crate::api;
 use crate::config::{Config, MailTransport};
 use crate::domain::password::PasswordHasher;
-use crate::domain::signing::SigningKeys;
-use crate::error::{ApiError, ErrorCode};
-use crate::http::{self, AllowedMethods};
-use crate::limits::{ClientIp, IpRateLimits};
+use crate::flows::signing::SigningKeys;
+use crate::http::rate_limits::IpRateLimits;
+use crate::http::routes::routes;
 use crate::mail::transport::Transport;
 use crate::mail::worker::OutboxWorker;
-use crate::metrics::{self, Metrics};
-use crate::pages;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::telemetry::{REQUEST_ID_HEADER, RequestId, RouteNames};
 
 /// A bound, running server.
 pub struct Application {
@@ -157,157 +148,6 @@ impl Application {
         self.state.store.close().await;
         tracing::info!("stopped; database closed");
         Ok(())
-    }
-}
-
-/// All routes: the API, its spec, Swagger UI, the metrics page and the
-/// pages behind the links in emails, with the shared middleware.
-pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
-    let service = api::service(&state.config.public_url);
-    let spec = service.spec();
-    let docs_html = service.swagger_ui_html();
-    let allowed = pages::PATHS.iter().fold(
-        AllowedMethods::from_spec(&spec)
-            .with_route("/metrics", "GET, HEAD")
-            .with_route("/", "GET, HEAD"),
-        |allowed, (path, methods)| allowed.with_route(path, methods),
-    );
-    let pipeline = Arc::new(Pipeline {
-        allowed,
-        routes: RouteNames::from_spec(&spec),
-        metrics: state.metrics.clone(),
-        max_body: state.config.max_body_bytes,
-        docs_csp: http::docs_csp(&docs_html, &state.config.public_url),
-        state: state.clone(),
-    });
-    let spec_endpoint = make_sync(move |_| {
-        Response::builder()
-            .content_type("application/json; charset=utf-8")
-            .body(spec.clone())
-    });
-    let docs_endpoint = make_sync(move |_| {
-        Response::builder()
-            .content_type("text/html; charset=utf-8")
-            .body(docs_html.clone())
-    });
-    let cors = http::cors(&state.config.cors_origins);
-    pages::mount(Route::new())
-        .at("/openapi.json", spec_endpoint)
-        .at("/metrics", get(metrics_page))
-        .at("/docs", docs_endpoint)
-        .nest("/", service)
-        .data(state.clone())
-        .around(move |ep, req| {
-            let pipeline = pipeline.clone();
-            async move { Ok(pipeline.handle(ep, req).await) }
-        })
-        // CORS wraps the pipeline, so it only adds headers to answers that
-        // are already in the contract's shape; its own refusals (an origin
-        // not allowed) are mapped below.
-        .with_if(cors.is_some(), cors.unwrap_or_default())
-        .catch_all_error(|err| async move { http::bare_error_response(err) })
-}
-
-/// `GET /metrics`: Prometheus text format. Public like every route: restrict
-/// it at the reverse proxy (see docs/deployment.md).
-#[handler]
-async fn metrics_page(state: Data<&Arc<AppState>>) -> poem::Result<Response> {
-    let page = state.metrics.render(&state.store).await.map_err(|e| {
-        ApiError::internal(anyhow::anyhow!("rendering the metrics page failed: {e}"))
-    })?;
-    Ok(Response::builder()
-        .content_type(metrics::CONTENT_TYPE)
-        .header(poem::http::header::CACHE_CONTROL, "no-store")
-        .body(page))
-}
-
-/// What every request passes through, built once per application.
-struct Pipeline {
-    allowed: AllowedMethods,
-    routes: RouteNames,
-    metrics: Arc<Metrics>,
-    max_body: usize,
-    /// The Content-Security-Policy of the Swagger UI page (hashes of its inline scripts).
-    docs_csp: String,
-    state: Arc<AppState>,
-}
-
-impl Pipeline {
-    /// Client IP, rate limit, body limit, error mapping and headers; then a
-    /// request id, metrics and one log line. Logs carry the route template, never the query string
-    /// (email links put codes and tokens there) nor any header or body.
-    async fn handle<E: Endpoint>(&self, ep: Arc<E>, mut req: Request) -> Response {
-        let started = Instant::now();
-        let request_id = RequestId::from_headers(req.headers());
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let client_ip = http::client_ip(&req, &self.state.config.trusted_proxies);
-        req.extensions_mut().insert(client_ip);
-        let in_flight = self.metrics.in_flight();
-        // Log lines written while handling (a 500's cause) carry the id too.
-        let span = tracing::info_span!("request", request_id = %request_id);
-        let (mut resp, operation) = async {
-            let result = match self.admit(req, &client_ip).await {
-                Ok(req) => ep.call(req).await.map(IntoResponse::into_response),
-                Err(err) => Err(err),
-            };
-            match result {
-                Ok(resp) => {
-                    let operation = resp.data::<OperationId>().copied();
-                    (resp, operation)
-                }
-                Err(err) => {
-                    let operation = err.data::<OperationId>().copied();
-                    (http::error_response(err, &path, &self.allowed), operation)
-                }
-            }
-        }
-        .instrument(span)
-        .await;
-        drop(in_flight);
-        http::add_security_headers(
-            &mut resp,
-            (path == "/docs").then_some(self.docs_csp.as_str()),
-        );
-        if let Some(value) = request_id.header_value() {
-            resp.headers_mut()
-                .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
-        }
-        let route = self.routes.route(operation.as_ref(), &path, &self.allowed);
-        let status = resp.status().as_u16();
-        let latency = started.elapsed();
-        self.metrics
-            .request(method.as_str(), route, status, latency);
-        if operation.is_some_and(|op| op.0 == "login") && status < 500 {
-            self.metrics.login(resp.status().is_success());
-        }
-        tracing::info!(
-            request_id = %request_id,
-            method = %method,
-            route,
-            status,
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            "request"
-        );
-        resp
-    }
-}
-
-impl Pipeline {
-    /// Refuses a request over its IP's rate limit or with a body over the limit.
-    async fn admit(&self, req: Request, client: &ClientIp) -> poem::Result<Request> {
-        if let Some(limits) = &self.state.rate_limits {
-            if let Err(wait) = limits.check(req.method(), req.uri().path(), client.0) {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                return Err(ApiError::new(
-                    ErrorCode::RateLimited,
-                    "Too many requests; try again later",
-                )
-                .with_retry_after(secs)
-                .into());
-            }
-        }
-        http::limit_body(req, self.max_body).await
     }
 }
 

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::domain::secret::Secret;
-use crate::limits::TrustedProxies;
+use crate::http::rate_limits::TrustedProxies;
 
 /// How often housekeeping (pruning limiter state, failed-login counts,
 /// ended sessions and finished emails) runs.

@@ -19,19 +19,16 @@
 //! - [`state`]: what handlers share.
 //! - [`admin_cli`]: the operator's commands (`sesame admin create`, `sesame keys rotate`).
 
-pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod error;
+pub mod flows;
 pub mod html;
 pub mod http;
-pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod state;
 pub mod store;
-pub mod telemetry;

@@ -5,8 +5,10 @@
 //! their own traffic. No global recorder is installed.
 //!
 //! Counters count events in this process since it started; the outbox depth
-//! and active sessions are read from the database at each scrape, so every
-//! instance sharing a database reports the same numbers for those two.
+//! and active sessions are given to [`Metrics::render`] at each scrape (the
+//! `/metrics` handler reads them from the database), so every instance
+//! sharing a database reports the same numbers for those two. This module
+//! reads no database itself.
 //!
 //! [`Application`]: crate::app::Application
 
@@ -20,8 +22,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-
-use crate::store::Store;
 
 /// The `Content-Type` of the metrics page (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -230,28 +230,30 @@ impl Metrics {
         self.email_attempts_failed.inc();
     }
 
-    /// Reads the gauges that live in the database, then renders the page.
-    /// A database error leaves those gauges at their last value (and is
-    /// logged): the request counters are still worth scraping.
-    pub async fn render(&self, store: &Store) -> Result<String, std::fmt::Error> {
-        match store.outbox_depth().await {
-            Ok(n) => {
-                self.outbox_depth.set(n);
-            }
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "reading the outbox depth failed"),
+    /// Renders the page, with the gauges that live in the database as the
+    /// caller read them. A gauge the caller could not read (`None`) keeps
+    /// its last value: the request counters are still worth scraping.
+    pub fn render(&self, stored: &StoredGauges) -> Result<String, std::fmt::Error> {
+        if let Some(n) = stored.outbox_depth {
+            self.outbox_depth.set(n);
         }
-        match store.active_sessions().await {
-            Ok(n) => {
-                self.active_sessions.set(n);
-            }
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "counting active sessions failed")
-            }
+        if let Some(n) = stored.active_sessions {
+            self.active_sessions.set(n);
         }
         let mut page = String::new();
         prometheus_text::encode(&mut page, &self.registry)?;
         Ok(page)
     }
+}
+
+/// The numbers of the metrics page that the database holds, read at each
+/// scrape by the caller; `None` when it could not be read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoredGauges {
+    /// Emails waiting for delivery.
+    pub outbox_depth: Option<i64>,
+    /// Sessions neither revoked nor expired.
+    pub active_sessions: Option<i64>,
 }
 
 /// Decrements the in-flight gauge when dropped.

@@ -6,8 +6,8 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::domain::password::PasswordHasher;
-use crate::domain::signing::SigningKeys;
-use crate::limits::IpRateLimits;
+use crate::flows::signing::SigningKeys;
+use crate::http::rate_limits::IpRateLimits;
 use crate::metrics::Metrics;
 use crate::store::Store;
 

@@ -20,12 +20,12 @@ use sesame::api::admin::{AdminUpdateBody, RoleName};
 use sesame::api::me::{PasswordBody, UpdateMeBody};
 use sesame::api::sessions::LogoutBody;
 use sesame::api::users::{ActivateBody, EmailBody, LoginBody, RefreshBody, ResetBody, SignupBody};
-use sesame::domain::accounts::sanitize_name;
 use sesame::domain::codes::{OpaqueToken, VerificationCode};
 use sesame::domain::email::EmailAddress;
 use sesame::domain::password::{MAX_LEN, MIN_LEN, NewPassword};
 use sesame::domain::referral::{self, ReferralCode};
-use sesame::error::ApiError;
+use sesame::flows::signup::sanitize_name;
+use sesame::http::error::ApiError;
 use sha2::{Digest, Sha256};
 
 /// The referral alphabet: no look-alikes (no 0/O, 1/I/L, 5/S, 2/Z, 8/B).

@@ -8,8 +8,8 @@ use super::auth::BearerAuth;
 use super::me::UserUpdated;
 use super::text::{Code, Email, Password, Text};
 use super::{ApiTags, MessageResponse, State};
-use crate::domain::{email_change, profile};
 use crate::error_responses;
+use crate::flows::{email_change, profile};
 
 /// Password and email address of the signed-in user.
 pub struct AccountApi;

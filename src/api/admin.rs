@@ -9,8 +9,9 @@ use poem_openapi::{Enum, Object, OpenApi};
 use super::auth::BearerAuth;
 use super::me::UserView;
 use super::{ApiTags, MessageResponse, State};
-use crate::domain::admin::{self, Role, UserPatch};
+use crate::domain::user::Role;
 use crate::error_responses;
+use crate::flows::admin::{self, UserPatch};
 use crate::store::admin::AdminUserRecord;
 
 /// The accounts, as administrators manage them.

@@ -7,8 +7,8 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::domain::sessions::{self, Principal};
-use crate::error::ApiError;
+use crate::flows::sessions::{self, Principal};
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// An access token from `POST /users/login`, sent as `Authorization: Bearer <token>`.

@@ -11,11 +11,11 @@ use poem_openapi::{Object, OpenApi};
 use super::auth::BearerAuth;
 use super::text::{Name, Password, Text};
 use super::{ApiTags, MessageResponse, State};
-use crate::domain::accounts;
 use crate::domain::email::EmailAddress;
-use crate::domain::profile::{self, NameChange};
+use crate::domain::user::User;
 use crate::error_responses;
-use crate::store::users::User;
+use crate::flows::profile::{self, NameChange};
+use crate::flows::signup;
 
 /// The signed-in user's own resources.
 pub struct MeApi;
@@ -53,7 +53,7 @@ impl From<User> for UserView {
             email: u.email,
             name: u.name,
             active: u.active,
-            role: u.role,
+            role: u.role.as_str().to_owned(),
             referral_code: u.referral_code,
             referred_by: u.referred_by_code,
             created_at: u.created_at,
@@ -260,7 +260,7 @@ impl MeApi {
         offset: Query<u32>,
     ) -> Result<Json<ReferredResponse>, PagingErrors> {
         let (accounts, total) =
-            accounts::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
+            signup::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
         let accounts = accounts
             .into_iter()
             .map(|a| ReferredAccount {

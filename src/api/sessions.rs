@@ -8,8 +8,8 @@ use poem_openapi::{Object, OpenApi};
 use super::auth::BearerAuth;
 use super::me::{AuthErrors, AuthInputErrors};
 use super::{ApiTags, MessageResponse, State};
-use crate::domain::sessions::{self, SessionSummary};
 use crate::error_responses;
+use crate::flows::sessions::{self, SessionSummary};
 
 /// Sessions of the signed-in user.
 pub struct SessionsApi;

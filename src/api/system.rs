@@ -4,8 +4,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiTags, State};
-use crate::error::ApiError;
 use crate::error_responses;
+use crate::http::error::ApiError;
 
 /// Health and key publication.
 pub struct SystemApi;

@@ -7,10 +7,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::text::{Code, Email, Name, Password, ReferralCode, Text, Token};
 use super::{ApiTags, MessageResponse, State};
-use crate::domain::accounts::{self, SignupOutcome, SignupRequest};
-use crate::domain::sessions::{self, ClientInfo, TokenPair};
 use crate::error_responses;
-use crate::limits::ClientIp;
+use crate::flows::sessions::{self, ClientInfo, TokenPair};
+use crate::flows::signup::{self, SignupOutcome, SignupRequest};
+use crate::http::rate_limits::ClientIp;
 
 /// Sign-up, activation, login, token refresh and password reset.
 pub struct AuthApi;
@@ -221,7 +221,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<SignupBody>,
     ) -> Result<SignupResponse, SignupErrors> {
-        let outcome = accounts::signup(
+        let outcome = signup::signup(
             &state,
             SignupRequest {
                 email: &body.email,
@@ -258,7 +258,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<ActivateBody>,
     ) -> Result<Json<MessageResponse>, ActivateErrors> {
-        accounts::activate(&state, &body.email, &body.code).await?;
+        signup::activate(&state, &body.email, &body.code).await?;
         Ok(Json(MessageResponse::new("Account activated.")))
     }
 
@@ -276,7 +276,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<EmailBody>,
     ) -> Result<AcceptedResponse, EmailErrors> {
-        accounts::resend_activation(&state, &body.email).await?;
+        signup::resend_activation(&state, &body.email).await?;
         Ok(AcceptedResponse::Accepted(Json(MessageResponse::new(
             "If that account exists and is not active yet, a new code is on its way.",
         ))))
@@ -337,7 +337,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<EmailBody>,
     ) -> Result<Json<MessageResponse>, EmailErrors> {
-        accounts::forgot_password(&state, &body.email).await?;
+        signup::forgot_password(&state, &body.email).await?;
         Ok(Json(MessageResponse::new(
             "If that email address is in our database, we will send you an email to reset your password",
         )))
@@ -357,7 +357,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<ResetBody>,
     ) -> Result<Json<MessageResponse>, ResetErrors> {
-        accounts::reset_password(
+        signup::reset_password(
             &state,
             &body.token,
             &body.new_password,

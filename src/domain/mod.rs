@@ -2,20 +2,16 @@
 //! (emails, passwords, codes, referral codes, tokens) and the account and
 //! session flows built from them.
 
-pub mod accounts;
-pub mod admin;
+pub mod claims;
 pub mod codes;
 pub mod email;
-pub mod email_change;
 pub mod hashing;
 pub mod password;
-pub mod profile;
 pub mod referral;
 pub mod secret;
-pub mod sessions;
-pub mod signing;
 pub mod token_cache;
 pub mod tokens;
+pub mod user;
 
 /// Wrong tries allowed on one verification code before it is void.
 pub const MAX_CODE_ATTEMPTS: u32 = 5;

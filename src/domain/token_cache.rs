@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use super::tokens::{Claims, TokenError};
+use super::claims::{Claims, TokenError};
 
 /// How many verified tokens are kept at most (each entry is a few hundred bytes).
 pub const CAPACITY: usize = 10_000;

@@ -10,25 +10,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
+use super::claims::{Claims, TokenError};
 use super::token_cache::{self, TokenCache};
-
-/// The claims of an access token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub aud: String,
-    /// The user id.
-    pub sub: String,
-    /// The session id; revoking the session revokes the token.
-    pub sid: String,
-    pub role: String,
-    pub iat: i64,
-    pub nbf: i64,
-    pub exp: i64,
-    pub jti: String,
-}
 
 /// An Ed25519 key as stored: PKCS#8 private key and raw public key.
 pub struct Ed25519Key {
@@ -56,16 +40,6 @@ impl Ed25519Key {
             created_at: Utc::now(),
         })
     }
-}
-
-/// Why a token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenError {
-    Expired,
-    Invalid,
-    /// Signed with a key this keyring does not hold (yet): after a rotation
-    /// made elsewhere, reloading the keys may find it.
-    UnknownKey,
 }
 
 /// How long after a key stopped signing it is still trusted, on top of the

@@ -14,7 +14,7 @@ pub mod verify;
 use poem::http::StatusCode;
 use poem::{Route, get};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode};
 use html::Page;
 
 /// The page paths with the methods each accepts (for the `Allow` header of `405`s).

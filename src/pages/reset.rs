@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use super::html::{self, Page};
 use super::{failure_page, fixable};
-use crate::domain::accounts;
 use crate::domain::password::{MAX_LEN, MIN_LEN};
-use crate::error::{ApiError, ErrorCode};
+use crate::flows::signup;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The token from the link.
@@ -51,7 +51,7 @@ pub async fn submit(state: Data<&Arc<AppState>>, Form(fields): Form<ResetFields>
     if fields.token.trim().is_empty() && !fields.email.trim().is_empty() {
         return request_link(&state, &fields.email).await;
     }
-    let result = accounts::reset_password(
+    let result = signup::reset_password(
         &state,
         &fields.token,
         &fields.new_password,
@@ -127,7 +127,7 @@ fn form_page(status: StatusCode, token: &str, problem: Option<&str>) -> Page {
 
 /// Emails a reset link; answers alike whether or not the account exists.
 async fn request_link(state: &AppState, email: &str) -> Page {
-    match accounts::forgot_password(state, email).await {
+    match signup::forgot_password(state, email).await {
         Ok(()) => Page {
             status: StatusCode::OK,
             title: "Check your email",

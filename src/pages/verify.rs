@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::html::{self, Page, escape};
 use super::{failure_page, fixable};
-use crate::domain::accounts;
-use crate::error::ErrorCode;
+use crate::flows::signup;
+use crate::http::error::ErrorCode;
 use crate::state::AppState;
 
 /// The fields of the link and of the form (missing ones are empty).
@@ -32,7 +32,7 @@ pub async fn show(Query(fields): Query<VerifyFields>) -> Page {
 /// Activates the account with the posted email and code.
 #[handler]
 pub async fn submit(state: Data<&Arc<AppState>>, Form(fields): Form<VerifyFields>) -> Page {
-    match accounts::activate(&state, &fields.email, &fields.code).await {
+    match signup::activate(&state, &fields.email, &fields.code).await {
         Ok(()) => Page {
             status: StatusCode::OK,
             title: "Email address confirmed",

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::users::{
-    InsertUserError, NewUser, USER_FIELDS, USER_TABLES, User, UserRow, insert_user_row,
-};
+use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
+use super::users::{InsertUserError, NewUser, insert_user_row};
 use super::{Store, parse_ts, ts};
+use crate::domain::user::{Role, User};
 
 /// A user with what only administrators see.
 pub struct AdminUserRecord {
@@ -16,10 +16,10 @@ pub struct AdminUserRecord {
 }
 
 /// An administrator's change to an account; `None` leaves a field as it is.
-pub struct UserChanges<'a> {
+pub struct UserChanges {
     pub active: Option<bool>,
     pub disabled: Option<bool>,
-    pub role: Option<&'a str>,
+    pub role: Option<Role>,
     /// End a lockout: `locked_until` NULL and the failed-login count at 0.
     pub clear_lockout: bool,
 }
@@ -104,7 +104,7 @@ impl Store {
     pub async fn admin_update_user(
         &self,
         user_id: &str,
-        changes: &UserChanges<'_>,
+        changes: &UserChanges,
     ) -> anyhow::Result<bool> {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
@@ -117,7 +117,7 @@ impl Store {
         )
         .bind(changes.active)
         .bind(changes.disabled)
-        .bind(changes.role)
+        .bind(changes.role.map(Role::as_str))
         .bind(changes.clear_lockout)
         .bind(changes.clear_lockout)
         .bind(&now)

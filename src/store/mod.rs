@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod retention;
 pub mod sessions;
 pub mod stats;
+mod user_rows;
 pub mod users;
 
 use std::path::Path;

@@ -6,8 +6,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use sqlx::SqliteConnection;
 
-use super::users::{USER_FIELDS, User, UserRow};
+use anyhow::Context;
+
+use super::user_rows::{USER_FIELDS, UserRow};
 use super::{Store, parse_ts, ts};
+use crate::domain::user::{Role, User};
 
 /// What a login writes.
 pub struct NewSession<'a> {
@@ -26,7 +29,7 @@ pub enum RefreshOutcome {
     Rotated {
         session_id: String,
         user_id: String,
-        role: String,
+        role: Role,
     },
     /// The token was spent before the grace window: the session is now revoked.
     ReuseDetected,
@@ -275,6 +278,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        let role =
+            Role::parse(&role).with_context(|| format!("unknown role in the database: {role}"))?;
         Ok(RefreshOutcome::Rotated {
             session_id,
             user_id,
@@ -397,7 +402,7 @@ mod tests {
                 u.name,
                 u.active,
                 u.disabled,
-                u.role,
+                u.role.as_str(),
                 u.referral_code,
                 u.referred_by_code,
                 u.created_at,

@@ -3,44 +3,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
+use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
 use super::{Store, outbox, parse_ts, ts, unique_violation};
+use crate::domain::user::User;
 use crate::mail::OutgoingEmail;
-
-/// A user as stored. `Debug` leaves the password hash out, so a user
-/// that reaches a log line does not take the hash with it.
-#[derive(Clone)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub password_hash: String,
-    pub name: Option<String>,
-    pub active: bool,
-    pub disabled: bool,
-    pub role: String,
-    pub referral_code: String,
-    /// The referrer's referral code (joined), if any.
-    pub referred_by_code: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("email", &self.email)
-            .field("password_hash", &"<redacted>")
-            .field("name", &self.name)
-            .field("active", &self.active)
-            .field("disabled", &self.disabled)
-            .field("role", &self.role)
-            .field("referral_code", &self.referral_code)
-            .field("referred_by_code", &self.referred_by_code)
-            .field("created_at", &self.created_at)
-            .field("updated_at", &self.updated_at)
-            .finish()
-    }
-}
 
 /// What a signup writes.
 pub struct NewUser<'a> {
@@ -137,80 +103,6 @@ pub struct Referred {
     pub email: String,
     pub active: bool,
     pub joined_at: DateTime<Utc>,
-}
-
-/// A user as selected with [`USER_FIELDS`] from [`USER_TABLES`].
-#[derive(sqlx::FromRow)]
-pub(super) struct UserRow {
-    id: String,
-    email: String,
-    password_hash: String,
-    name: Option<String>,
-    active: bool,
-    disabled: bool,
-    role: String,
-    referral_code: String,
-    referred_by_code: Option<String>,
-    created_at: String,
-    updated_at: String,
-}
-
-/// The columns of a [`UserRow`]: `u` is the user, `r` their referrer.
-pub(super) const USER_FIELDS: &str = "u.id, u.email, u.password_hash, u.name, u.active, \
-     u.disabled, u.role, u.referral_code, r.referral_code AS referred_by_code, u.created_at, \
-     u.updated_at";
-
-/// The tables [`USER_FIELDS`] come from.
-pub(super) const USER_TABLES: &str = "users u LEFT JOIN users r ON r.id = u.referred_by";
-
-impl UserRow {
-    /// The same columns, read by rusqlite (see [`super::inline`]) by
-    /// position, in the order of [`USER_FIELDS`], which must come first in
-    /// the query (by name costs a scan of the column names per field).
-    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-        Ok(UserRow {
-            id: row.get(0)?,
-            email: row.get(1)?,
-            password_hash: row.get(2)?,
-            name: row.get(3)?,
-            active: row.get(4)?,
-            disabled: row.get(5)?,
-            role: row.get(6)?,
-            referral_code: row.get(7)?,
-            referred_by_code: row.get(8)?,
-            created_at: row.get(9)?,
-            updated_at: row.get(10)?,
-        })
-    }
-
-    /// How many columns [`USER_FIELDS`] has (counted, so it cannot drift).
-    pub(super) const COLUMNS: usize = {
-        let fields = USER_FIELDS.as_bytes();
-        let (mut i, mut commas) = (0, 0);
-        while i < fields.len() {
-            if fields[i] == b',' {
-                commas += 1;
-            }
-            i += 1;
-        }
-        commas + 1
-    };
-
-    pub(super) fn into_user(self) -> anyhow::Result<User> {
-        Ok(User {
-            id: self.id,
-            email: self.email,
-            password_hash: self.password_hash,
-            name: self.name,
-            active: self.active,
-            disabled: self.disabled,
-            role: self.role,
-            referral_code: self.referral_code,
-            referred_by_code: self.referred_by_code,
-            created_at: parse_ts(&self.created_at)?,
-            updated_at: parse_ts(&self.updated_at)?,
-        })
-    }
 }
 
 /// A one-time code as stored.
@@ -477,29 +369,4 @@ async fn replace_code(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_output_leaves_the_password_hash_out() {
-        let user = User {
-            id: "u".into(),
-            email: "u@example.com".into(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-            name: None,
-            active: true,
-            disabled: false,
-            role: "user".into(),
-            referral_code: "ABCDEFGH".into(),
-            referred_by_code: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        };
-        let shown = format!("{user:?}");
-        assert!(!shown.contains("argon2id"), "{shown}");
-        assert!(shown.contains("u@example.com"), "{shown}");
-    }
 }

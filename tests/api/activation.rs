@@ -3,23 +3,11 @@
 
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::smtp::find_six_digit_code;
-
-/// Presents `code` for `email`.
-async fn activate(app: &TestApp, email: &str, code: &str) -> Response {
-    app.patch("/users/activate", json!({"email": email, "code": code}))
-        .await
-}
-
-/// Asks for a new verification code.
-async fn resend(app: &TestApp, email: &str) -> Response {
-    app.post("/users/activate/resend", json!({"email": email}))
-        .await
-}
+use crate::support::find_six_digit_code;
+use crate::support::*;
 
 /// A 6-digit code that differs from `code` (`n` = 1, 2, … give different ones).
 fn wrong_code(code: &str, n: u32) -> String {
@@ -31,15 +19,6 @@ fn wrong_code(code: &str, n: u32) -> String {
 async fn signed_up(app: &TestApp, email: &str) -> String {
     expect_json(app.signup(email).await, StatusCode::CREATED).await;
     app.code_from_mail(email, 1).await
-}
-
-/// Logs in with the test password.
-async fn login(app: &TestApp, email: &str, password: &str) -> Response {
-    app.post(
-        "/users/login",
-        json!({"email": email, "password": password}),
-    )
-    .await
 }
 
 /// Waits until every email queued so far has been delivered: the outbox
@@ -60,7 +39,7 @@ fn mails_to(app: &TestApp, email: &str) -> usize {
 
 /// The body every refused code gets, taken from an address that does not exist.
 async fn invalid_code_body(app: &TestApp) -> Value {
-    let resp = activate(app, "nobody-here@example.com", "123456").await;
+    let resp = app.api.activate("nobody-here@example.com", "123456").await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await
 }
 
@@ -70,7 +49,7 @@ async fn the_emailed_code_activates_the_account_and_then_login_works() {
     let code = signed_up(&app, "sam@example.com").await;
 
     // The address is matched in any case, as the user may type it.
-    let resp = activate(&app, " Sam@Example.COM ", &code).await;
+    let resp = app.api.activate(" Sam@Example.COM ", &code).await;
     let body = expect_json(resp, StatusCode::OK).await;
     assert_eq!(
         body,
@@ -93,13 +72,16 @@ async fn a_wrong_code_is_refused_with_invalid_code_and_the_right_one_still_works
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
 
-    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
+    let resp = app
+        .api
+        .activate("sam@example.com", &wrong_code(&code, 1))
+        .await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    let resp = login(&app, "sam@example.com", PASSWORD).await;
+    let resp = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 
     expect_json(
-        activate(&app, "sam@example.com", &code).await,
+        app.api.activate("sam@example.com", &code).await,
         StatusCode::OK,
     )
     .await;
@@ -110,9 +92,12 @@ async fn an_unknown_email_gets_the_same_answer_as_a_wrong_code() {
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
 
-    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
+    let resp = app
+        .api
+        .activate("sam@example.com", &wrong_code(&code, 1))
+        .await;
     let wrong = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    let resp = activate(&app, "nobody@example.com", &code).await;
+    let resp = app.api.activate("nobody@example.com", &code).await;
     let unknown = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(unknown, wrong);
 }
@@ -122,11 +107,14 @@ async fn four_wrong_tries_still_leave_the_right_code_usable() {
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
     for n in 1..=4 {
-        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
+        let resp = app
+            .api
+            .activate("sam@example.com", &wrong_code(&code, n))
+            .await;
         expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     }
     expect_json(
-        activate(&app, "sam@example.com", &code).await,
+        app.api.activate("sam@example.com", &code).await,
         StatusCode::OK,
     )
     .await;
@@ -137,14 +125,17 @@ async fn after_five_wrong_tries_even_the_right_code_is_refused() {
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
     for n in 1..=5 {
-        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
+        let resp = app
+            .api
+            .activate("sam@example.com", &wrong_code(&code, n))
+            .await;
         expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     }
 
-    let resp = activate(&app, "sam@example.com", &code).await;
+    let resp = app.api.activate("sam@example.com", &code).await;
     let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(refused, invalid_code_body(&app).await);
-    let resp = login(&app, "sam@example.com", PASSWORD).await;
+    let resp = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 }
 
@@ -173,7 +164,7 @@ async fn five_concurrent_wrong_tries_void_the_code_as_surely_as_sequential_ones(
         assert_eq!(task.await.expect("task"), StatusCode::BAD_REQUEST);
     }
 
-    let resp = activate(&app, "sam@example.com", &code).await;
+    let resp = app.api.activate("sam@example.com", &code).await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
 }
 
@@ -182,14 +173,21 @@ async fn a_code_used_up_by_wrong_tries_is_replaced_by_a_resent_one() {
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
     for n in 1..=5 {
-        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
+        let resp = app
+            .api
+            .activate("sam@example.com", &wrong_code(&code, n))
+            .await;
         expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     }
 
-    expect_json(resend(&app, "sam@example.com").await, StatusCode::ACCEPTED).await;
+    expect_json(
+        app.api.resend_activation("sam@example.com").await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
     let fresh = app.code_from_mail("sam@example.com", 2).await;
     expect_json(
-        activate(&app, "sam@example.com", &fresh).await,
+        app.api.activate("sam@example.com", &fresh).await,
         StatusCode::OK,
     )
     .await;
@@ -222,7 +220,7 @@ async fn an_expired_code_is_refused_like_a_wrong_one() {
 
     let mut expired = None;
     for (email, code) in accounts.iter().zip(&codes) {
-        let resp = activate(&app, email, code).await;
+        let resp = app.api.activate(email, code).await;
         match resp.status() {
             StatusCode::OK => tokio::time::sleep(poll).await,
             _ => {
@@ -236,9 +234,9 @@ async fn an_expired_code_is_refused_like_a_wrong_one() {
 
     let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(refused, invalid_code_body(&app).await);
-    let resp = activate(&app, email, code).await;
+    let resp = app.api.activate(email, code).await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    let resp = login(&app, email, PASSWORD).await;
+    let resp = app.api.login(email, PASSWORD).await;
     expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 }
 
@@ -250,7 +248,7 @@ async fn resending_replaces_the_code_so_only_the_new_one_works() {
     // One in a million, a new code equals the old one; ask again then.
     let mut nth = 1;
     let new = loop {
-        let resp = resend(&app, "Sam@Example.com").await;
+        let resp = app.api.resend_activation("Sam@Example.com").await;
         let body = expect_json(resp, StatusCode::ACCEPTED).await;
         assert_eq!(body["success"], json!(true), "{body}");
         nth += 1;
@@ -266,10 +264,10 @@ async fn resending_replaces_the_code_so_only_the_new_one_works() {
     };
     assert_ne!(new, old);
 
-    let resp = activate(&app, "sam@example.com", &old).await;
+    let resp = app.api.activate("sam@example.com", &old).await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     expect_json(
-        activate(&app, "sam@example.com", &new).await,
+        app.api.activate("sam@example.com", &new).await,
         StatusCode::OK,
     )
     .await;
@@ -282,11 +280,11 @@ async fn resend_answers_alike_for_unknown_active_and_pending_addresses_and_mails
     app.activated_user("active@example.com").await;
     signed_up(&app, "pending@example.com").await;
 
-    let resp = resend(&app, "unknown@example.com").await;
+    let resp = app.api.resend_activation("unknown@example.com").await;
     let unknown = expect_json(resp, StatusCode::ACCEPTED).await;
-    let resp = resend(&app, "active@example.com").await;
+    let resp = app.api.resend_activation("active@example.com").await;
     let active = expect_json(resp, StatusCode::ACCEPTED).await;
-    let resp = resend(&app, "pending@example.com").await;
+    let resp = app.api.resend_activation("pending@example.com").await;
     let pending = expect_json(resp, StatusCode::ACCEPTED).await;
     assert_eq!(unknown["success"], json!(true), "{unknown}");
     assert_eq!(active, unknown);
@@ -312,12 +310,12 @@ async fn presenting_the_used_code_again_answers_409_already_active() {
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
     expect_json(
-        activate(&app, "sam@example.com", &code).await,
+        app.api.activate("sam@example.com", &code).await,
         StatusCode::OK,
     )
     .await;
 
-    let resp = activate(&app, "SAM@example.com", &code).await;
+    let resp = app.api.activate("SAM@example.com", &code).await;
     expect_error(resp, StatusCode::CONFLICT, "ALREADY_ACTIVE").await;
 }
 
@@ -326,12 +324,15 @@ async fn a_different_code_for_an_active_account_is_refused_like_any_wrong_code()
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
     expect_json(
-        activate(&app, "sam@example.com", &code).await,
+        app.api.activate("sam@example.com", &code).await,
         StatusCode::OK,
     )
     .await;
 
-    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
+    let resp = app
+        .api
+        .activate("sam@example.com", &wrong_code(&code, 1))
+        .await;
     let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(refused, invalid_code_body(&app).await);
 }
@@ -341,7 +342,7 @@ async fn login_before_activation_with_the_right_password_is_refused_with_403_ema
     let app = spawn_app().await;
     signed_up(&app, "sam@example.com").await;
 
-    let resp = login(&app, "sam@example.com", PASSWORD).await;
+    let resp = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 }
 
@@ -350,9 +351,12 @@ async fn login_before_activation_with_a_wrong_password_is_refused_like_an_unknow
     let app = spawn_app().await;
     signed_up(&app, "sam@example.com").await;
 
-    let resp = login(&app, "sam@example.com", "not the right passphrase").await;
+    let resp = app
+        .api
+        .login("sam@example.com", "not the right passphrase")
+        .await;
     let wrong = expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
-    let resp = login(&app, "nobody@example.com", PASSWORD).await;
+    let resp = app.api.login("nobody@example.com", PASSWORD).await;
     let unknown = expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     assert_eq!(wrong, unknown);
 }

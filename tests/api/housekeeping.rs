@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_ones_stay() {
@@ -26,18 +26,19 @@ async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_one
     eventually(
         "the ended session and the sent email are deleted",
         || async {
-            let sessions = app.count("SELECT COUNT(*) FROM sessions", &[]).await;
-            let emails = app.count("SELECT COUNT(*) FROM outbox", &[]).await;
+            let sessions = app.db().count("SELECT COUNT(*) FROM sessions", &[]).await;
+            let emails = app.db().count("SELECT COUNT(*) FROM outbox", &[]).await;
             (sessions == 1 && emails == 0).then_some(())
         },
     )
     .await;
     assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL",
-            &[]
-        )
-        .await,
+        app.db()
+            .count(
+                "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL",
+                &[]
+            )
+            .await,
         1,
         "the live session stays"
     );

@@ -9,11 +9,10 @@ use std::time::Duration;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
-use sesame::limits::TrustedProxies;
-use sqlx::{Connection, SqliteConnection};
+use sesame::http::rate_limits::TrustedProxies;
 use tokio::time::Instant;
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// A window so long that no budget comes back during a test.
 const LONG_WINDOW: Duration = Duration::from_secs(3600);
@@ -83,20 +82,9 @@ async fn exhaust_login_budget(app: &TestApp, per_window: u32, xff: Option<&str>)
 
 /// The `ip` column of every session of a user, from the database file.
 async fn session_ips(app: &TestApp, email: &str) -> Vec<Option<String>> {
-    let url = format!("sqlite://{}", db_path(&app.dir).display());
-    let mut conn = SqliteConnection::connect(&url)
-        .await
-        .expect("open the test database");
-    let ips = sqlx::query_scalar(
-        "SELECT s.ip FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE u.email = ? ORDER BY s.created_at",
-    )
-    .bind(email)
-    .fetch_all(&mut conn)
-    .await
-    .expect("read sessions");
-    conn.close().await.expect("close the test database");
-    ips
+    let sql = "SELECT s.ip FROM sessions s JOIN users u ON u.id = s.user_id \
+               WHERE u.email = ? ORDER BY s.created_at";
+    app.db().column(sql, &[email]).await
 }
 
 // ---------------------------------------------------------------- trigger and lift

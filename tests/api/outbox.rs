@@ -9,11 +9,10 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sesame::app::Application;
 use sesame::config::Config;
-use sqlx::{Connection, SqliteConnection};
 use tempfile::TempDir;
 
-use crate::helpers::*;
-use crate::smtp::{CapturedMail, MailServer, find_six_digit_code};
+use crate::support::*;
+use crate::support::{CapturedMail, MailServer, find_six_digit_code};
 
 // ---------------------------------------------------------------- setup
 
@@ -116,20 +115,9 @@ async fn smtp_back(stopped: &MailServer) -> MailServer {
 /// Runs a `SELECT COUNT(*) ...` on the app's SQLite file; a `?` in it is
 /// bound to the current time in the store's timestamp format.
 async fn count(dir: &TempDir, sql: &str) -> i64 {
-    let url = format!("sqlite://{}", db_path(dir).display());
-    let mut conn = SqliteConnection::connect(&url)
-        .await
-        .expect("open the test database");
-    let mut query = sqlx::query_scalar(sql);
-    if sql.contains('?') {
-        query = query.bind(sesame::store::ts(Utc::now()));
-    }
-    let n: i64 = query
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    conn.close().await.expect("close the test database");
-    n
+    let now = sesame::store::ts(Utc::now());
+    let binds: &[&str] = if sql.contains('?') { &[&now] } else { &[] };
+    TestDb::in_dir(dir.path()).count(sql, binds).await
 }
 
 /// Polls the database until `sql` counts `expected`.
@@ -377,18 +365,14 @@ async fn a_lease_left_by_a_crashed_process_is_taken_over_once_it_expires() {
     let dir = TempDir::new().expect("temp dir");
     let server = Server::start(test_config(&dir, &mail)).await;
     // A process that held the lease and died: nobody releases it.
-    let url = format!("sqlite://{}", db_path(&dir).display());
-    let mut conn = SqliteConnection::connect(&url)
-        .await
-        .expect("open the test database");
-    sqlx::query(
-        "INSERT OR REPLACE INTO outbox_lease (id, holder, expires_at) VALUES (1, 'crashed', ?)",
-    )
-    .bind(sesame::store::ts(Utc::now() + chrono::Duration::seconds(2)))
-    .execute(&mut conn)
-    .await
-    .expect("plant a stale lease");
-    conn.close().await.expect("close the test database");
+    let expires = sesame::store::ts(Utc::now() + chrono::Duration::seconds(2));
+    let planted = TestDb::in_dir(dir.path())
+        .execute(
+            "INSERT OR REPLACE INTO outbox_lease (id, holder, expires_at) VALUES (1, 'crashed', ?)",
+            &[&expires],
+        )
+        .await;
+    assert_eq!(planted, 1, "a stale lease is planted");
 
     server.signup("after-the-crash@example.com").await;
     let arrived = mail

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// A logged-in referrer: (access token, referral code).
 async fn referrer(app: &TestApp, email: &str) -> (String, String) {

@@ -6,7 +6,7 @@ use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Asserts a `401 UNAUTHORIZED` in the contract's shape, with its `WWW-Authenticate: Bearer`.
 async fn expect_unauthorized(resp: Response) -> Value {
@@ -17,28 +17,6 @@ async fn expect_unauthorized(resp: Response) -> Value {
     let body = expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     assert_eq!(challenge.as_deref(), Some("Bearer"), "{body}");
     body
-}
-
-async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
-    app.post(
-        "/users/token/refresh",
-        json!({ "refreshToken": refresh_token }),
-    )
-    .await
-}
-
-/// The contract answers a dead refresh token with `401 INVALID_TOKEN`.
-async fn expect_refresh_refused(app: &TestApp, refresh_token: &str) {
-    let resp = refresh(app, refresh_token).await;
-    expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
-}
-
-async fn login_with(app: &TestApp, email: &str, password: &str) -> Response {
-    app.post(
-        "/users/login",
-        json!({"email": email, "password": password}),
-    )
-    .await
 }
 
 /// `POST /users/logout` with an optional JSON body.
@@ -66,7 +44,7 @@ async fn login_answers_a_bearer_token_pair_that_is_never_cached() {
     let app = spawn_app().await;
     app.activated_user("sam@example.com").await;
 
-    let resp = login_with(&app, "sam@example.com", PASSWORD).await;
+    let resp = app.api.login("sam@example.com", PASSWORD).await;
     let cache_control = resp.headers().get(CACHE_CONTROL).cloned();
     let body = expect_json(resp, StatusCode::OK).await;
 
@@ -94,9 +72,12 @@ async fn login_answers_an_unknown_email_and_a_wrong_password_identically() {
     let app = spawn_app().await;
     app.activated_user("sam@example.com").await;
 
-    let unknown = login_with(&app, "nobody@example.com", PASSWORD).await;
+    let unknown = app.api.login("nobody@example.com", PASSWORD).await;
     let unknown = expect_error(unknown, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
-    let wrong = login_with(&app, "sam@example.com", "not the right password").await;
+    let wrong = app
+        .api
+        .login("sam@example.com", "not the right password")
+        .await;
     let wrong = expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
 
     assert_eq!(unknown, wrong);
@@ -205,7 +186,7 @@ async fn get_logout_ends_the_session_at_once() {
 
     assert_eq!(body["success"], json!(true), "{body}");
     expect_unauthorized(app.get_auth("/users/me", &access).await).await;
-    expect_refresh_refused(&app, &refresh_token).await;
+    app.expect_refresh_refused(&refresh_token).await;
 }
 
 #[tokio::test]
@@ -217,7 +198,7 @@ async fn post_logout_without_a_body_ends_the_current_session() {
 
     assert_eq!(body["success"], json!(true), "{body}");
     expect_unauthorized(app.get_auth("/users/me", &access).await).await;
-    expect_refresh_refused(&app, &refresh_token).await;
+    app.expect_refresh_refused(&refresh_token).await;
 }
 
 #[tokio::test]
@@ -238,9 +219,9 @@ async fn post_logout_with_an_empty_object_ends_only_the_current_session() {
 
     assert_eq!(body["success"], json!(true), "{body}");
     expect_unauthorized(app.get_auth("/users/me", &first).await).await;
-    expect_refresh_refused(&app, &first_refresh).await;
+    app.expect_refresh_refused(&first_refresh).await;
     expect_json(app.get_auth("/users/me", &second).await, StatusCode::OK).await;
-    expect_json(refresh(&app, &second_refresh).await, StatusCode::OK).await;
+    expect_json(app.api.refresh(&second_refresh).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
@@ -266,7 +247,7 @@ async fn post_logout_with_all_ends_every_session_of_the_user() {
         expect_unauthorized(app.get_auth("/users/me", access).await).await;
     }
     for refresh_token in [&first_refresh, &second_refresh] {
-        expect_refresh_refused(&app, refresh_token).await;
+        app.expect_refresh_refused(refresh_token).await;
     }
     expect_json(app.get_auth("/users/me", &other).await, StatusCode::OK).await;
 }
@@ -301,17 +282,8 @@ async fn logout_without_a_token_is_unauthorized() {
 
 /// Sets `disabled` on an account directly in the database, as an operator would.
 async fn disable_in_database(app: &TestApp, email: &str) {
-    let path = db_path(&app.dir);
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .expect("open the test database");
-    let changed = sqlx::query("UPDATE users SET disabled = TRUE WHERE email = ?")
-        .bind(email)
-        .execute(&pool)
-        .await
-        .expect("update the user")
-        .rows_affected();
-    pool.close().await;
+    let sql = "UPDATE users SET disabled = TRUE WHERE email = ?";
+    let changed = app.db().execute(sql, &[email]).await;
     assert_eq!(changed, 1, "no user {email} in the database");
 }
 
@@ -321,9 +293,12 @@ async fn a_disabled_account_is_told_so_only_with_the_right_password() {
     app.activated_user("sam@example.com").await;
     disable_in_database(&app, "sam@example.com").await;
 
-    let right = login_with(&app, "sam@example.com", PASSWORD).await;
+    let right = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(right, StatusCode::FORBIDDEN, "ACCOUNT_DISABLED").await;
-    let wrong = login_with(&app, "sam@example.com", "not the right password").await;
+    let wrong = app
+        .api
+        .login("sam@example.com", "not the right password")
+        .await;
     expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
 }
 
@@ -336,5 +311,5 @@ async fn disabling_an_account_stops_its_existing_tokens() {
     disable_in_database(&app, "sam@example.com").await;
 
     expect_unauthorized(app.get_auth("/users/me", &access).await).await;
-    expect_refresh_refused(&app, &refresh_token).await;
+    app.expect_refresh_refused(&refresh_token).await;
 }

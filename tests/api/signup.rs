@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::smtp::{find_query_param, find_six_digit_code};
+use crate::support::*;
+use crate::support::{find_query_param, find_six_digit_code};
 
 /// A signup body with the given password and confirmation.
 fn signup_body(email: &str, password: &str, confirm: &str) -> Value {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sesame::config::JwtSigning;
 use sesame::domain::secret::Secret;
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// The shared secret of the HS256 apps below (at least 32 characters).
 const HS_SECRET: &str = "a shared secret that is long enough for HS256 signing";
@@ -37,17 +37,9 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
-    app.post(
-        "/users/token/refresh",
-        json!({ "refreshToken": refresh_token }),
-    )
-    .await
-}
-
 /// Refreshes and returns the new (access, refresh) pair.
 async fn refreshed_pair(app: &TestApp, refresh_token: &str) -> (String, String) {
-    let body = expect_json(refresh(app, refresh_token).await, StatusCode::OK).await;
+    let body = expect_json(app.api.refresh(refresh_token).await, StatusCode::OK).await;
     assert_eq!(body["tokenType"], json!("Bearer"), "{body}");
     (
         str_field(&body, "accessToken"),
@@ -57,7 +49,7 @@ async fn refreshed_pair(app: &TestApp, refresh_token: &str) -> (String, String) 
 
 async fn expect_spent(app: &TestApp, refresh_token: &str) {
     expect_error(
-        refresh(app, refresh_token).await,
+        app.api.refresh(refresh_token).await,
         StatusCode::UNAUTHORIZED,
         "INVALID_TOKEN",
     )

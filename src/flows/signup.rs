@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::MAX_CODE_ATTEMPTS;
-use super::codes::{OpaqueToken, VerificationCode, hashes_equal};
-use super::email::EmailAddress;
-use super::password::NewPassword;
-use super::referral::ReferralCode;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::MAX_CODE_ATTEMPTS;
+use crate::domain::codes::{OpaqueToken, VerificationCode, hashes_equal};
+use crate::domain::email::EmailAddress;
+use crate::domain::password::NewPassword;
+use crate::domain::referral::ReferralCode;
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::{OutgoingEmail, notices, templates};
 use crate::state::AppState;
 use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred};

@@ -8,7 +8,7 @@ use std::fmt;
 use poem::http::{HeaderMap, HeaderValue};
 use poem_openapi::OperationId;
 
-use crate::http::AllowedMethods;
+use super::allowed_methods::AllowedMethods;
 
 /// The header that carries the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

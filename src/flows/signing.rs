@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::tokens::{Claims, Keyring, TokenError};
 use crate::config::{Config, JwtSigning};
+use crate::domain::claims::{Claims, TokenError};
+use crate::domain::tokens::Keyring;
 use crate::store::Store;
 
 /// Least time between two reloads caused by unknown `kid`s.

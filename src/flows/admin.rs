@@ -5,32 +5,16 @@
 //! from the token's `role` claim: a demoted admin loses admin access on the
 //! very next request, not when their access token expires.
 
-use super::email::EmailAddress;
-use super::password::{NewPassword, PasswordHasher};
-use super::referral::ReferralCode;
 use super::sessions::Principal;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::email::EmailAddress;
+use crate::domain::password::{NewPassword, PasswordHasher};
+use crate::domain::referral::ReferralCode;
+use crate::domain::user::Role;
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::admin::{AdminUserRecord, UserChanges};
 use crate::store::users::{InsertUserError, NewUser};
-
-/// A role a user can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    /// As stored and as carried in tokens.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-}
 
 /// An administrator's change to an account; `None` leaves a field alone.
 pub struct UserPatch {
@@ -43,7 +27,7 @@ pub struct UserPatch {
 
 /// `403 FORBIDDEN` unless the caller is an admin now.
 fn require_admin(actor: &Principal) -> ApiResult<()> {
-    if actor.user.role == Role::Admin.as_str() {
+    if actor.user.role == Role::Admin {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -121,7 +105,7 @@ pub async fn update_user(
     let changes = UserChanges {
         active: patch.active,
         disabled: patch.disabled,
-        role: patch.role.map(Role::as_str),
+        role: patch.role,
         clear_lockout: patch.locked == Some(false),
     };
     if !state.store.admin_update_user(user_id, &changes).await? {

@@ -1,15 +1,15 @@
 //! What signed-in users do to their own account: rename, change the
 //! password, delete the account.
 
-use super::accounts::{MAX_NAME_LEN, sanitize_name};
-use super::email::EmailAddress;
-use super::password::{NewPassword, Verdict};
 use super::sessions::{self, Principal};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use super::signup::{MAX_NAME_LEN, sanitize_name};
+use crate::domain::email::EmailAddress;
+use crate::domain::password::{NewPassword, Verdict};
+use crate::domain::user::User;
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
-use crate::store::users::User;
 
 /// A change to the display name.
 pub enum NameChange<'a> {

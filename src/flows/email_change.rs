@@ -5,16 +5,16 @@
 
 use chrono::Utc;
 
-use super::MAX_CODE_ATTEMPTS;
-use super::codes::{VerificationCode, hashes_equal};
-use super::email::EmailAddress;
 use super::profile::{confirm_password, current_user};
 use super::sessions::Principal;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::MAX_CODE_ATTEMPTS;
+use crate::domain::codes::{VerificationCode, hashes_equal};
+use crate::domain::email::EmailAddress;
+use crate::domain::user::User;
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::account::{EmailChangeAttempt, NewEmailChange};
-use crate::store::users::User;
 
 /// Checks the password and sends a confirmation code to `new_email`, at
 /// most one per `SESAME_EMAIL_MIN_INTERVAL_SECS` to one address (so an

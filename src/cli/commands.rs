@@ -1,4 +1,4 @@
-//! The `sesame` subcommands. `main.rs` parses the command line; the
+//! The `sesame` subcommands. `cli/mod.rs` parses the command line; the
 //! commands run here, and every failure comes back as one error whose
 //! message names the setting to fix.
 

@@ -300,10 +300,10 @@ impl poem::error::ResponseError for ApiError {
 macro_rules! error_responses {
     ($(#[$meta:meta])* $name:ident { $($status:literal => $desc:literal),+ $(,)? }) => {
         $(#[$meta])*
-        pub struct $name(pub $crate::error::ApiError);
+        pub struct $name(pub $crate::http::error::ApiError);
 
-        impl From<$crate::error::ApiError> for $name {
-            fn from(err: $crate::error::ApiError) -> Self { $name(err) }
+        impl From<$crate::http::error::ApiError> for $name {
+            fn from(err: $crate::http::error::ApiError) -> Self { $name(err) }
         }
 
         impl From<$name> for poem::Error {
@@ -312,10 +312,10 @@ macro_rules! error_responses {
 
         impl poem_openapi::ApiResponse for $name {
             fn meta() -> poem_openapi::registry::MetaResponses {
-                $crate::error::error_meta(&[$(($status, $desc)),+])
+                $crate::http::error::error_meta(&[$(($status, $desc)),+])
             }
             fn register(registry: &mut poem_openapi::registry::Registry) {
-                <$crate::error::ErrorBody as poem_openapi::types::Type>::register(registry);
+                <$crate::http::error::ErrorBody as poem_openapi::types::Type>::register(registry);
             }
         }
     };

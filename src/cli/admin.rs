@@ -1,14 +1,14 @@
 //! The operator's commands: `sesame admin create` and `sesame keys rotate`.
-//! Plain functions over the database, so `main.rs` only parses and calls.
+//! Plain functions over the database, so the command tree only parses and calls.
 
 use std::io::Read;
 
 use anyhow::Context;
 
 use crate::config::{Argon2Params, Config, JwtSigning};
-use crate::domain::admin;
 use crate::domain::password::PasswordHasher;
 use crate::domain::tokens::Ed25519Key;
+use crate::flows::admin;
 use crate::store::Store;
 
 /// Creates an active admin with this email and password, hashed with these

@@ -3,16 +3,16 @@
 
 use chrono::{DateTime, Utc};
 
-use super::codes::OpaqueToken;
-use super::email::EmailAddress;
-use super::password::{NewPassword, Verdict};
-use super::tokens::TokenError;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::claims::TokenError;
+use crate::domain::codes::OpaqueToken;
+use crate::domain::email::EmailAddress;
+use crate::domain::password::{NewPassword, Verdict};
+use crate::domain::user::{Role, User};
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
 use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
-use crate::store::users::User;
 
 /// How stale a session's `last_used_at` may get before a request records its
 /// use: at most one write per session per interval, not one per request.
@@ -126,7 +126,7 @@ pub async fn login(
             refresh_hash: &refresh_hash,
         })
         .await?;
-    issue_pair(state, &user.id, &session_id, &user.role, refresh_token).await
+    issue_pair(state, &user.id, &session_id, user.role, refresh_token).await
 }
 
 /// Counts a failed login; the failure that locks an account emails its owner.
@@ -196,7 +196,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> ApiResult<TokenPair> 
             session_id,
             user_id,
             role,
-        } => issue_pair(state, &user_id, &session_id, &role, successor).await,
+        } => issue_pair(state, &user_id, &session_id, role, successor).await,
         RefreshOutcome::ReuseDetected => {
             tracing::warn!("spent refresh token presented again; session revoked");
             Err(invalid())
@@ -280,12 +280,12 @@ async fn issue_pair(
     state: &AppState,
     user_id: &str,
     session_id: &str,
-    role: &str,
+    role: Role,
     refresh_token: OpaqueToken,
 ) -> ApiResult<TokenPair> {
     let ttl = state.config.access_token_ttl;
     let keys = state.keys.for_signing(&state.store).await?;
-    let access_token = keys.issue(user_id, session_id, role, ttl)?;
+    let access_token = keys.issue(user_id, session_id, role.as_str(), ttl)?;
     Ok(TokenPair {
         access_token,
         refresh_token,

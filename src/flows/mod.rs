@@ -1,0 +1,9 @@
+//! The workflows: signup, activation, login, sessions, profile, email
+//! change, administration and the signing keys in use.
+
+pub mod admin;
+pub mod email_change;
+pub mod profile;
+pub mod sessions;
+pub mod signing;
+pub mod signup;

@@ -1,0 +1,98 @@
+//! The route table: the API, its spec, Swagger UI, the metrics page and the
+//! pages behind the links in emails, wrapped in the request pipeline.
+
+use std::sync::Arc;
+
+use poem::endpoint::make_sync;
+use poem::web::Data;
+use poem::{Endpoint, EndpointExt, Response, Route, get, handler};
+
+use super::allowed_methods::AllowedMethods;
+use super::error::ApiError;
+use super::headers;
+use super::pipeline::{Pipeline, bare_error_response};
+use super::telemetry::RouteNames;
+use crate::api;
+use crate::metrics;
+use crate::pages;
+use crate::state::AppState;
+
+/// All routes: the API, its spec, Swagger UI, the metrics page and the
+/// pages behind the links in emails, with the shared middleware.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    let service = api::service(&state.config.public_url);
+    let spec = service.spec();
+    let docs_html = service.swagger_ui_html();
+    let allowed = pages::PATHS.iter().fold(
+        AllowedMethods::from_spec(&spec)
+            .with_route("/metrics", "GET, HEAD")
+            // `GET /`, hidden from the spec (see `api::system`).
+            .with_route("/", "GET, HEAD"),
+        |allowed, (path, methods)| allowed.with_route(path, methods),
+    );
+    let pipeline = Arc::new(Pipeline {
+        allowed,
+        routes: RouteNames::from_spec(&spec),
+        metrics: state.metrics.clone(),
+        max_body: state.config.max_body_bytes,
+        docs_csp: headers::docs_csp(&docs_html, &state.config.public_url),
+        state: state.clone(),
+    });
+    let spec_endpoint = make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(spec.clone())
+    });
+    let docs_endpoint = make_sync(move |_| {
+        Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .body(docs_html.clone())
+    });
+    let cors = headers::cors(&state.config.cors_origins);
+    pages::mount(Route::new())
+        .at("/openapi.json", spec_endpoint)
+        .at("/metrics", get(metrics_page))
+        .at("/docs", docs_endpoint)
+        .nest("/", service)
+        .data(state.clone())
+        .around(move |ep, req| {
+            let pipeline = pipeline.clone();
+            async move { Ok(pipeline.handle(ep, req).await) }
+        })
+        // CORS wraps the pipeline, so it only adds headers to answers that
+        // are already in the contract's shape; its own refusals (an origin
+        // not allowed) are mapped below.
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .catch_all_error(|err| async move { bare_error_response(err) })
+}
+
+/// `GET /metrics`: Prometheus text format. Public like every route: restrict
+/// it at the reverse proxy (see docs/deployment.md).
+#[handler]
+async fn metrics_page(state: Data<&Arc<AppState>>) -> poem::Result<Response> {
+    let gauges = metrics::StoredGauges {
+        outbox_depth: read_gauge(state.store.outbox_depth(), "reading the outbox depth").await,
+        active_sessions: read_gauge(state.store.active_sessions(), "counting active sessions")
+            .await,
+    };
+    let page = state.metrics.render(&gauges).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!("rendering the metrics page failed: {e}"))
+    })?;
+    Ok(Response::builder()
+        .content_type(metrics::CONTENT_TYPE)
+        .header(poem::http::header::CACHE_CONTROL, "no-store")
+        .body(page))
+}
+
+/// A number the metrics page shows from the database; `None` (and a log
+/// line) when the database does not answer: the request counters are still
+/// worth scraping.
+async fn read_gauge(read: impl Future<Output = anyhow::Result<i64>>, what: &str) -> Option<i64> {
+    match read.await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "{what} failed");
+            None
+        }
+    }
+}
