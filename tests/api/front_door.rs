@@ -5,7 +5,7 @@ use reqwest::header::{ALLOW, CONTENT_TYPE, LOCATION};
 use reqwest::redirect::Policy;
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn the_root_sends_a_browser_to_the_docs() {

@@ -3,10 +3,10 @@
 //! `User.name`, `User.referredBy`, `AdminUser.lockedUntil`/`lastLoginAt`
 //! and `Session.userAgent` when the spec called them plain strings.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// The schema `GET /openapi.json` documents for a `200` of `method path`.
 fn ok_schema<'a>(spec: &'a Value, method: &str, path: &str) -> &'a Value {
@@ -80,53 +80,43 @@ async fn every_null_in_an_answer_is_declared_nullable_in_the_spec() {
     // Signed up, never activated nor logged in: no lockout, no last login.
     expect_json(app.signup("new@example.com").await, StatusCode::CREATED).await;
     let admin = app.admin_token("boss@example.com").await;
-    let list = expect_json(
-        app.get_auth("/admin/users?search=new@", &admin).await,
-        StatusCode::OK,
-    )
-    .await;
+    let list = app
+        .api
+        .list_accounts(&admin, "?search=new@")
+        .await
+        .expect(StatusCode::OK);
     let new_id = str_field(&list["users"][0], "userId");
-    let one_user = format!("/admin/users/{new_id}");
 
     let answers = [
-        ("get", "/users/me", app.get_auth("/users/me", &token).await),
+        ("get", "/users/me", app.api.me(&token).await),
         (
             "patch",
             "/users/me",
-            app.patch_auth("/users/me", json!({"name": null}), &token)
-                .await,
+            app.api.update_me(&token, &json!({"name": null})).await,
         ),
-        (
-            "get",
-            "/users/me/sessions",
-            app.get_auth("/users/me/sessions", &token).await,
-        ),
+        ("get", "/users/me/sessions", app.api.sessions(&token).await),
         (
             "get",
             "/admin/users",
-            app.get_auth("/admin/users", &admin).await,
+            app.api.list_accounts(&admin, "").await,
         ),
         (
             "get",
             "/admin/users/{userId}",
-            app.get_auth(&one_user, &admin).await,
+            app.api.get_account(&admin, &new_id).await,
         ),
         (
             "patch",
             "/admin/users/{userId}",
-            app.request(
-                Method::PATCH,
-                &one_user,
-                Some(&json!({"locked": false})),
-                Some(&admin),
-            )
-            .await,
+            app.api
+                .update_account(&admin, &new_id, &json!({"locked": false}))
+                .await,
         ),
     ];
 
     let (mut undeclared, mut declared) = (Vec::new(), Vec::new());
     for (method, path, resp) in answers {
-        let body = expect_json(resp, StatusCode::OK).await;
+        let body = resp.expect(StatusCode::OK);
         let schema = ok_schema(&spec, method, path);
         check_nulls(
             &spec,
