@@ -124,15 +124,16 @@ impl Store {
         code: &NewCode<'_>,
         email: &OutgoingEmail,
     ) -> Result<(), InsertUserError> {
-        let result: anyhow::Result<()> = async {
-            let mut tx = self.write.begin().await?;
-            insert_user_row(&mut tx, user, false).await?;
-            replace_code(&mut tx, user.id, code).await?;
-            outbox::enqueue(&mut tx, Some(user.id), email).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
+        let result: anyhow::Result<()> = self
+            .writing(async {
+                let mut tx = self.write.begin().await?;
+                insert_user_row(&mut tx, user, false).await?;
+                replace_code(&mut tx, user.id, code).await?;
+                outbox::enqueue(&mut tx, Some(user.id), email).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await;
         result.map_err(InsertUserError::from_insert)
     }
 
@@ -209,14 +210,17 @@ impl Store {
         email: &OutgoingEmail,
         min_interval: std::time::Duration,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write.begin().await?;
-        if outbox::sent_recently(&mut tx, email, min_interval).await? {
-            return Ok(false);
-        }
-        replace_code(&mut tx, user_id, code).await?;
-        outbox::enqueue(&mut tx, Some(user_id), email).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            if outbox::sent_recently(&mut tx, email, min_interval).await? {
+                return Ok(false);
+            }
+            replace_code(&mut tx, user_id, code).await?;
+            outbox::enqueue(&mut tx, Some(user_id), email).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Presents an activation code. `matches` compares a stored hash with the
@@ -228,57 +232,60 @@ impl Store {
         max_attempts: u32,
         matches: impl Fn(&[u8]) -> bool,
     ) -> anyhow::Result<CodeAttempt> {
-        let mut tx = self.write.begin().await?;
-        let row: Option<StoredCode> = sqlx::query_as(
-            "SELECT id, code_hash, failed_attempts, expires_at, used_at FROM one_time_codes \
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            let row: Option<StoredCode> = sqlx::query_as(
+                "SELECT id, code_hash, failed_attempts, expires_at, used_at FROM one_time_codes \
              WHERE user_id = ? AND purpose = 'activation'",
-        )
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(StoredCode {
-            id: code_id,
-            code_hash: hash,
-            failed_attempts: failed,
-            expires_at,
-            used_at,
-        }) = row
-        else {
-            return Ok(CodeAttempt::Rejected);
-        };
-        let now = Utc::now();
-        if used_at.is_some() {
-            return Ok(if matches(&hash) {
-                CodeAttempt::AlreadyUsed
-            } else {
-                CodeAttempt::Rejected
-            });
-        }
-        if failed >= i64::from(max_attempts) || parse_ts(&expires_at)? <= now {
-            return Ok(CodeAttempt::Rejected);
-        }
-        if !matches(&hash) {
-            sqlx::query(
-                "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE id = ?",
             )
-            .bind(&code_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(CodeAttempt::Rejected);
-        }
-        sqlx::query("UPDATE one_time_codes SET used_at = ? WHERE id = ?")
-            .bind(ts(now))
-            .bind(&code_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE users SET active = TRUE, updated_at = ? WHERE id = ?")
-            .bind(ts(now))
             .bind(user_id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(CodeAttempt::Accepted)
+            let Some(StoredCode {
+                id: code_id,
+                code_hash: hash,
+                failed_attempts: failed,
+                expires_at,
+                used_at,
+            }) = row
+            else {
+                return Ok(CodeAttempt::Rejected);
+            };
+            let now = Utc::now();
+            if used_at.is_some() {
+                return Ok(if matches(&hash) {
+                    CodeAttempt::AlreadyUsed
+                } else {
+                    CodeAttempt::Rejected
+                });
+            }
+            if failed >= i64::from(max_attempts) || parse_ts(&expires_at)? <= now {
+                return Ok(CodeAttempt::Rejected);
+            }
+            if !matches(&hash) {
+                sqlx::query(
+                    "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE id = ?",
+                )
+                .bind(&code_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(CodeAttempt::Rejected);
+            }
+            sqlx::query("UPDATE one_time_codes SET used_at = ? WHERE id = ?")
+                .bind(ts(now))
+                .bind(&code_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE users SET active = TRUE, updated_at = ? WHERE id = ?")
+                .bind(ts(now))
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(CodeAttempt::Accepted)
+        })
+        .await
     }
 
     /// Spends a password reset token: sets the new hash, revokes every
@@ -290,6 +297,7 @@ impl Store {
         new_hash: &str,
         notice: &OutgoingEmail,
     ) -> anyhow::Result<Option<String>> {
+        self.writing(async {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
         let user_id: Option<String> = sqlx::query_scalar(
@@ -315,6 +323,7 @@ impl Store {
         outbox::enqueue(&mut tx, Some(&user_id), notice).await?;
         tx.commit().await?;
         Ok(Some(user_id))
+        }).await
     }
 
     /// The owner of a live (unused, unexpired) password reset token.
@@ -335,12 +344,15 @@ impl Store {
 
     /// Stores a re-computed hash (argon2 parameters changed since it was made).
     pub async fn update_password_hash(&self, user_id: &str, new_hash: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-            .bind(new_hash)
-            .bind(user_id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writing(async {
+            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+                .bind(new_hash)
+                .bind(user_id)
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }
 

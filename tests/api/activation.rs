@@ -21,22 +21,6 @@ async fn signed_up(app: &TestApp, email: &str) -> String {
     app.code_from_mail(email, 1).await
 }
 
-/// Waits until every email queued so far has been delivered: the outbox
-/// delivers in order, so once a fresh address's verification email (queued
-/// last) has arrived, everything queued before it has arrived too.
-async fn drain_outbox(app: &TestApp, sentinel: &str) {
-    signed_up(app, sentinel).await;
-}
-
-/// How many emails were delivered to `email` (exact envelope address).
-fn mails_to(app: &TestApp, email: &str) -> usize {
-    app.mail
-        .messages()
-        .iter()
-        .filter(|m| m.to.iter().any(|t| t == email))
-        .count()
-}
-
 /// The body every refused code gets, taken from an address that does not exist.
 async fn invalid_code_body(app: &TestApp) -> Value {
     let resp = app.api.activate("nobody-here@example.com", "123456").await;
@@ -59,8 +43,7 @@ async fn the_emailed_code_activates_the_account_and_then_login_works() {
     let tokens = app.login("sam@example.com").await;
     assert_eq!(tokens["tokenType"], json!("Bearer"), "{tokens}");
     let me = expect_json(
-        app.get_auth("/users/me", &str_field(&tokens, "accessToken"))
-            .await,
+        app.api.me(&str_field(&tokens, "accessToken")).await,
         StatusCode::OK,
     )
     .await;
@@ -68,23 +51,50 @@ async fn the_emailed_code_activates_the_account_and_then_login_works() {
 }
 
 #[tokio::test]
-async fn a_wrong_code_is_refused_with_invalid_code_and_the_right_one_still_works() {
+async fn the_right_code_works_after_up_to_four_wrong_tries_and_never_after_five() {
     let app = spawn_app().await;
-    let code = signed_up(&app, "sam@example.com").await;
+    // (wrong tries, whether the right code still activates)
+    let cases = [(1, true), (4, true), (5, false)];
+    for (tries, still_works) in cases {
+        let case = format!("after {tries} wrong tries");
+        let email = format!("tries{tries}@example.com");
+        let code = signed_up(&app, &email).await;
+        for n in 1..=tries {
+            let answer = app.api.activate(&email, &wrong_code(&code, n)).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{case}: {}",
+                answer.text
+            );
+            answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
+        }
+        let answer = app.api.login(&email, PASSWORD).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{case}: {}",
+            answer.text
+        );
+        answer.expect_error(StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED");
 
-    let resp = app
-        .api
-        .activate("sam@example.com", &wrong_code(&code, 1))
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    let resp = app.api.login("sam@example.com", PASSWORD).await;
-    expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
-
-    expect_json(
-        app.api.activate("sam@example.com", &code).await,
-        StatusCode::OK,
-    )
-    .await;
+        let answer = app.api.activate(&email, &code).await;
+        if still_works {
+            assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.text);
+            app.api.login(&email, PASSWORD).await.expect(StatusCode::OK);
+        } else {
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{case}: {}",
+                answer.text
+            );
+            let refused = answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
+            assert_eq!(refused, invalid_code_body(&app).await, "{case}");
+            let answer = app.api.login(&email, PASSWORD).await;
+            answer.expect_error(StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED");
+        }
+    }
 }
 
 #[tokio::test]
@@ -100,43 +110,6 @@ async fn an_unknown_email_gets_the_same_answer_as_a_wrong_code() {
     let resp = app.api.activate("nobody@example.com", &code).await;
     let unknown = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(unknown, wrong);
-}
-
-#[tokio::test]
-async fn four_wrong_tries_still_leave_the_right_code_usable() {
-    let app = spawn_app().await;
-    let code = signed_up(&app, "sam@example.com").await;
-    for n in 1..=4 {
-        let resp = app
-            .api
-            .activate("sam@example.com", &wrong_code(&code, n))
-            .await;
-        expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    }
-    expect_json(
-        app.api.activate("sam@example.com", &code).await,
-        StatusCode::OK,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn after_five_wrong_tries_even_the_right_code_is_refused() {
-    let app = spawn_app().await;
-    let code = signed_up(&app, "sam@example.com").await;
-    for n in 1..=5 {
-        let resp = app
-            .api
-            .activate("sam@example.com", &wrong_code(&code, n))
-            .await;
-        expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    }
-
-    let resp = app.api.activate("sam@example.com", &code).await;
-    let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    assert_eq!(refused, invalid_code_body(&app).await);
-    let resp = app.api.login("sam@example.com", PASSWORD).await;
-    expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -295,14 +268,14 @@ async fn resend_answers_alike_for_unknown_active_and_pending_addresses_and_mails
     app.mail
         .wait_for_mail_to("pending@example.com", 2, WAIT)
         .await;
-    drain_outbox(&app, "sentinel@example.com").await;
-    assert_eq!(mails_to(&app, "unknown@example.com"), 0);
+    app.drain_outbox("sentinel@example.com").await;
+    assert_eq!(app.mail.mails_to("unknown@example.com").len(), 0);
     assert_eq!(
-        mails_to(&app, "active@example.com"),
+        app.mail.mails_to("active@example.com").len(),
         1,
         "only its first code"
     );
-    assert_eq!(mails_to(&app, "pending@example.com"), 2);
+    assert_eq!(app.mail.mails_to("pending@example.com").len(), 2);
 }
 
 #[tokio::test]

@@ -133,7 +133,7 @@ async fn admin_create_makes_an_active_admin_who_can_use_the_admin_api() {
         (json!("admin"), json!(true)),
         "{me}"
     );
-    expect_json(app.get_auth("/admin/users", &access).await, StatusCode::OK).await;
+    expect_json(app.api.list_accounts(&access, "").await, StatusCode::OK).await;
 }
 
 #[tokio::test]

@@ -201,7 +201,7 @@ async fn backup_copies_a_live_database_and_the_copy_serves_the_same_accounts() {
     let out = run(cmd).await;
     assert_ok(&out);
     assert!(out.stdout.contains("backup written"), "{}", out.stdout);
-    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    assert_eq!(app.api.health_ready().await.status(), StatusCode::OK);
     app.signup("after-the-backup@example.com").await;
 
     // Restore: a server started on the copy alone (no -wal beside it).

@@ -16,12 +16,7 @@ async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_one
     .await;
     let (access, _) = app.logged_in_user("ann@example.com").await;
     let ended = str_field(&app.login("ann@example.com").await, "accessToken");
-    expect_json(
-        app.request(reqwest::Method::POST, "/users/logout", None, Some(&ended))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_json(app.api.logout(&ended, None).await, StatusCode::OK).await;
 
     eventually(
         "the ended session and the sent email are deleted",
@@ -42,5 +37,5 @@ async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_one
         1,
         "the live session stays"
     );
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::header::USER_AGENT;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -13,15 +12,8 @@ use crate::support::*;
 
 /// Logs in with a `User-Agent`; returns (access, refresh).
 async fn login_from(app: &TestApp, email: &str, user_agent: &str) -> (String, String) {
-    let resp = app
-        .client
-        .post(format!("{}/users/login", app.address))
-        .header(USER_AGENT, user_agent)
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("request reaches the server");
-    let body = expect_json(resp, StatusCode::OK).await;
+    let answer = app.api.login_from(email, PASSWORD, user_agent).await;
+    let body = answer.expect(StatusCode::OK);
     (
         str_field(&body, "accessToken"),
         str_field(&body, "refreshToken"),
@@ -29,21 +21,12 @@ async fn login_from(app: &TestApp, email: &str, user_agent: &str) -> (String, St
 }
 
 async fn list_sessions(app: &TestApp, access: &str) -> Vec<Value> {
-    let body = expect_json(
-        app.get_auth("/users/me/sessions", access).await,
-        StatusCode::OK,
-    )
-    .await;
+    let body = expect_json(app.api.sessions(access).await, StatusCode::OK).await;
     assert_eq!(body["success"], json!(true), "{body}");
     body["sessions"]
         .as_array()
         .expect("sessions is an array")
         .clone()
-}
-
-async fn end_session(app: &TestApp, session_id: &str, access: &str) -> Response {
-    app.delete_auth(&format!("/users/me/sessions/{session_id}"), None, access)
-        .await
 }
 
 fn ids(sessions: &[Value]) -> Vec<String> {
@@ -94,7 +77,7 @@ async fn ending_another_session_stops_its_tokens_on_the_very_next_request() {
     let (stolen, stolen_refresh) = app.another_session("sam@example.com").await;
     app.me(&stolen).await;
 
-    let resp = end_session(&app, &session_id_of(&stolen), &mine).await;
+    let resp = app.api.revoke_session(&mine, &session_id_of(&stolen)).await;
 
     let body = expect_json(resp, StatusCode::OK).await;
     assert_eq!(body["success"], json!(true), "{body}");
@@ -112,7 +95,10 @@ async fn ending_the_current_session_logs_it_out() {
     let app = spawn_app().await;
     let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
 
-    let resp = end_session(&app, &session_id_of(&access), &access).await;
+    let resp = app
+        .api
+        .revoke_session(&access, &session_id_of(&access))
+        .await;
 
     expect_json(resp, StatusCode::OK).await;
     app.expect_token_refused(&access).await;
@@ -125,7 +111,7 @@ async fn an_unknown_foreign_or_ended_session_is_not_found() {
     let (mine, _) = app.logged_in_user("sam@example.com").await;
     let (ended, _) = app.another_session("sam@example.com").await;
     let (kims, _) = app.logged_in_user("kim@example.com").await;
-    expect_json(app.get_auth("/users/logout", &ended).await, StatusCode::OK).await;
+    expect_json(app.api.logout_get(&ended).await, StatusCode::OK).await;
 
     for session_id in [
         session_id_of(&kims),
@@ -133,7 +119,7 @@ async fn an_unknown_foreign_or_ended_session_is_not_found() {
         uuid::Uuid::now_v7().to_string(),
         "not-a-session".to_owned(),
     ] {
-        let resp = end_session(&app, &session_id, &mine).await;
+        let resp = app.api.revoke_session(&mine, &session_id).await;
         expect_error(resp, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     }
     // Kim's session was not touched.
@@ -145,12 +131,14 @@ async fn the_session_endpoints_need_a_live_session() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
     let sid = session_id_of(&access);
-    expect_json(app.get_auth("/users/logout", &access).await, StatusCode::OK).await;
+    expect_json(app.api.logout_get(&access).await, StatusCode::OK).await;
 
     for resp in [
-        app.get_auth("/users/me/sessions", &access).await,
-        app.get("/users/me/sessions").await,
-        end_session(&app, &sid, &access).await,
+        app.api.sessions(&access).await,
+        app.api
+            .send(reqwest::Method::GET, "/users/me/sessions", None, None)
+            .await,
+        app.api.revoke_session(&access, &sid).await,
     ] {
         expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     }

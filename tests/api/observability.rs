@@ -85,10 +85,7 @@ async fn the_metrics_page_counts_a_known_sequence_of_requests() {
         .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let access = str_field(&tokens, "accessToken");
-    assert_eq!(
-        app.get_auth("/users/me", &access).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.api.me(&access).await.status(), StatusCode::OK);
     assert_eq!(
         app.get("/users/me").await.status(),
         StatusCode::UNAUTHORIZED

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sesame::app::Application;
 use sesame::config::Config;
@@ -20,74 +20,36 @@ use crate::support::{CapturedMail, MailServer, find_six_digit_code};
 /// its own live mailbox, and these tests need SMTP down at start.
 struct Server {
     app: Application,
-    address: String,
-    client: reqwest::Client,
+    api: Api,
 }
 
 impl Server {
     async fn start(config: Config) -> Server {
         let app = Application::start(config).await.expect("app starts");
-        Server {
-            address: format!("http://127.0.0.1:{}", app.port()),
-            client: reqwest::Client::builder()
-                .timeout(WAIT)
-                .build()
-                .expect("client"),
-            app,
-        }
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Response {
-        self.client
-            .request(method, format!("{}{path}", self.address))
-            .json(&body)
-            .send()
-            .await
-            .expect("request reaches the server")
+        let api = Api::new(&format!("http://127.0.0.1:{}", app.port()));
+        Server { app, api }
     }
 
     /// Signs up with the test password; asserts the `201`.
     async fn signup(&self, email: &str) -> Value {
-        let body = json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD});
-        let resp = self
-            .send(reqwest::Method::POST, "/users/signup", body)
-            .await;
-        expect_json(resp, StatusCode::CREATED).await
+        let answer = self.api.signup(&Signup::new(email)).await;
+        answer.expect(StatusCode::CREATED)
     }
 
     /// Activates with a code, then proves it by logging in.
     async fn activate_and_log_in(&self, email: &str, code: &str) {
-        let resp = self
-            .send(
-                reqwest::Method::PATCH,
-                "/users/activate",
-                json!({"email": email, "code": code}),
-            )
-            .await;
-        expect_json(resp, StatusCode::OK).await;
-        let resp = self
-            .send(
-                reqwest::Method::POST,
-                "/users/login",
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-        let tokens = expect_json(resp, StatusCode::OK).await;
+        self.api.activate(email, code).await.expect(StatusCode::OK);
+        let tokens = self.api.login(email, PASSWORD).await.expect(StatusCode::OK);
         assert!(tokens["accessToken"].is_string(), "{tokens}");
     }
 
     /// The samples of `GET /metrics`.
     async fn metrics(&self) -> std::collections::HashMap<String, f64> {
         let page = self
-            .client
-            .get(format!("{}/metrics", self.address))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("body");
-        crate::observability::samples(&page)
+            .api
+            .send(reqwest::Method::GET, "/metrics", None, None)
+            .await;
+        crate::observability::samples(&page.text)
     }
 
     /// Stops gracefully: in-flight requests and the email being sent finish,

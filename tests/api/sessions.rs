@@ -2,28 +2,11 @@
 //! access token, what an unauthenticated call gets, and logging out.
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::header::{AUTHORIZATION, CACHE_CONTROL};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-/// Asserts a `401 UNAUTHORIZED` in the contract's shape, with its `WWW-Authenticate: Bearer`.
-async fn expect_unauthorized(resp: Response) -> Value {
-    let challenge = resp
-        .headers()
-        .get(WWW_AUTHENTICATE)
-        .map(|v| v.to_str().expect("ASCII header").to_owned());
-    let body = expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
-    assert_eq!(challenge.as_deref(), Some("Bearer"), "{body}");
-    body
-}
-
-/// `POST /users/logout` with an optional JSON body.
-async fn logout_post(app: &TestApp, body: Option<Value>, token: &str) -> Response {
-    app.request(Method::POST, "/users/logout", body.as_ref(), Some(token))
-        .await
-}
 
 fn rfc3339_utc(value: &Value, field: &str) -> DateTime<Utc> {
     let text = value[field]
@@ -64,7 +47,7 @@ async fn login_answers_a_bearer_token_pair_that_is_never_cached() {
         Some("no-store")
     );
     // The pair is real: the access token opens the profile.
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
@@ -110,7 +93,7 @@ async fn the_profile_shows_every_field_of_the_contract() {
     expect_json(activated, StatusCode::OK).await;
     let access = str_field(&app.login("sam@example.com").await, "accessToken");
 
-    let me = expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    let me = expect_json(app.api.me(&access).await, StatusCode::OK).await;
 
     assert_eq!(me["success"], json!(true), "{me}");
     let user = &me["user"];
@@ -147,15 +130,15 @@ async fn the_profile_shows_every_field_of_the_contract() {
 async fn the_profile_without_a_token_is_unauthorized() {
     let app = spawn_app().await;
 
-    expect_unauthorized(app.get("/users/me").await).await;
+    expect_401(app.get("/users/me").await, "UNAUTHORIZED").await;
 }
 
 #[tokio::test]
 async fn the_profile_with_a_garbage_token_is_unauthorized() {
     let app = spawn_app().await;
 
-    expect_unauthorized(app.get_auth("/users/me", "not-a-jwt").await).await;
-    expect_unauthorized(app.get_auth("/users/me", "a.b.c").await).await;
+    expect_401(app.api.me("not-a-jwt").await, "UNAUTHORIZED").await;
+    expect_401(app.api.me("a.b.c").await, "UNAUTHORIZED").await;
 }
 
 #[tokio::test]
@@ -171,21 +154,21 @@ async fn the_profile_with_a_token_lacking_the_bearer_prefix_is_unauthorized() {
         .await
         .expect("request reaches the server");
 
-    expect_unauthorized(resp).await;
+    expect_401(resp, "UNAUTHORIZED").await;
     // The same token with the prefix works, so the prefix was what mattered.
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
 async fn get_logout_ends_the_session_at_once() {
     let app = spawn_app().await;
     let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 
-    let body = expect_json(app.get_auth("/users/logout", &access).await, StatusCode::OK).await;
+    let body = expect_json(app.api.logout_get(&access).await, StatusCode::OK).await;
 
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
+    expect_401(app.api.me(&access).await, "UNAUTHORIZED").await;
     app.expect_refresh_refused(&refresh_token).await;
 }
 
@@ -194,10 +177,10 @@ async fn post_logout_without_a_body_ends_the_current_session() {
     let app = spawn_app().await;
     let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
 
-    let body = expect_json(logout_post(&app, None, &access).await, StatusCode::OK).await;
+    let body = expect_json(app.api.logout(&access, None).await, StatusCode::OK).await;
 
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
+    expect_401(app.api.me(&access).await, "UNAUTHORIZED").await;
     app.expect_refresh_refused(&refresh_token).await;
 }
 
@@ -212,15 +195,22 @@ async fn post_logout_with_an_empty_object_ends_only_the_current_session() {
     );
 
     let body = expect_json(
-        logout_post(&app, Some(json!({})), &first).await,
+        app.api
+            .send(
+                Method::POST,
+                "/users/logout",
+                Some(&json!({})),
+                Some(&first),
+            )
+            .await,
         StatusCode::OK,
     )
     .await;
 
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_unauthorized(app.get_auth("/users/me", &first).await).await;
+    expect_401(app.api.me(&first).await, "UNAUTHORIZED").await;
     app.expect_refresh_refused(&first_refresh).await;
-    expect_json(app.get_auth("/users/me", &second).await, StatusCode::OK).await;
+    expect_json(app.api.me(&second).await, StatusCode::OK).await;
     expect_json(app.api.refresh(&second_refresh).await, StatusCode::OK).await;
 }
 
@@ -236,20 +226,16 @@ async fn post_logout_with_all_ends_every_session_of_the_user() {
     // Another user's session is not touched.
     let (other, _) = app.logged_in_user("kim@example.com").await;
 
-    let body = expect_json(
-        logout_post(&app, Some(json!({"all": true})), &first).await,
-        StatusCode::OK,
-    )
-    .await;
+    let body = expect_json(app.api.logout(&first, Some(true)).await, StatusCode::OK).await;
 
     assert_eq!(body["success"], json!(true), "{body}");
     for access in [&first, &second] {
-        expect_unauthorized(app.get_auth("/users/me", access).await).await;
+        expect_401(app.api.me(access).await, "UNAUTHORIZED").await;
     }
     for refresh_token in [&first_refresh, &second_refresh] {
         app.expect_refresh_refused(refresh_token).await;
     }
-    expect_json(app.get_auth("/users/me", &other).await, StatusCode::OK).await;
+    expect_json(app.api.me(&other).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
@@ -258,24 +244,21 @@ async fn post_logout_with_all_false_ends_only_the_current_session() {
     let (first, _) = app.logged_in_user("sam@example.com").await;
     let second = str_field(&app.login("sam@example.com").await, "accessToken");
 
-    expect_json(
-        logout_post(&app, Some(json!({"all": false})), &first).await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_json(app.api.logout(&first, Some(false)).await, StatusCode::OK).await;
 
-    expect_unauthorized(app.get_auth("/users/me", &first).await).await;
-    expect_json(app.get_auth("/users/me", &second).await, StatusCode::OK).await;
+    expect_401(app.api.me(&first).await, "UNAUTHORIZED").await;
+    expect_json(app.api.me(&second).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
 async fn logout_without_a_token_is_unauthorized() {
     let app = spawn_app().await;
 
-    expect_unauthorized(app.get("/users/logout").await).await;
-    expect_unauthorized(
+    expect_401(app.get("/users/logout").await, "UNAUTHORIZED").await;
+    expect_401(
         app.request(Method::POST, "/users/logout", Some(&json!({})), None)
             .await,
+        "UNAUTHORIZED",
     )
     .await;
 }
@@ -306,10 +289,10 @@ async fn a_disabled_account_is_told_so_only_with_the_right_password() {
 async fn disabling_an_account_stops_its_existing_tokens() {
     let app = spawn_app().await;
     let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 
     disable_in_database(&app, "sam@example.com").await;
 
-    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
+    expect_401(app.api.me(&access).await, "UNAUTHORIZED").await;
     app.expect_refresh_refused(&refresh_token).await;
 }

@@ -128,7 +128,8 @@ impl TestApp {
         start(config, self.mail.clone(), self.dir.clone()).await
     }
 
-    /// Sends a request with an optional JSON body and bearer token.
+    /// Sends a request with an optional JSON body and bearer token; the
+    /// raw response, for tests of headers and transport.
     pub async fn request(
         &self,
         method: Method,
@@ -136,16 +137,7 @@ impl TestApp {
         body: Option<&Value>,
         token: Option<&str>,
     ) -> Response {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.address, path));
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.expect("request reaches the server")
+        self.api.send_raw(method, path, body, token).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
@@ -199,6 +191,16 @@ impl TestApp {
         self.api.login(email, PASSWORD).await.expect(StatusCode::OK)
     }
 
+    /// Waits until every email queued so far has been delivered: the outbox
+    /// delivers in order, so once a fresh address's verification email
+    /// (queued last) has arrived, everything queued before it has too.
+    pub async fn drain_outbox(&self, sentinel: &str) {
+        let answer = self.signup(sentinel).await;
+        let sent = answer.status.is_success();
+        assert!(sent, "sentinel signup failed: {}", answer.text);
+        self.mail.wait_for_mail_to(sentinel, 1, WAIT).await;
+    }
+
     /// An activated, logged-in user: (access token, refresh token).
     pub async fn logged_in_user(&self, email: &str) -> (String, String) {
         self.activated_user(email).await;
@@ -218,6 +220,16 @@ pub async fn expect_json(resp: impl IntoAnswer, status: StatusCode) -> Value {
 /// Asserts an error answer in the contract's shape, with its status and code.
 pub async fn expect_error(resp: impl IntoAnswer, status: StatusCode, code: &str) -> Value {
     resp.into_answer().await.expect_error(status, code)
+}
+
+/// Asserts a `401` with `code` that challenges the client to bring a
+/// bearer token (`WWW-Authenticate: Bearer`).
+pub async fn expect_401(resp: impl IntoAnswer, code: &str) -> Value {
+    let answer = resp.into_answer().await;
+    let challenge = answer.header("www-authenticate").map(str::to_owned);
+    let body = answer.expect_error(StatusCode::UNAUTHORIZED, code);
+    assert_eq!(challenge.as_deref(), Some("Bearer"), "{body}");
+    body
 }
 
 /// A string field of a JSON body.

@@ -181,6 +181,17 @@ impl Api {
         body: Option<&Value>,
         token: Option<&str>,
     ) -> Answer {
+        Answer::read(self.send_raw(method, path, body, token).await).await
+    }
+
+    /// [`Api::send`], leaving the response unread.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Response {
         let mut req = self.http.request(method, format!("{}{path}", self.address));
         if let Some(body) = body {
             req = req.json(body);
@@ -188,7 +199,7 @@ impl Api {
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
-        Answer::read(req.send().await.expect("request reaches the server")).await
+        req.send().await.expect("request reaches the server")
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> Answer {
@@ -244,6 +255,16 @@ impl Api {
         let body = json!({"email": email, "password": password});
         self.send(Method::POST, "/users/login", Some(&body), None)
             .await
+    }
+
+    /// `POST /users/login` from a browser that names itself (`User-Agent`).
+    pub async fn login_from(&self, email: &str, password: &str, user_agent: &str) -> Answer {
+        let body = json!({"email": email, "password": password});
+        let req = self.http.post(format!("{}/users/login", self.address));
+        let req = req
+            .header(reqwest::header::USER_AGENT, user_agent)
+            .json(&body);
+        Answer::read(req.send().await.expect("request reaches the server")).await
     }
 
     /// `POST /users/token/refresh`

@@ -46,17 +46,9 @@ impl TestDb {
         T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + Send + Unpin,
         (T,): for<'r> sqlx::FromRow<'r, SqliteRow>,
     {
-        let mut conn = self.open().await;
-        let mut query = sqlx::query_scalar(sql);
-        for value in binds {
-            query = query.bind(*value);
-        }
-        let value = query
-            .fetch_one(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        conn.close().await.expect("close the test database");
-        value
+        let mut rows = self.column(sql, binds).await;
+        assert_eq!(rows.len(), 1, "{sql} selects one row");
+        rows.remove(0)
     }
 
     /// The first column of every row a query selects.
@@ -70,12 +62,9 @@ impl TestDb {
         for value in binds {
             query = query.bind(*value);
         }
-        let values = query
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let values = query.fetch_all(&mut conn).await;
         conn.close().await.expect("close the test database");
-        values
+        values.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Runs a `SELECT COUNT(*) ...`.

@@ -12,6 +12,6 @@ pub mod process;
 
 pub use accounts::session_id_of;
 pub use app::*;
-pub use client::{Answer, IntoAnswer, Signup};
+pub use client::{Answer, Api, IntoAnswer, Signup};
 pub use database::TestDb;
 pub use mailbox::{CapturedMail, MailServer, find_query_param, find_six_digit_code};
