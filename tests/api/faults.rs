@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::process::{Server, db_file, sesame};
-use crate::support::{MailServer, PASSWORD, WAIT, eventually, find_six_digit_code};
+use crate::support::process::{Server, sesame};
+use crate::support::{
+    Answer, Api, MailServer, PASSWORD, Signup, TestDb, WAIT, eventually, str_field,
+};
 
 /// The log line that starts a fault, and the one that ends it.
 pub const FAULT_LOG: &str = "the database cannot take writes";
@@ -112,114 +113,38 @@ pub async fn serve(dir: &Path, mail: &MailServer, env: &[(&str, &str)]) -> Serve
     Server::start(cmd).await
 }
 
-/// A client with the tests' generous timeout.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(WAIT)
-        .build()
-        .expect("client")
-}
-
-/// What a request was answered: status, `Retry-After`, body.
-pub struct Answer {
-    pub status: StatusCode,
-    pub retry_after: Option<String>,
-    pub body: Value,
-}
-
-/// Sends a JSON request; `None` if no whole answer came back.
-pub async fn send(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-    token: Option<&str>,
-) -> Option<Answer> {
-    let mut req = client.request(method, url);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let resp = req.send().await.ok()?;
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let bytes = resp.bytes().await.ok()?;
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Some(Answer {
-        status,
-        retry_after,
-        body,
-    })
-}
-
-/// Signs `email` up; the answer.
-pub async fn signup(client: &reqwest::Client, base: &str, email: &str) -> Option<Answer> {
-    let body = json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD});
-    send(
-        client,
-        reqwest::Method::POST,
-        format!("{base}/users/signup"),
-        Some(body),
-        None,
-    )
-    .await
-}
-
 /// Whether the running server knows `email` (signed up, not yet verified):
 /// the right password answers `403 EMAIL_NOT_VERIFIED`, an unknown address `401`.
-pub async fn knows_unverified(client: &reqwest::Client, base: &str, email: &str) -> bool {
-    let answer = send(
-        client,
-        reqwest::Method::POST,
-        format!("{base}/users/login"),
-        Some(json!({"email": email, "password": PASSWORD})),
-        None,
-    )
-    .await
-    .expect("login answers");
+pub async fn knows_unverified(api: &Api, email: &str) -> bool {
+    let answer = api.login(email, PASSWORD).await;
     match answer.status {
         StatusCode::FORBIDDEN => true,
         StatusCode::UNAUTHORIZED => false,
-        other => panic!("login of {email} answered {other}: {}", answer.body),
+        other => panic!("login of {email} answered {other}: {}", answer.text),
     }
 }
 
 /// Asserts a refused write has the contract's shape for a storage fault.
 pub fn assert_storage_unavailable(answer: &Answer, what: &str) {
+    let body = &answer.body;
     assert_eq!(
         answer.status,
         StatusCode::SERVICE_UNAVAILABLE,
         "{what}: {}",
-        answer.body
+        answer.text
     );
-    assert_eq!(answer.body["error"], true, "{what}: {}", answer.body);
-    assert_eq!(
-        answer.body["code"], "STORAGE_UNAVAILABLE",
-        "{what}: {}",
-        answer.body
-    );
+    assert_eq!(body["error"], true, "{what}: {body}");
+    assert_eq!(body["code"], "STORAGE_UNAVAILABLE", "{what}: {body}");
     let retry: u64 = answer
-        .retry_after
-        .as_deref()
+        .header("retry-after")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{what}: a 503 carries Retry-After in seconds"));
     assert!(retry >= 1, "{what}: Retry-After {retry}");
 }
 
 /// `/health/ready`'s status.
-pub async fn ready(client: &reqwest::Client, base: &str) -> StatusCode {
-    client
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .expect("readiness answers")
-        .status()
+pub async fn ready(api: &Api) -> StatusCode {
+    api.health_ready().await.status
 }
 
 /// How many log lines carry `message`.
@@ -232,47 +157,21 @@ pub fn count_log(server: &Server, message: &str) -> usize {
 }
 
 /// Signs up, activates with the emailed code and logs in; the access token.
-pub async fn active_user(
-    client: &reqwest::Client,
-    base: &str,
-    mail: &MailServer,
-    email: &str,
-) -> String {
-    let answer = signup(client, base, email).await.expect("signup answers");
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-    let message = mail.wait_for_mail_to(email, 1, WAIT).await;
-    let code = find_six_digit_code(&message.text_body()).expect("a code");
-    let answer = send(
-        client,
-        reqwest::Method::PATCH,
-        format!("{base}/users/activate"),
-        Some(json!({"email": email, "code": code})),
-        None,
-    )
-    .await
-    .expect("activate answers");
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let answer = send(
-        client,
-        reqwest::Method::POST,
-        format!("{base}/users/login"),
-        Some(json!({"email": email, "password": PASSWORD})),
-        None,
-    )
-    .await
-    .expect("login answers");
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    answer.body["accessToken"]
-        .as_str()
-        .expect("an access token")
-        .to_owned()
+pub async fn active_user(api: &Api, mail: &MailServer, email: &str) -> String {
+    api.signup(&Signup::new(email))
+        .await
+        .expect(StatusCode::CREATED);
+    let code = mail.wait_for_mail_to(email, 1, WAIT).await.code();
+    api.activate(email, &code).await.expect(StatusCode::OK);
+    let tokens = api.login(email, PASSWORD).await.expect(StatusCode::OK);
+    str_field(&tokens, "accessToken")
 }
 
 /// `PRAGMA integrity_check` of the database file (server stopped).
-pub fn integrity(dir: &Path) -> String {
-    let conn = rusqlite::Connection::open(db_file(dir)).expect("open the database");
-    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity check")
+pub async fn integrity(dir: &Path) -> String {
+    TestDb::in_dir(dir)
+        .scalar("PRAGMA integrity_check", &[])
+        .await
 }
 
 /// Stops the server with SIGTERM, as an operator would, and waits.
@@ -286,16 +185,11 @@ pub async fn stop(server: &mut Server) {
     );
 }
 
-/// Asserts every address in `acknowledged` is known to the server at `base`.
-pub async fn assert_all_known(
-    client: &reqwest::Client,
-    base: &str,
-    acknowledged: &[String],
-    when: &str,
-) {
+/// Asserts every address in `acknowledged` is known to the server `api` talks to.
+pub async fn assert_all_known(api: &Api, acknowledged: &[String], when: &str) {
     let mut missing = Vec::new();
     for email in acknowledged {
-        if !knows_unverified(client, base, email).await {
+        if !knows_unverified(api, email).await {
             missing.push(email.clone());
         }
     }
@@ -312,22 +206,22 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_signup_and_recovers_by_it
     let disk = Tmpfs::mount("8m");
     let mail = MailServer::start().await;
     let mut server = serve(disk.path(), &mail, &[]).await;
-    let (client, base) = (client(), server.address.clone());
-    let token = active_user(&client, &base, &mail, "reader@example.com").await;
+    let api = Api::new(&server.address);
+    let token = active_user(&api, &mail, "reader@example.com").await;
 
     let mut acknowledged = Vec::new();
     let mut refused = 0;
     for i in 0..10 {
         let email = format!("before-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
-        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        let answer = api.signup(&Signup::new(&email)).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
         acknowledged.push(email);
     }
 
     let filler = disk.fill();
     for i in 0..40 {
         let email = format!("full-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = api.signup(&Signup::new(&email)).await;
         match answer.status {
             StatusCode::CREATED => acknowledged.push(email),
             _ => {
@@ -337,43 +231,36 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_signup_and_recovers_by_it
         }
     }
     assert!(refused > 0, "a full disk refuses signups");
-    assert_eq!(ready(&client, &base).await, StatusCode::SERVICE_UNAVAILABLE);
-    let me = send(
-        &client,
-        reqwest::Method::GET,
-        format!("{base}/users/me"),
-        None,
-        Some(&token),
-    )
-    .await
-    .expect("answer");
-    assert_eq!(me.status, StatusCode::OK, "reads keep working: {}", me.body);
-    assert_all_known(&client, &base, &acknowledged, "on the full disk").await;
+    assert_eq!(ready(&api).await, StatusCode::SERVICE_UNAVAILABLE);
+    let me = api.me(&token).await;
+    assert_eq!(me.status, StatusCode::OK, "reads keep working: {}", me.text);
+    assert_all_known(&api, &acknowledged, "on the full disk").await;
     assert_eq!(count_log(&server, FAULT_LOG), 1, "{}", server.output());
 
     std::fs::remove_file(filler).expect("free the space");
     eventually("readiness once space is free", || async {
-        (ready(&client, &base).await == StatusCode::OK).then_some(())
+        (ready(&api).await == StatusCode::OK).then_some(())
     })
     .await;
     for i in 0..10 {
         let email = format!("after-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = api.signup(&Signup::new(&email)).await;
         assert_eq!(
             answer.status,
             StatusCode::CREATED,
             "writes work again without a restart: {}",
-            answer.body
+            answer.text
         );
         acknowledged.push(email);
     }
-    assert_all_known(&client, &base, &acknowledged, "after the fault").await;
+    assert_all_known(&api, &acknowledged, "after the fault").await;
     assert_eq!(count_log(&server, FAULT_LOG), 1, "{}", server.output());
     assert_eq!(count_log(&server, RECOVERED_LOG), 1, "{}", server.output());
 
     stop(&mut server).await;
-    assert_eq!(integrity(disk.path()), "ok");
+    assert_eq!(integrity(disk.path()).await, "ok");
     let mut server = serve(disk.path(), &mail, &[]).await;
-    assert_all_known(&client, &server.address, &acknowledged, "after a restart").await;
+    let api = Api::new(&server.address);
+    assert_all_known(&api, &acknowledged, "after a restart").await;
     stop(&mut server).await;
 }
