@@ -199,14 +199,19 @@ impl WriteHealth {
         self.state().fault.map(|(fault, _, _)| fault)
     }
 
-    /// Notes a write that failed with `fault`: the first one (or a change
-    /// of kind) is logged, later ones only counted. Starts the probe that
+    /// Notes a write that failed with `fault`: the first one is logged,
+    /// later ones only counted until a write commits again. Starts the probe that
     /// notices when writes work again.
     pub fn failed(self: &Arc<Self>, fault: Fault, err: &str, writer: &SqlitePool) {
         let mut state = self.state();
         match &mut state.fault {
-            Some((known, _, refused)) if *known == fault => *refused += 1,
-            _ => {
+            // Logged when it began; the kind may change on the way (an
+            // I/O error, then a reopened file that is read-only).
+            Some((known, _, refused)) => {
+                *known = fault;
+                *refused += 1;
+            }
+            None => {
                 tracing::error!(
                     fault = ?fault,
                     error = %err,

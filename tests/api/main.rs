@@ -7,6 +7,7 @@ mod account;
 mod activation;
 mod admin;
 mod admin_cli;
+mod chaos;
 mod cli;
 mod clients;
 mod crash;
