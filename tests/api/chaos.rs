@@ -249,7 +249,7 @@ async fn under_mixed_load_a_disk_that_fills_twice_loses_no_acknowledged_write() 
             );
         }
         for refresh in &me.ended {
-            let answer = http.refresh(&refresh).await;
+            let answer = http.refresh(refresh).await;
             assert_eq!(
                 answer.status,
                 StatusCode::UNAUTHORIZED,
