@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod crash;
 mod faults;
+mod hardening_edge;
 mod headers;
 mod health;
 mod hostile;
