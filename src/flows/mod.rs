@@ -4,7 +4,9 @@
 pub mod admin;
 pub mod email_change;
 pub mod password_check;
+pub mod password_reset;
 pub mod profile;
+pub mod refusal;
 pub mod sessions;
 pub mod signing;
 pub mod signup;

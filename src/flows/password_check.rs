@@ -15,8 +15,9 @@
 use chrono::Utc;
 use ipnet::IpNet;
 
+use super::refusal::{FlowResult, Refusal};
+use crate::domain::email::EmailAddress;
 use crate::domain::password::Verdict;
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::lockout::{CheckAdmission, LoginLimits, LoginSubject, Settled};
@@ -32,7 +33,7 @@ pub struct PasswordCheck<'a> {
     pub stored: Option<&'a str>,
     /// The address to tell when the account gets locked everywhere; `None`
     /// for an unknown address or a disabled account.
-    pub owner: Option<&'a str>,
+    pub owner: Option<&'a EmailAddress>,
     /// Whether a right password counts as a success (clearing the count).
     /// `false` where a right password must answer like a wrong one.
     pub right_counts: bool,
@@ -44,7 +45,7 @@ pub async fn check_password(
     state: &AppState,
     check: PasswordCheck<'_>,
     password: &str,
-) -> ApiResult<Verdict> {
+) -> FlowResult<Verdict> {
     let network = check.network.to_string();
     let limits = LoginLimits {
         per_network: state.config.login_max_failures,
@@ -66,7 +67,7 @@ pub async fn check_password(
                 .store
                 .settle_password_check(check.subject, &network, counted, Settled::NotChecked, None)
                 .await?;
-            return Err(busy.into());
+            return Err(anyhow::Error::from(busy).into());
         }
     };
     let verdict = state
@@ -94,16 +95,13 @@ pub async fn check_password(
     Ok(verdict)
 }
 
-/// `429 ACCOUNT_LOCKED` with the wait in `Retry-After`.
-fn locked(until: chrono::DateTime<Utc>) -> ApiError {
+/// The refusal of a locked account, with the wait in whole seconds.
+fn locked(until: chrono::DateTime<Utc>) -> Refusal {
     // Rounded up: a client that waits as long as told must get in.
     let millis = (until - Utc::now()).num_milliseconds().max(1) as u64;
-    let wait = millis.div_ceil(1000);
-    ApiError::new(
-        ErrorCode::AccountLocked,
-        "Too many failed logins: this account is locked for a while. Reset the password to unlock it now.",
-    )
-    .with_retry_after(wait)
+    Refusal::AccountLocked {
+        retry_after_secs: millis.div_ceil(1000),
+    }
 }
 
 /// The key failed logins to an address without an account are counted

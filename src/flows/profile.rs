@@ -4,12 +4,12 @@
 use ipnet::IpNet;
 
 use super::password_check::{PasswordCheck, check_password};
+use super::refusal::{FlowResult, Refusal};
 use super::sessions::Principal;
-use super::signup::{MAX_NAME_LEN, sanitize_name};
-use crate::domain::email::EmailAddress;
+use crate::domain::name::{MAX_NAME_LEN, sanitize_name};
 use crate::domain::password::{NewPassword, Verdict};
+use crate::domain::referral::Referred;
 use crate::domain::user::User;
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
@@ -29,7 +29,7 @@ pub async fn update(
     state: &AppState,
     principal: &Principal,
     name: NameChange<'_>,
-) -> ApiResult<User> {
+) -> FlowResult<User> {
     let name = match name {
         NameChange::Keep => return Ok(principal.user.clone()),
         NameChange::Clear => None,
@@ -39,7 +39,7 @@ pub async fn update(
         .as_ref()
         .is_some_and(|n| n.chars().count() > MAX_NAME_LEN)
     {
-        return Err(ApiError::invalid_field(
+        return Err(Refusal::invalid_field(
             "name",
             format!("must be at most {MAX_NAME_LEN} characters"),
         ));
@@ -49,7 +49,7 @@ pub async fn update(
         .update_name(principal.user_id(), name.as_deref())
         .await?
     {
-        return Err(ApiError::unauthorized());
+        return Err(Refusal::NotAuthenticated);
     }
     current_user(state, principal).await
 }
@@ -64,18 +64,16 @@ pub async fn change_password(
     current: &str,
     new_password: &str,
     confirm: &str,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let user = &principal.user;
     if new_password != confirm {
-        return Err(ApiError::invalid_field(
+        return Err(Refusal::invalid_field(
             "confirmPassword",
             "must match newPassword",
         ));
     }
-    let email = EmailAddress::parse(&user.email)
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("stored email does not parse")))?;
-    let password = NewPassword::parse(new_password, &email)
-        .map_err(|problem| ApiError::invalid_field("newPassword", problem))?;
+    let password = NewPassword::parse(new_password, &user.email)
+        .map_err(|problem| Refusal::invalid_field("newPassword", problem))?;
     confirm_password(state, user, network, current).await?;
     let hash = state.hasher.hash(&password).await?;
     let notice = notices::password_changed(&state.config.app_url, &user.email);
@@ -94,7 +92,7 @@ pub async fn delete(
     principal: &Principal,
     network: IpNet,
     password: &str,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let user = &principal.user;
     confirm_password(state, user, network, password).await?;
     state.store.delete_user(&user.id).await?;
@@ -102,27 +100,27 @@ pub async fn delete(
 }
 
 /// The caller's account; `401` if it vanished since the token was checked.
-pub(super) async fn current_user(state: &AppState, principal: &Principal) -> ApiResult<User> {
+pub(super) async fn current_user(state: &AppState, principal: &Principal) -> FlowResult<User> {
     state
         .store
         .user_by_id(principal.user_id())
         .await?
-        .ok_or_else(ApiError::unauthorized)
+        .ok_or(Refusal::NotAuthenticated)
 }
 
-/// `401 INVALID_CREDENTIALS` unless `password` is the user's password.
+/// [`Refusal::WrongPassword`] unless `password` is the user's password.
 ///
 /// Checked like a login (see [`check_password`]): a wrong password here
 /// counts towards the account's lockout for the caller's network, and a
-/// locked account is answered `429 ACCOUNT_LOCKED` before any hash runs: a
-/// stolen access token must not buy unlimited guesses at the password, and
-/// an account's owner cannot make the server hash without bound.
+/// locked account is refused before any hash runs: a stolen access token
+/// must not buy unlimited guesses at the password, and an account's owner
+/// cannot make the server hash without bound.
 pub(super) async fn confirm_password(
     state: &AppState,
     user: &User,
     network: IpNet,
     password: &str,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let check = PasswordCheck {
         subject: LoginSubject::Account(&user.id),
         network,
@@ -132,9 +130,16 @@ pub(super) async fn confirm_password(
     };
     match check_password(state, check, password).await? {
         Verdict::Correct | Verdict::CorrectNeedsRehash => Ok(()),
-        Verdict::Wrong => Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "Password is incorrect",
-        )),
+        Verdict::Wrong => Err(Refusal::WrongPassword),
     }
+}
+
+/// A page of the accounts a user referred, with their total.
+pub async fn referred(
+    state: &AppState,
+    user_id: &str,
+    limit: u32,
+    offset: u32,
+) -> FlowResult<(Vec<Referred>, u64)> {
+    Ok(state.store.referred_by(user_id, limit, offset).await?)
 }

@@ -140,9 +140,6 @@ impl ApiError {
         Self::new(ErrorCode::Unauthorized, "Missing or invalid access token")
     }
 
-    /// `500`; the cause is logged, the client sees a generic message. A
-    /// fault of the storage is `503 STORAGE_UNAVAILABLE` with `Retry-After`
-    /// instead: the store logs it once, not once per request.
     /// `503 BUSY`: the password hashing queue is full; the client may
     /// retry in a second (the queue holds about a second of work).
     pub fn busy() -> Self {
@@ -153,8 +150,13 @@ impl ApiError {
         .with_retry_after(1)
     }
 
-    /// `500`; the cause is logged, the client sees a generic message.
+    /// `500`; the cause is logged, the client sees a generic message. A
+    /// fault of the storage is `503 STORAGE_UNAVAILABLE` with `Retry-After`
+    /// instead: the store logs it once, not once per request.
     pub fn internal(cause: anyhow::Error) -> Self {
+        if cause.downcast_ref::<Busy>().is_some() {
+            return Self::busy();
+        }
         if crate::store::fault::fault_of(&cause).is_some() {
             tracing::debug!(
                 error = format!("{cause:#}"),
@@ -285,22 +287,7 @@ impl std::error::Error for ApiError {}
 
 impl From<anyhow::Error> for ApiError {
     fn from(cause: anyhow::Error) -> Self {
-        if cause.downcast_ref::<Busy>().is_some() {
-            return Self::busy();
-        }
         Self::internal(cause)
-    }
-}
-
-impl From<Busy> for ApiError {
-    fn from(_: Busy) -> Self {
-        Self::busy()
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(cause: sqlx::Error) -> Self {
-        Self::internal(cause.into())
     }
 }
 
@@ -346,6 +333,12 @@ macro_rules! error_responses {
 
         impl From<$crate::http::error::ApiError> for $name {
             fn from(err: $crate::http::error::ApiError) -> Self { $name(err) }
+        }
+
+        impl From<$crate::flows::refusal::Refusal> for $name {
+            fn from(refusal: $crate::flows::refusal::Refusal) -> Self {
+                $name($crate::http::error::ApiError::from(refusal))
+            }
         }
 
         impl From<$name> for poem::Error {
