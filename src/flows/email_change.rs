@@ -6,12 +6,12 @@
 use chrono::Utc;
 
 use super::profile::{confirm_password, current_user};
+use super::refusal::{FlowResult, Refusal};
 use super::sessions::Principal;
 use crate::domain::MAX_CODE_ATTEMPTS;
 use crate::domain::codes::{VerificationCode, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::user::User;
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::account::{EmailChangeAttempt, NewEmailChange};
@@ -29,36 +29,29 @@ pub async fn request(
     principal: &Principal,
     password: &str,
     new_email: &str,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let new_email =
-        EmailAddress::parse(new_email).map_err(|p| ApiError::invalid_field("newEmail", p))?;
+        EmailAddress::parse(new_email).map_err(|p| Refusal::invalid_field("newEmail", p))?;
     let user = &principal.user;
-    if new_email.as_str() == user.email {
-        return Err(ApiError::invalid_field(
+    if new_email == user.email {
+        return Err(Refusal::invalid_field(
             "newEmail",
             "is already the address of your account",
         ));
     }
     confirm_password(state, user, password).await?;
-    if state
-        .store
-        .user_by_email(new_email.as_str())
-        .await?
-        .is_some()
-    {
+    if state.store.user_by_email(&new_email).await?.is_some() {
         if state.config.signup_conceals_existing {
             return Ok(());
         }
-        return Err(email_in_use());
+        return Err(Refusal::EmailInUse);
     }
     let code = VerificationCode::generate();
     let code_hash = code.hash_for_email_change(&user.id);
-    let code_email =
-        notices::email_change_code(new_email.as_str(), code.expose(), state.config.code_ttl);
-    let notice =
-        notices::email_change_requested(&state.config.app_url, &user.email, new_email.as_str());
+    let code_email = notices::email_change_code(&new_email, code.expose(), state.config.code_ttl);
+    let notice = notices::email_change_requested(&state.config.app_url, &user.email, &new_email);
     let change = NewEmailChange {
-        new_email: new_email.as_str(),
+        new_email: &new_email,
         code_hash: &code_hash,
         expires_at: Utc::now() + state.config.code_ttl,
     };
@@ -83,9 +76,8 @@ pub async fn request(
 }
 
 /// Spends the code sent to the new address and moves the account there.
-pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> ApiResult<User> {
-    let invalid = || ApiError::new(ErrorCode::InvalidCode, "Invalid or expired code");
-    let code = VerificationCode::parse(code).ok_or_else(invalid)?;
+pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> FlowResult<User> {
+    let code = VerificationCode::parse(code).ok_or(Refusal::InvalidCode)?;
     let presented = code.hash_for_email_change(principal.user_id());
     let outcome = state
         .store
@@ -95,11 +87,7 @@ pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> Api
         .await?;
     match outcome {
         EmailChangeAttempt::Changed => current_user(state, principal).await,
-        EmailChangeAttempt::EmailTaken => Err(email_in_use()),
-        EmailChangeAttempt::Rejected => Err(invalid()),
+        EmailChangeAttempt::EmailTaken => Err(Refusal::EmailInUse),
+        EmailChangeAttempt::Rejected => Err(Refusal::InvalidCode),
     }
-}
-
-fn email_in_use() -> ApiError {
-    ApiError::new(ErrorCode::EmailInUse, "Email is already in use")
 }

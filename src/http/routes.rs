@@ -26,7 +26,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let spec = service.spec();
     let docs_html = service.swagger_ui_html();
     let allowed = pages::PATHS.iter().fold(
-        AllowedMethods::from_spec(&spec),
+        AllowedMethods::from_spec(&spec)
+            // `GET /`, hidden from the spec (see `api::system`).
+            .with_route("/", "GET, HEAD"),
         |allowed, (path, methods)| allowed.with_route(path, methods),
     );
     let pipeline = Arc::new(Pipeline {
