@@ -219,32 +219,37 @@ async fn a_password_check_whose_client_left_is_not_hashed() {
     // bound of about a second of work is what limits that waste.)
     let impatient = reqwest::Client::builder()
         .http2_prior_knowledge()
-        .timeout(Duration::from_millis(200))
+        .timeout(Duration::from_millis(100))
         .build()
         .expect("client");
 
-    let mut logins = tokio::task::JoinSet::new();
-    let sent = capacity.min(20);
-    for i in 0..sent {
-        let (client, url) = (impatient.clone(), format!("{}/users/login", app.address));
-        let body = json!({"email": format!("gone{i}@example.com"), "password": WRONG});
-        logins.spawn(async move { client.post(url).json(&body).send().await.is_err() });
-    }
-    let mut gave_up = 0;
-    while let Some(timed_out) = logins.join_next().await {
-        gave_up += usize::from(timed_out.expect("login task"));
-    }
-    assert!(
-        gave_up > 0,
-        "at this cost, {sent} hashes take longer than 200 ms"
-    );
-
-    let stats = eventually("the hashing queue to drain", || {
-        let stats = app.hash_stats();
-        async move { (stats.queued == 0).then_some(stats) }
-    })
-    .await;
-    assert!(stats.skipped > 0, "{stats:?}");
+    // Each round fills the queue with checks whose clients give up after
+    // 100 ms; the queue holds about a second of work, so some are still
+    // waiting then (a round is repeated if the hashes ran faster than the
+    // cost measured at start-up on a loaded machine).
+    let (mut sent, mut gave_up, mut rounds) = (0, 0, 0);
+    let stats = loop {
+        rounds += 1;
+        assert!(rounds <= 5, "no abandoned check was skipped in 5 rounds");
+        let mut logins = tokio::task::JoinSet::new();
+        for i in 0..capacity.min(20) {
+            let (client, url) = (impatient.clone(), format!("{}/users/login", app.address));
+            let body = json!({"email": format!("gone{rounds}-{i}@example.com"), "password": WRONG});
+            logins.spawn(async move { client.post(url).json(&body).send().await.is_err() });
+            sent += 1;
+        }
+        while let Some(timed_out) = logins.join_next().await {
+            gave_up += usize::from(timed_out.expect("login task"));
+        }
+        let stats = eventually("the hashing queue to drain", || {
+            let stats = app.hash_stats();
+            async move { (stats.queued == 0).then_some(stats) }
+        })
+        .await;
+        if stats.skipped > 0 {
+            break stats;
+        }
+    };
     assert!(
         stats.ran + stats.skipped + stats.refused <= sent as u64,
         "{stats:?}"
