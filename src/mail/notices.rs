@@ -28,6 +28,7 @@ pub fn password_changed(app_url: &str, recipient: &str) -> OutgoingEmail {
         subject: "Your password was changed".to_owned(),
         text_body: text,
         html_body: html,
+        secret: None,
     }
 }
 
@@ -53,6 +54,7 @@ pub fn email_change_code(recipient: &str, code: &str, ttl: Duration) -> Outgoing
         subject: "Confirm your new email address".to_owned(),
         text_body: text,
         html_body: html,
+        secret: Some(code.to_owned()),
     }
 }
 
@@ -80,6 +82,7 @@ pub fn email_change_requested(app_url: &str, recipient: &str, new_address: &str)
         subject: "Your email address is about to change".to_owned(),
         text_body: text,
         html_body: html,
+        secret: None,
     }
 }
 

@@ -42,6 +42,7 @@ pub fn verification(
         subject: "Verify your email".to_owned(),
         text_body: text,
         html_body: html,
+        secret: Some(code.to_owned()),
     }
 }
 
@@ -66,6 +67,7 @@ pub fn signup_attempt(app_url: &str, recipient: &str) -> OutgoingEmail {
         subject: "Someone tried to sign up with your address".to_owned(),
         text_body: text,
         html_body: html,
+        secret: None,
     }
 }
 
@@ -95,6 +97,7 @@ pub fn password_reset(app_url: &str, recipient: &str, token: &str, ttl: Duration
         subject: "Reset your password".to_owned(),
         text_body: text,
         html_body: html,
+        secret: Some(token.to_owned()),
     }
 }
 
@@ -122,6 +125,7 @@ pub fn account_locked(app_url: &str, recipient: &str, lockout: Duration) -> Outg
         subject: "Your account was locked".to_owned(),
         text_body: text,
         html_body: html,
+        secret: None,
     }
 }
 
