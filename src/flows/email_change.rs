@@ -7,14 +7,16 @@ use chrono::Utc;
 
 use super::profile::{confirm_password, current_user};
 use super::sessions::Principal;
+use super::signup::code_budget;
 use crate::domain::MAX_CODE_ATTEMPTS;
-use crate::domain::codes::{VerificationCode, hashes_equal};
+use crate::domain::codes::{VerificationCode, budget_key, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::user::User;
 use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::account::{EmailChangeAttempt, NewEmailChange};
+use crate::store::code_budget::CodeKind;
 
 /// Checks the password and sends a confirmation code to `new_email`, at
 /// most one per `SESAME_EMAIL_MIN_INTERVAL_SECS` to one address (so an
@@ -40,6 +42,16 @@ pub async fn request(
         ));
     }
     confirm_password(state, user, password).await?;
+    let key = budget_key(&current_address(user)?);
+    if state
+        .store
+        .code_budget_spent(&code_budget(state, &key, CodeKind::EmailChange))
+        .await?
+    {
+        // Too many wrong codes today: no new one until the budget refills
+        // (the answer is the same as when a code is sent).
+        return Ok(());
+    }
     if state
         .store
         .user_by_email(new_email.as_str())
@@ -87,11 +99,16 @@ pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> Api
     let invalid = || ApiError::new(ErrorCode::InvalidCode, "Invalid or expired code");
     let code = VerificationCode::parse(code).ok_or_else(invalid)?;
     let presented = code.hash_for_email_change(principal.user_id());
+    let key = budget_key(&current_address(&principal.user)?);
     let outcome = state
         .store
-        .attempt_email_change(principal.user_id(), MAX_CODE_ATTEMPTS, |stored| {
-            hashes_equal(stored, &presented)
-        })
+        .attempt_email_change(
+            principal.user_id(),
+            &principal.session_id,
+            &code_budget(state, &key, CodeKind::EmailChange),
+            MAX_CODE_ATTEMPTS,
+            |stored| hashes_equal(stored, &presented),
+        )
         .await?;
     match outcome {
         EmailChangeAttempt::Changed => current_user(state, principal).await,
@@ -102,4 +119,10 @@ pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> Api
 
 fn email_in_use() -> ApiError {
     ApiError::new(ErrorCode::EmailInUse, "Email is already in use")
+}
+
+/// The account's address as stored (normalized when it was set).
+fn current_address(user: &User) -> ApiResult<EmailAddress> {
+    EmailAddress::parse(&user.email)
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("stored email does not parse")))
 }

@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use crate::domain::MAX_CODE_ATTEMPTS;
-use crate::domain::codes::{OpaqueToken, VerificationCode, hashes_equal};
+use crate::domain::codes::{OpaqueToken, VerificationCode, budget_key, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::password::NewPassword;
 use crate::domain::referral::ReferralCode;
+use crate::domain::{CODE_BUDGET_WINDOW, MAX_CODE_ATTEMPTS};
 use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::{OutgoingEmail, notices, templates};
 use crate::state::AppState;
+use crate::store::code_budget::{CodeBudget, CodeKind};
 use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred};
 
 /// Longest display name, in characters, after sanitizing.
@@ -142,20 +143,25 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
 /// Unknown addresses, wrong, expired and used-up codes all answer the same
 /// `INVALID_CODE`. `ALREADY_ACTIVE` is only answered to someone who presents
 /// the very code that activated the account, so it reveals nothing to a
-/// guesser about which addresses exist.
+/// guesser about which addresses exist. Every refused code counts in the
+/// address's daily budget, with or without an account; once it is spent,
+/// every code is refused until the budget refills.
 pub async fn activate(state: &AppState, email: &str, code: &str) -> ApiResult<()> {
     let invalid = || ApiError::new(ErrorCode::InvalidCode, "Invalid or expired code");
     let (Ok(email), Some(code)) = (EmailAddress::parse(email), VerificationCode::parse(code))
     else {
         return Err(invalid());
     };
+    let key = budget_key(&email);
+    let budget = code_budget(state, &key, CodeKind::Activation);
     let Some(user) = state.store.user_by_email(email.as_str()).await? else {
+        state.store.reject_code(&budget).await?;
         return Err(invalid());
     };
     let presented = code.hash_for(&user.id);
     let outcome = state
         .store
-        .attempt_activation(&user.id, MAX_CODE_ATTEMPTS, |stored| {
+        .attempt_activation(&user.id, &budget, MAX_CODE_ATTEMPTS, |stored| {
             hashes_equal(stored, &presented)
         })
         .await?;
@@ -169,13 +175,33 @@ pub async fn activate(state: &AppState, email: &str, code: &str) -> ApiResult<()
     }
 }
 
+/// The budget of wrong codes of `kind` for the address behind `key`.
+pub(super) fn code_budget<'a>(state: &AppState, key: &'a [u8], kind: CodeKind) -> CodeBudget<'a> {
+    CodeBudget {
+        address_key: key,
+        kind,
+        max_failures: state.config.code_max_failures_per_day,
+        window: CODE_BUDGET_WINDOW,
+    }
+}
+
 /// Sends a new verification code to an inactive account; silent otherwise.
+/// Nothing is sent while the address's budget of wrong codes is spent (a
+/// new code would be refused anyway); the answer is the same.
 pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
     let email = EmailAddress::parse(email).map_err(|p| ApiError::invalid_field("email", p))?;
     let Some(user) = state.store.user_by_email(email.as_str()).await? else {
         return Ok(());
     };
     if user.active || user.disabled {
+        return Ok(());
+    }
+    let key = budget_key(&email);
+    if state
+        .store
+        .code_budget_spent(&code_budget(state, &key, CodeKind::Activation))
+        .await?
+    {
         return Ok(());
     }
     let code = VerificationCode::generate();

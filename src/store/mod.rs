@@ -16,6 +16,7 @@
 pub mod account;
 pub mod admin;
 pub mod backup;
+pub mod code_budget;
 pub mod inline;
 pub mod keys;
 pub mod lockout;

@@ -13,6 +13,7 @@ mod authed;
 mod cli;
 mod clients;
 mod crash;
+mod hardening_codes;
 mod headers;
 mod health;
 mod hostile;
