@@ -44,12 +44,12 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no local address")?;
-        let store = Store::open(&config.database_url).await?;
+        let store = Store::open_with(&config.database_url, config.db_busy_timeout).await?;
         let keys = SigningKeys::load(&config, &store)
             .await
             .context("loading signing keys failed")?;
         let hasher = PasswordHasher::new(config.argon2, config.hash_concurrency).await?;
-        let transport = Transport::new(&config.mail)?;
+        let transport = Transport::new(&config.mail, config.smtp_timeout)?;
         if matches!(config.mail, MailTransport::Log) {
             tracing::warn!(
                 "SESAME_SMTP_URL is not set: emails, with their codes and links, are written \

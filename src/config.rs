@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Without it, emails are written to the log.
     #[arg(long, env = "SESAME_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// Longest an SMTP step (connecting, the greeting, each command, sending
+    /// the message) may take before the attempt fails and is retried, in seconds.
+    #[arg(long, env = "SESAME_SMTP_TIMEOUT_SECS", default_value_t = 30)]
+    pub smtp_timeout_secs: u64,
     /// Sender address of emails.
     #[arg(
         long,
@@ -132,6 +136,10 @@ pub struct ServeArgs {
     /// Longest delay between two delivery attempts of one email, in milliseconds.
     #[arg(long, env = "SESAME_OUTBOX_RETRY_MAX_MS", default_value_t = 300_000)]
     pub outbox_retry_max_ms: u64,
+    /// How long a write waits for a database lock held by another process
+    /// before it fails (answered `503 STORAGE_UNAVAILABLE`), in milliseconds.
+    #[arg(long, env = "SESAME_DB_BUSY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub db_busy_timeout_ms: u64,
     /// On SIGTERM/SIGINT, how long in-flight requests and the email being sent
     /// may take to finish before the process exits anyway, in seconds.
     #[arg(long, env = "SESAME_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
@@ -164,6 +172,8 @@ pub struct Config {
     pub public_url: String,
     pub app_url: String,
     pub mail: MailTransport,
+    /// Longest one SMTP step may take.
+    pub smtp_timeout: Duration,
     pub mail_from: String,
     pub jwt: JwtSigning,
     pub jwt_audience: String,
@@ -196,6 +206,8 @@ pub struct Config {
     pub outbox_retry_base: Duration,
     pub outbox_retry_max: Duration,
     pub shutdown_timeout: Duration,
+    /// How long a write waits for another process's lock.
+    pub db_busy_timeout: Duration,
 }
 
 /// argon2id cost parameters.
@@ -245,6 +257,9 @@ impl ServeArgs {
             bail!(
                 "SESAME_ACCESS_TOKEN_TTL_SECS and SESAME_REFRESH_TOKEN_TTL_SECS must be positive"
             );
+        }
+        if self.smtp_timeout_secs == 0 {
+            bail!("SESAME_SMTP_TIMEOUT_SECS must be positive");
         }
         if self.code_ttl_secs == 0 {
             bail!("SESAME_CODE_TTL_SECS must be positive");
@@ -303,6 +318,7 @@ impl ServeArgs {
             public_url,
             app_url,
             mail,
+            smtp_timeout: Duration::from_secs(self.smtp_timeout_secs),
             mail_from: self.mail_from,
             jwt,
             jwt_audience: self.jwt_audience,
@@ -329,6 +345,7 @@ impl ServeArgs {
             outbox_retry_base: Duration::from_millis(self.outbox_retry_base_ms.max(1)),
             outbox_retry_max: Duration::from_millis(self.outbox_retry_max_ms.max(1)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            db_busy_timeout: Duration::from_millis(self.db_busy_timeout_ms),
         })
     }
 }

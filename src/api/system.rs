@@ -29,10 +29,11 @@ pub struct HealthStatus {
 /// Readiness: can this instance serve requests?
 #[derive(ApiResponse)]
 pub enum ReadyResponse {
-    /// The database answers.
+    /// The database answers and takes writes.
     #[oai(status = 200)]
     Ready(Json<HealthStatus>),
-    /// The database does not answer.
+    /// The database does not answer, or cannot take writes (disk full, I/O
+    /// error, read-only file, a lock held too long).
     #[oai(status = 503)]
     NotReady(Json<HealthStatus>),
 }
@@ -76,7 +77,8 @@ impl SystemApi {
 
     /// Readiness probe
     ///
-    /// 200 when the database answers, 503 otherwise.
+    /// 200 when the database answers and takes writes, 503 otherwise; back
+    /// to 200 by itself once a fault has passed.
     #[oai(path = "/health/ready", method = "get", operation_id = "healthReady")]
     async fn ready(&self, state: State<'_>) -> ReadyResponse {
         match state.store.ping().await {
@@ -84,7 +86,11 @@ impl SystemApi {
                 status: "ok".into(),
             })),
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "readiness check failed");
+                // A write fault was logged once when it began; a probe
+                // every few seconds must not repeat it.
+                if state.store.fault().is_none() {
+                    tracing::warn!(error = format!("{e:#}"), "readiness check failed");
+                }
                 ReadyResponse::NotReady(Json(HealthStatus {
                     status: "unavailable".into(),
                 }))

@@ -11,6 +11,7 @@ use crate::domain::user::{Role, User};
 use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::templates;
 use crate::state::AppState;
+use crate::store::fault::fault_of;
 use crate::store::lockout::LoginSubject;
 use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
 
@@ -301,7 +302,10 @@ async fn record_use(state: &AppState, session_id: &str, last_used_at: DateTime<U
         return;
     }
     if let Err(e) = state.store.touch_session(session_id, stale_before).await {
-        tracing::warn!(error = format!("{e:#}"), "recording a session's use failed");
+        // A storage fault is logged once by the store, not on every request.
+        if fault_of(&e).is_none() {
+            tracing::warn!(error = format!("{e:#}"), "recording a session's use failed");
+        }
     }
 }
 
@@ -316,6 +320,9 @@ async fn upgrade_hash(state: &AppState, user_id: &str, password: &str) {
     }
     .await;
     if let Err(e) = result {
-        tracing::warn!(error = format!("{e:#}"), "upgrading a password hash failed");
+        // A storage fault is logged once by the store, not on every login.
+        if fault_of(&e).is_none() {
+            tracing::warn!(error = format!("{e:#}"), "upgrading a password hash failed");
+        }
     }
 }

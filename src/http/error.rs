@@ -32,6 +32,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
+    /// The database cannot take writes right now (disk full, I/O error,
+    /// read-only file, a lock held too long): retry after `Retry-After`.
+    StorageUnavailable,
     InternalError,
 }
 
@@ -51,7 +54,7 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceUnavailable | StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,8 +135,22 @@ impl ApiError {
         Self::new(ErrorCode::Unauthorized, "Missing or invalid access token")
     }
 
-    /// `500`; the cause is logged, the client sees a generic message.
+    /// `500`; the cause is logged, the client sees a generic message. A
+    /// fault of the storage is `503 STORAGE_UNAVAILABLE` with `Retry-After`
+    /// instead: the store logs it once, not once per request.
     pub fn internal(cause: anyhow::Error) -> Self {
+        if crate::store::fault::fault_of(&cause).is_some() {
+            tracing::debug!(
+                error = format!("{cause:#}"),
+                "request refused: storage fault"
+            );
+            return Self::new(
+                ErrorCode::StorageUnavailable,
+                "The database cannot take this change right now; nothing was changed. \
+                 Try again in a few seconds",
+            )
+            .with_retry_after(crate::store::fault::RETRY_AFTER_SECS);
+        }
         let mut err = Self::new(ErrorCode::InternalError, "Internal server error");
         err.internal = Some(cause);
         err
@@ -325,9 +342,21 @@ macro_rules! error_responses {
 pub fn error_meta(statuses: &[(u16, &'static str)]) -> poem_openapi::registry::MetaResponses {
     use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses};
     use poem_openapi::types::Type;
+    // Whatever can fail inside (`500`) can meet a storage fault (`503`).
+    let storage = statuses
+        .iter()
+        .any(|&(status, _)| status == 500)
+        .then_some((
+            503,
+            "`STORAGE_UNAVAILABLE`: the database cannot take writes right now (disk full, \
+             I/O error, read-only file, a lock held too long); nothing was changed. Retry \
+             after `Retry-After` seconds.",
+        ));
     let responses = statuses
         .iter()
-        .map(|&(status, description)| {
+        .copied()
+        .chain(storage)
+        .map(|(status, description)| {
             let mut headers = Vec::new();
             if status == 401 {
                 headers.push(MetaHeader {
@@ -338,7 +367,7 @@ pub fn error_meta(statuses: &[(u16, &'static str)]) -> poem_openapi::registry::M
                     schema: String::schema_ref(),
                 });
             }
-            if status == 429 {
+            if status == 429 || status == 503 {
                 headers.push(MetaHeader {
                     name: "Retry-After".into(),
                     description: Some("Seconds to wait before trying again.".into()),

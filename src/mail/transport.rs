@@ -1,14 +1,76 @@
 //! Where emails go: an SMTP server, or the log when none is configured.
+//!
+//! Every SMTP attempt is bounded by `SESAME_SMTP_TIMEOUT_SECS`. lettre's
+//! own timeout covers only the TCP connect: a relay that accepts the
+//! connection and never sends its greeting (or stops answering mid-way)
+//! would hold the outbox forever. So the whole exchange runs under a
+//! timeout, and after one the transport, with its pool of connections, is
+//! built anew: a connection cut off mid-command must not be reused.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::MailTransport;
+use crate::domain::secret::Secret;
 
 /// A configured delivery route.
 pub enum Transport {
     Log,
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Smtp),
+}
+
+/// An SMTP relay and the limit on each attempt.
+pub struct Smtp {
+    url: Secret<String>,
+    timeout: Duration,
+    /// Replaced after a timeout.
+    transport: Mutex<Arc<AsyncSmtpTransport<Tokio1Executor>>>,
+}
+
+impl Smtp {
+    fn build(
+        url: &Secret<String>,
+        timeout: Duration,
+    ) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+        Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+            .map_err(|_| anyhow::anyhow!("SESAME_SMTP_URL could not be used"))?
+            .timeout(Some(timeout))
+            .build())
+    }
+
+    fn current(&self) -> Arc<AsyncSmtpTransport<Tokio1Executor>> {
+        self.transport
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends within the timeout; after a timeout the connections are dropped.
+    async fn send(&self, message: Message) -> Result<(), SendError> {
+        let transport = self.current();
+        match tokio::time::timeout(self.timeout, transport.send(message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() => {
+                Err(SendError::Permanent(format!("SMTP refused the email: {e}")))
+            }
+            Ok(Err(e)) => Err(SendError::Transient(format!("SMTP delivery failed: {e}"))),
+            Err(_) => {
+                if let Ok(fresh) = Smtp::build(&self.url, self.timeout) {
+                    *self
+                        .transport
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+                }
+                Err(SendError::Transient(format!(
+                    "the SMTP relay did not answer within {}s (SESAME_SMTP_TIMEOUT_SECS)",
+                    self.timeout.as_secs_f64()
+                )))
+            }
+        }
+    }
 }
 
 /// One email as read back from the outbox.
@@ -20,17 +82,16 @@ pub struct Envelope<'a> {
 }
 
 impl Transport {
-    /// Builds the transport from configuration (does not connect yet).
-    pub fn new(config: &MailTransport) -> anyhow::Result<Transport> {
+    /// Builds the transport from configuration (does not connect yet);
+    /// every SMTP attempt must finish within `timeout`.
+    pub fn new(config: &MailTransport, timeout: Duration) -> anyhow::Result<Transport> {
         match config {
             MailTransport::Log => Ok(Transport::Log),
-            MailTransport::Smtp(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
-                    .map_err(|_| anyhow::anyhow!("SESAME_SMTP_URL could not be used"))?
-                    .timeout(Some(std::time::Duration::from_secs(15)))
-                    .build();
-                Ok(Transport::Smtp(transport))
-            }
+            MailTransport::Smtp(url) => Ok(Transport::Smtp(Smtp {
+                transport: Mutex::new(Arc::new(Smtp::build(url, timeout)?)),
+                url: url.clone(),
+                timeout,
+            })),
         }
     }
 
@@ -66,13 +127,7 @@ impl Transport {
                         mail.html.to_owned(),
                     ))
                     .map_err(|e| SendError::Permanent(format!("building the email failed: {e}")))?;
-                smtp.send(message).await.map(|_| ()).map_err(|e| {
-                    if e.is_permanent() {
-                        SendError::Permanent(format!("SMTP refused the email: {e}"))
-                    } else {
-                        SendError::Transient(format!("SMTP delivery failed: {e}"))
-                    }
-                })
+                smtp.send(message).await
             }
         }
     }

@@ -28,6 +28,7 @@ use tokio::sync::{Notify, watch};
 use super::transport::{Envelope, SendError, Transport};
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::store::fault::fault_of;
 
 /// Longest the worker sleeps without looking at the outbox.
 const IDLE_POLL: Duration = Duration::from_secs(30);
@@ -83,11 +84,16 @@ impl OutboxWorker {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     let delay = self.backoff(failures);
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "outbox paused"
-                    );
+                    // A storage fault is logged once by the store.
+                    if fault_of(&e).is_some() {
+                        tracing::debug!(error = format!("{e:#}"), "outbox paused");
+                    } else {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            retry_in_ms = delay.as_millis() as u64,
+                            "outbox paused"
+                        );
+                    }
                     delay
                 }
             };
@@ -116,7 +122,9 @@ impl OutboxWorker {
             round = self.drain(shutdown) => round,
             never = self.keep_lease() => match never {},
         };
-        if let Err(e) = self.store.release_outbox_lease(&self.holder).await {
+        if let Err(e) = self.store.release_outbox_lease(&self.holder).await
+            && fault_of(&e).is_none()
+        {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "giving up the outbox lease failed"
@@ -136,7 +144,9 @@ impl OutboxWorker {
     async fn keep_lease(&self) -> std::convert::Infallible {
         loop {
             tokio::time::sleep(LEASE_TTL / 3).await;
-            if let Err(e) = self.hold_lease().await {
+            if let Err(e) = self.hold_lease().await
+                && fault_of(&e).is_none()
+            {
                 tracing::warn!(error = format!("{e:#}"), "renewing the outbox lease failed");
             }
         }

@@ -41,14 +41,17 @@ struct PendingChange {
 impl Store {
     /// Sets or clears a user's display name; `false` if there is no such user.
     pub async fn update_name(&self, user_id: &str, name: Option<&str>) -> anyhow::Result<bool> {
-        let changed = sqlx::query("UPDATE users SET name = ?, updated_at = ? WHERE id = ?")
-            .bind(name)
-            .bind(ts(Utc::now()))
-            .bind(user_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected();
-        Ok(changed > 0)
+        self.writing(async {
+            let changed = sqlx::query("UPDATE users SET name = ?, updated_at = ? WHERE id = ?")
+                .bind(name)
+                .bind(ts(Utc::now()))
+                .bind(user_id)
+                .execute(&self.write)
+                .await?
+                .rows_affected();
+            Ok(changed > 0)
+        })
+        .await
     }
 
     /// Stores a new password hash, revokes every session of the user but
@@ -62,39 +65,45 @@ impl Store {
         new_hash: &str,
         notice: &OutgoingEmail,
     ) -> anyhow::Result<()> {
-        let mut tx = self.write.begin().await?;
-        let now = ts(Utc::now());
-        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
-            .bind(new_hash)
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            let now = ts(Utc::now());
+            sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+                .bind(new_hash)
+                .bind(&now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = ? \
+                 WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
+            )
             .bind(&now)
             .bind(user_id)
+            .bind(keep_session)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = ? \
-             WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
-        )
-        .bind(&now)
-        .bind(user_id)
-        .bind(keep_session)
-        .execute(&mut *tx)
-        .await?;
-        void_codes(&mut tx, user_id, &["password_reset", "email_change"]).await?;
-        outbox::enqueue(&mut tx, Some(user_id), notice).await?;
-        tx.commit().await?;
-        Ok(())
+            void_codes(&mut tx, user_id, &["password_reset", "email_change"]).await?;
+            outbox::enqueue(&mut tx, Some(user_id), notice).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes a user. Its sessions, refresh tokens, codes and queued emails
     /// go with it (`ON DELETE CASCADE`); accounts it referred stay, with
     /// `referred_by` set to NULL. `false` if there was no such user.
     pub async fn delete_user(&self, user_id: &str) -> anyhow::Result<bool> {
-        let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(user_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected();
-        Ok(deleted > 0)
+        self.writing(async {
+            let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
+                .bind(user_id)
+                .execute(&self.write)
+                .await?
+                .rows_affected();
+            Ok(deleted > 0)
+        })
+        .await
     }
 
     /// Replaces the user's pending email change (a newer code voids the
@@ -110,32 +119,37 @@ impl Store {
         notice: &OutgoingEmail,
         min_interval: Duration,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write.begin().await?;
-        if outbox::sent_recently(&mut tx, code_email, min_interval).await? {
-            return Ok(false);
-        }
-        let now = ts(Utc::now());
-        sqlx::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = 'email_change'")
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            if outbox::sent_recently(&mut tx, code_email, min_interval).await? {
+                return Ok(false);
+            }
+            let now = ts(Utc::now());
+            sqlx::query(
+                "DELETE FROM one_time_codes WHERE user_id = ? AND purpose = 'email_change'",
+            )
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO one_time_codes \
+            sqlx::query(
+                "INSERT INTO one_time_codes \
              (id, user_id, purpose, code_hash, new_email, expires_at, created_at) \
              VALUES (?, ?, 'email_change', ?, ?, ?, ?)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(user_id)
-        .bind(change.code_hash)
-        .bind(change.new_email)
-        .bind(ts(change.expires_at))
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        outbox::enqueue(&mut tx, Some(user_id), code_email).await?;
-        outbox::enqueue(&mut tx, Some(user_id), notice).await?;
-        tx.commit().await?;
-        Ok(true)
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(user_id)
+            .bind(change.code_hash)
+            .bind(change.new_email)
+            .bind(ts(change.expires_at))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            outbox::enqueue(&mut tx, Some(user_id), code_email).await?;
+            outbox::enqueue(&mut tx, Some(user_id), notice).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Presents an email change code; `matches` compares the stored hash in
@@ -155,74 +169,77 @@ impl Store {
         max_attempts: u32,
         matches: impl Fn(&[u8]) -> bool,
     ) -> anyhow::Result<EmailChangeAttempt> {
-        let mut tx = self.begin_immediate().await?;
-        if budget.spent(&mut tx).await? {
-            return Ok(EmailChangeAttempt::Rejected);
-        }
-        let pending: Option<PendingChange> = sqlx::query_as(
-            "SELECT id, code_hash, new_email, failed_attempts, expires_at FROM one_time_codes \
-             WHERE user_id = ? AND purpose = 'email_change' AND used_at IS NULL",
-        )
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let now = Utc::now();
-        let live = match &pending {
-            Some(code) => {
-                code.new_email.is_some()
-                    && code.failed_attempts < i64::from(max_attempts)
-                    && parse_ts(&code.expires_at)? > now
+        self.writing(async {
+            let mut tx = self.begin_immediate().await?;
+            if budget.spent(&mut tx).await? {
+                return Ok(EmailChangeAttempt::Rejected);
             }
-            None => false,
-        };
-        let Some((pending, new_email)) = pending
-            .filter(|code| live && matches(&code.code_hash))
-            .and_then(|code| code.new_email.clone().map(|email| (code, email)))
-        else {
-            if live {
-                sqlx::query(
-                    "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 \
-                     WHERE user_id = ? AND purpose = 'email_change'",
-                )
+            let pending: Option<PendingChange> = sqlx::query_as(
+                "SELECT id, code_hash, new_email, failed_attempts, expires_at FROM one_time_codes \
+                 WHERE user_id = ? AND purpose = 'email_change' AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let now = Utc::now();
+            let live = match &pending {
+                Some(code) => {
+                    code.new_email.is_some()
+                        && code.failed_attempts < i64::from(max_attempts)
+                        && parse_ts(&code.expires_at)? > now
+                }
+                None => false,
+            };
+            let Some((pending, new_email)) = pending
+                .filter(|code| live && matches(&code.code_hash))
+                .and_then(|code| code.new_email.clone().map(|email| (code, email)))
+            else {
+                if live {
+                    sqlx::query(
+                        "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 \
+                         WHERE user_id = ? AND purpose = 'email_change'",
+                    )
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                budget.count_failure(&mut tx).await?;
+                tx.commit().await?;
+                return Ok(EmailChangeAttempt::Rejected);
+            };
+            let moved = sqlx::query("UPDATE users SET email = ?, updated_at = ? WHERE id = ?")
+                .bind(&new_email)
+                .bind(ts(now))
                 .bind(user_id)
                 .execute(&mut *tx)
-                .await?;
+                .await;
+            match moved {
+                Ok(_) => {}
+                Err(e) if unique_violation(&e).is_some_and(|m| m.contains("users.email")) => {
+                    return Ok(EmailChangeAttempt::EmailTaken);
+                }
+                Err(e) => return Err(e.into()),
             }
-            budget.count_failure(&mut tx).await?;
-            tx.commit().await?;
-            return Ok(EmailChangeAttempt::Rejected);
-        };
-        let moved = sqlx::query("UPDATE users SET email = ?, updated_at = ? WHERE id = ?")
-            .bind(&new_email)
+            sqlx::query("DELETE FROM one_time_codes WHERE id = ?")
+                .bind(&pending.id)
+                .execute(&mut *tx)
+                .await?;
+            // Whoever holds another session or a reset link sent to the old
+            // address loses it with the address.
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = ? \
+                 WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
+            )
             .bind(ts(now))
             .bind(user_id)
-            .execute(&mut *tx)
-            .await;
-        match moved {
-            Ok(_) => {}
-            Err(e) if unique_violation(&e).is_some_and(|m| m.contains("users.email")) => {
-                return Ok(EmailChangeAttempt::EmailTaken);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        sqlx::query("DELETE FROM one_time_codes WHERE id = ?")
-            .bind(&pending.id)
+            .bind(keep_session)
             .execute(&mut *tx)
             .await?;
-        // Whoever holds another session or a reset link sent to the old
-        // address loses it with the address.
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = ? \
-             WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
-        )
-        .bind(ts(now))
-        .bind(user_id)
-        .bind(keep_session)
-        .execute(&mut *tx)
-        .await?;
-        void_codes(&mut tx, user_id, &["password_reset"]).await?;
-        tx.commit().await?;
-        Ok(EmailChangeAttempt::Changed)
+            void_codes(&mut tx, user_id, &["password_reset"]).await?;
+            tx.commit().await?;
+            Ok(EmailChangeAttempt::Changed)
+        })
+        .await
     }
 }
 

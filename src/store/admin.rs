@@ -106,44 +106,48 @@ impl Store {
         user_id: &str,
         changes: &UserChanges,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write.begin().await?;
-        let now = ts(Utc::now());
-        let updated = sqlx::query(
-            "UPDATE users SET active = COALESCE(?, active), disabled = COALESCE(?, disabled), \
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            let now = ts(Utc::now());
+            let updated = sqlx::query(
+                "UPDATE users SET active = COALESCE(?, active), disabled = COALESCE(?, disabled), \
              role = COALESCE(?, role), \
              locked_until = CASE WHEN ? THEN NULL ELSE locked_until END, \
              failed_logins = CASE WHEN ? THEN 0 ELSE failed_logins END, \
              updated_at = ? WHERE id = ?",
-        )
-        .bind(changes.active)
-        .bind(changes.disabled)
-        .bind(changes.role.map(Role::as_str))
-        .bind(changes.clear_lockout)
-        .bind(changes.clear_lockout)
-        .bind(&now)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        if changes.disabled == Some(true) {
-            super::sessions::revoke_all(&mut tx, user_id, &now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            )
+            .bind(changes.active)
+            .bind(changes.disabled)
+            .bind(changes.role.map(Role::as_str))
+            .bind(changes.clear_lockout)
+            .bind(changes.clear_lockout)
+            .bind(&now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Ok(false);
+            }
+            if changes.disabled == Some(true) {
+                super::sessions::revoke_all(&mut tx, user_id, &now).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Inserts an active administrator (made from the command line: no code,
     /// no email). The unique index decides a taken address.
     pub async fn insert_admin(&self, user: &NewUser<'_>) -> Result<(), InsertUserError> {
-        let result: anyhow::Result<()> = async {
-            let mut conn = self.write.acquire().await?;
-            insert_user_row(&mut conn, user, true).await?;
-            Ok(())
-        }
-        .await;
+        let result: anyhow::Result<()> = self
+            .writing(async {
+                let mut conn = self.write.acquire().await?;
+                insert_user_row(&mut conn, user, true).await?;
+                Ok(())
+            })
+            .await;
         result.map_err(InsertUserError::from_insert)
     }
 }

@@ -93,22 +93,28 @@ impl Store {
     /// it with (no account): the same write a wrong code for an account
     /// costs, unless the budget is already spent (then, as there, none).
     pub async fn reject_code(&self, budget: &CodeBudget<'_>) -> anyhow::Result<()> {
-        let mut tx = self.begin_immediate().await?;
-        if !budget.spent(&mut tx).await? {
-            budget.count_failure(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.writing(async {
+            let mut tx = self.begin_immediate().await?;
+            if !budget.spent(&mut tx).await? {
+                budget.count_failure(&mut tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forgets budgets whose window (of length `window`) has ended.
     pub async fn prune_code_failures(&self, window: Duration) -> anyhow::Result<u64> {
         let cutoff = ts(Utc::now() - chrono::Duration::from_std(window)?);
-        let done = sqlx::query("DELETE FROM code_failures WHERE window_start < ?")
-            .bind(cutoff)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected())
+        self.writing(async {
+            let done = sqlx::query("DELETE FROM code_failures WHERE window_start < ?")
+                .bind(cutoff)
+                .execute(&self.write)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }
 

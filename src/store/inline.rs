@@ -12,7 +12,9 @@
 //! They never wait for a lock: the connections have no busy timeout, so a
 //! read that would have to wait (`SQLITE_BUSY`), a failed read, or a moment
 //! when every connection here is in use answers `None`, and the caller
-//! reads through the pool as before. (A read of a page that is in neither
+//! reads through the pool as before. A connection that a failed read left
+//! inside a transaction (which would pin an old snapshot: a revoked session
+//! would still look live) is closed and opened afresh. (A read of a page that is in neither
 //! SQLite's nor the OS's cache does wait for the disk, as every read does.)
 
 use std::path::Path;
@@ -26,30 +28,47 @@ use rusqlite::{Connection, OpenFlags};
 pub struct InlineReaders {
     /// `None` once closed.
     connections: Vec<Mutex<Option<Connection>>>,
+    /// The database file, to open a connection again.
+    path: std::path::PathBuf,
+}
+
+/// How every connection here is opened.
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(Duration::ZERO)?;
+    Ok(connection)
 }
 
 impl InlineReaders {
     /// Opens `count` read-only connections to the database file at `path`
     /// (one per thread that runs requests: more could never be in use).
     pub fn open(path: &Path, count: usize) -> anyhow::Result<InlineReaders> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connections = (0..count.max(1))
-            .map(|_| {
-                let connection = Connection::open_with_flags(path, flags)?;
-                connection.busy_timeout(Duration::ZERO)?;
-                Ok(Mutex::new(Some(connection)))
-            })
+            .map(|_| Ok(Mutex::new(Some(open_reader(path)?))))
             .collect::<rusqlite::Result<Vec<_>>>()
             .with_context(|| format!("cannot open {} for reading", path.display()))?;
-        Ok(InlineReaders { connections })
+        Ok(InlineReaders {
+            connections,
+            path: path.to_owned(),
+        })
     }
 
     /// Runs `read` on a free connection; `None` if none is free or the read
     /// failed (the caller then reads through the pool).
     pub fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
-        let guard = self.connections.iter().find_map(|c| c.try_lock().ok())?;
+        let mut guard = self.connections.iter().find_map(|c| c.try_lock().ok())?;
         let connection = guard.as_ref()?;
-        match read(connection) {
+        let result = read(connection);
+        if !connection.is_autocommit() {
+            // Whatever happened, this connection must not keep a snapshot.
+            tracing::warn!("an inline reader was left inside a transaction; it is replaced");
+            *guard = open_reader(&self.path)
+                .inspect_err(|e| tracing::warn!(error = %e, "reopening an inline reader failed"))
+                .ok();
+            return None;
+        }
+        match result {
             Ok(value) => Some(value),
             Err(e) => {
                 tracing::debug!(error = %e, "inline read failed; reading through the pool");
@@ -122,6 +141,24 @@ mod tests {
         let started = std::time::Instant::now();
         assert_eq!(value(&readers), None);
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_reader_left_inside_a_transaction_is_replaced() {
+        let (_dir, writer, readers) = database();
+        assert_eq!(value(&readers).as_deref(), Some("one"));
+        // A read that opens a transaction and fails before ending it.
+        let failed: Option<i64> = readers.read(|c| {
+            c.execute_batch("BEGIN; SELECT v FROM t;")?;
+            c.query_row("SELECT nope FROM t", [], |r| r.get(0))
+        });
+        assert_eq!(failed, None);
+        writer.execute("UPDATE t SET v = 'two'", []).unwrap();
+        assert_eq!(
+            value(&readers).as_deref(),
+            Some("two"),
+            "the next read sees the latest commit, not an old snapshot"
+        );
     }
 
     #[test]

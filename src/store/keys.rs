@@ -19,17 +19,20 @@ impl Store {
     /// Stores a new key. It signs from then on: running servers notice it
     /// before they next sign a token (see `domain::signing`).
     pub async fn add_signing_key(&self, key: &Ed25519Key) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
+        self.writing(async {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
              VALUES (?, 'EdDSA', ?, ?, ?)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pkcs8)
-        .bind(&key.public_raw)
-        .bind(ts(key.created_at))
-        .execute(&self.write)
-        .await?;
-        Ok(())
+            )
+            .bind(&key.kid)
+            .bind(&key.private_pkcs8)
+            .bind(&key.public_raw)
+            .bind(ts(key.created_at))
+            .execute(&self.write)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The `kid` of the newest Ed25519 key, the one that should sign.

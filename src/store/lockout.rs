@@ -66,6 +66,7 @@ impl Store {
         lockout: Duration,
         notice: Option<&OutgoingEmail>,
     ) -> anyhow::Result<Option<DateTime<Utc>>> {
+        self.writing(async {
         let mut tx = self.write.begin().await?;
         let now = Utc::now();
         let (failures, locked_until) = read_count(&mut tx, subject).await?;
@@ -104,16 +105,20 @@ impl Store {
         }
         tx.commit().await?;
         Ok(lock)
+        }).await
     }
 
     /// Forgets counts of unknown addresses idle for a day.
     pub async fn prune_unknown_login_failures(&self) -> anyhow::Result<u64> {
-        let cutoff = ts(Utc::now() - UNKNOWN_RETENTION);
-        let done = sqlx::query("DELETE FROM unknown_login_failures WHERE updated_at < ?")
-            .bind(cutoff)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected())
+        self.writing(async {
+            let cutoff = ts(Utc::now() - UNKNOWN_RETENTION);
+            let done = sqlx::query("DELETE FROM unknown_login_failures WHERE updated_at < ?")
+                .bind(cutoff)
+                .execute(&self.write)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }
 

@@ -8,6 +8,10 @@
 //! makes (its session and user) runs on the calling thread instead, see
 //! [`inline`].
 //!
+//! A failure never leaves a connection inside a transaction, and a fault
+//! of the storage (disk full, I/O error, read-only file, a lock held too
+//! long) is answered `503` and logged once: see [`fault`].
+//!
 //! Connections are not tested before each use (sqlx's default): a
 //! connection to a local file cannot go stale like a network one, and the
 //! test is one more round trip to the connection's thread, which cost about
@@ -17,6 +21,7 @@ pub mod account;
 pub mod admin;
 pub mod backup;
 pub mod code_budget;
+pub mod fault;
 pub mod inline;
 pub mod keys;
 pub mod lockout;
@@ -34,6 +39,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use fault::{StorageError, WriteHealth};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -50,11 +56,22 @@ pub struct Store {
     /// Readers for the per-request lookup, on the calling thread (none for
     /// an in-memory database, which other connections cannot see).
     inline: Option<Arc<inline::InlineReaders>>,
+    /// Whether writes work (shared by every clone).
+    health: Arc<WriteHealth>,
 }
+
+/// How long a statement waits for a lock another connection holds before
+/// it fails with `SQLITE_BUSY` (`SESAME_DB_BUSY_TIMEOUT_MS`).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Store {
     /// Opens (creating if needed) the database and applies migrations.
     pub async fn open(database_url: &str) -> anyhow::Result<Store> {
+        Store::open_with(database_url, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    /// [`Store::open`] with another busy timeout.
+    pub async fn open_with(database_url: &str, busy_timeout: Duration) -> anyhow::Result<Store> {
         let options = connect_options(database_url)?;
         let file = options.get_filename().display().to_string();
         check_directory(options.get_filename())?;
@@ -64,10 +81,11 @@ impl Store {
             // FULL: a write that was answered survives power loss, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(busy_timeout);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(fault::release_clean(conn)))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
@@ -82,6 +100,7 @@ impl Store {
         let read = SqlitePoolOptions::new()
             .max_connections(readers)
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(fault::release_clean(conn)))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone().read_only(true))
             .await
@@ -98,6 +117,7 @@ impl Store {
             write,
             read,
             inline,
+            health: WriteHealth::new(),
         })
     }
 
@@ -110,10 +130,37 @@ impl Store {
         self.inline.as_ref()?.read(read)
     }
 
-    /// Checks that the database answers (for `/health/ready`).
+    /// Checks that the database answers and takes writes (for
+    /// `/health/ready`): a read, and no write fault since the last write
+    /// that committed.
     pub async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
+        if let Some(fault) = self.health.fault() {
+            anyhow::bail!("the database cannot take writes: {}", fault.describe());
+        }
         Ok(())
+    }
+
+    /// The fault the database is in, if any (the last write failed with it
+    /// and no write has committed since).
+    pub fn fault(&self) -> Option<fault::Fault> {
+        self.health.fault()
+    }
+
+    /// Runs one write (a transaction or a statement on the writer): a
+    /// storage fault it fails with is noted, so that it is logged once and
+    /// readiness answers `503` until writes commit again.
+    async fn writing<T, E: StorageError + std::fmt::Display>(
+        &self,
+        write: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let result = write.await;
+        if let Err(e) = &result {
+            if let Some(fault) = e.fault() {
+                self.health.failed(fault, &format!("{e:#}"), &self.write);
+            }
+        }
+        result
     }
 
     /// Starts a write transaction that takes the write lock at once
@@ -221,6 +268,44 @@ pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn a_writer_left_inside_a_transaction_is_replaced_and_later_writes_commit() {
+        let (_dir, store) = temp_store().await;
+        // SQLite opens a transaction that sqlx does not count; the
+        // connection goes back to the pool with it.
+        sqlx::query("BEGIN").execute(&store.write).await.unwrap();
+        store
+            .take_outbox_lease("a", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let holder: Option<String> = sqlx::query_scalar("SELECT holder FROM outbox_lease")
+            .fetch_optional(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(
+            holder.as_deref(),
+            Some("a"),
+            "other connections see the write"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_transaction_count_is_wrong_is_replaced() {
+        let (_dir, store) = temp_store().await;
+        // SQLite ends the transaction behind sqlx's back, as it does when a
+        // COMMIT fails with SQLITE_FULL: sqlx's own ROLLBACK on drop then
+        // fails and its count stays at one.
+        let mut tx = store.write.begin().await.unwrap();
+        sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        drop(tx);
+        let conn = store.write.acquire().await.unwrap();
+        assert!(
+            !conn.is_in_transaction(),
+            "a fresh connection, not the counted one"
+        );
+    }
 
     #[test]
     fn stored_timestamps_are_fixed_width_and_round_trip() {

@@ -85,13 +85,16 @@ impl Store {
         email: &OutgoingEmail,
         min_interval: Duration,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write.begin().await?;
-        if sent_recently(&mut tx, email, min_interval).await? {
-            return Ok(false);
-        }
-        enqueue(&mut tx, user_id, email).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            if sent_recently(&mut tx, email, min_interval).await? {
+                return Ok(false);
+            }
+            enqueue(&mut tx, user_id, email).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// The oldest emails still to deliver, in queue order.
@@ -119,15 +122,18 @@ impl Store {
 
     /// Records a delivery, and removes the email's secret from its bodies.
     pub async fn mark_email_sent(&self, id: i64) -> anyhow::Result<()> {
-        let sql = format!(
-            "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, {REDACT} WHERE id = ?"
-        );
-        sqlx::query(&sql)
-            .bind(ts(Utc::now()))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writing(async {
+            let sql = format!(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, {REDACT} WHERE id = ?"
+            );
+            sqlx::query(&sql)
+                .bind(ts(Utc::now()))
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Records a failed attempt; with `permanent`, the email is given up
@@ -138,50 +144,59 @@ impl Store {
         error: &str,
         permanent: bool,
     ) -> anyhow::Result<()> {
-        let failed_at = permanent.then(|| ts(Utc::now()));
-        let sql = if permanent {
-            format!(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ?, \
-                 {REDACT} WHERE id = ?"
-            )
-        } else {
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ? WHERE id = ?"
-                .to_owned()
-        };
-        sqlx::query(&sql)
-            .bind(error)
-            .bind(failed_at)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writing(async {
+            let failed_at = permanent.then(|| ts(Utc::now()));
+            let sql = if permanent {
+                format!(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ?, \
+                     {REDACT} WHERE id = ?"
+                )
+            } else {
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ? WHERE id = ?"
+                    .to_owned()
+            };
+            sqlx::query(&sql)
+                .bind(error)
+                .bind(failed_at)
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Takes or renews the delivery lease for `holder` until `ttl` from
     /// now; `false` if another holder has it and it has not expired.
     pub async fn take_outbox_lease(&self, holder: &str, ttl: Duration) -> anyhow::Result<bool> {
-        let now = Utc::now();
-        let done = sqlx::query(
-            "INSERT INTO outbox_lease (id, holder, expires_at) VALUES (1, ?1, ?2) \
+        self.writing(async {
+            let now = Utc::now();
+            let done = sqlx::query(
+                "INSERT INTO outbox_lease (id, holder, expires_at) VALUES (1, ?1, ?2) \
              ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, \
              expires_at = excluded.expires_at \
              WHERE outbox_lease.holder = excluded.holder OR outbox_lease.expires_at < ?3",
-        )
-        .bind(holder)
-        .bind(ts(now + ttl))
-        .bind(ts(now))
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
+            )
+            .bind(holder)
+            .bind(ts(now + ttl))
+            .bind(ts(now))
+            .execute(&self.write)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
     }
 
     /// Gives the delivery lease up, if `holder` has it.
     pub async fn release_outbox_lease(&self, holder: &str) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM outbox_lease WHERE holder = ?")
-            .bind(holder)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writing(async {
+            sqlx::query("DELETE FROM outbox_lease WHERE holder = ?")
+                .bind(holder)
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }
 

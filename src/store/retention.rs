@@ -50,19 +50,22 @@ impl Store {
     /// Runs `sql` (binding the cutoff and [`BATCH`]) until it deletes less
     /// than a batch; each run is its own short write.
     async fn delete_in_batches(&self, sql: &str, cutoff: &str) -> anyhow::Result<u64> {
-        let mut total = 0;
-        loop {
-            let done = sqlx::query(sql)
-                .bind(cutoff)
-                .bind(BATCH)
-                .execute(&self.write)
-                .await?
-                .rows_affected();
-            total += done;
-            if done < u64::from(BATCH) {
-                return Ok(total);
+        self.writing(async {
+            let mut total = 0;
+            loop {
+                let done = sqlx::query(sql)
+                    .bind(cutoff)
+                    .bind(BATCH)
+                    .execute(&self.write)
+                    .await?
+                    .rows_affected();
+                total += done;
+                if done < u64::from(BATCH) {
+                    return Ok(total);
+                }
             }
-        }
+        })
+        .await
     }
 }
 

@@ -85,6 +85,7 @@ struct PresentedToken {
 impl Store {
     /// Creates a session with its first refresh token; records the login.
     pub async fn create_session(&self, s: &NewSession<'_>) -> anyhow::Result<()> {
+        self.writing(async {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
         sqlx::query(
@@ -108,6 +109,7 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+        }).await
     }
 
     /// The session, if it exists, belongs to `user_id`, is neither revoked
@@ -167,13 +169,16 @@ impl Store {
         session_id: &str,
         since: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?")
-            .bind(ts(Utc::now()))
-            .bind(session_id)
-            .bind(ts(since))
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writing(async {
+            sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?")
+                .bind(ts(Utc::now()))
+                .bind(session_id)
+                .bind(ts(since))
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// A user's live sessions, newest first.
@@ -228,6 +233,7 @@ impl Store {
         successor_hash: &[u8],
         grace: std::time::Duration,
     ) -> anyhow::Result<RefreshOutcome> {
+        self.writing(async {
         let mut tx = self.begin_immediate().await?;
         let now = Utc::now();
         let row: Option<PresentedToken> = sqlx::query_as(
@@ -285,32 +291,39 @@ impl Store {
             user_id,
             role,
         })
+        }).await
     }
 
     /// Revokes one live session of a user; `false` if there was none to end
     /// (unknown, someone else's, already revoked or expired).
     pub async fn revoke_session(&self, session_id: &str, user_id: &str) -> anyhow::Result<bool> {
-        let now = ts(Utc::now());
-        let ended = sqlx::query(
-            "UPDATE sessions SET revoked_at = ? \
+        self.writing(async {
+            let now = ts(Utc::now());
+            let ended = sqlx::query(
+                "UPDATE sessions SET revoked_at = ? \
              WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
-        )
-        .bind(&now)
-        .bind(session_id)
-        .bind(user_id)
-        .bind(&now)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        Ok(ended > 0)
+            )
+            .bind(&now)
+            .bind(session_id)
+            .bind(user_id)
+            .bind(&now)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+            Ok(ended > 0)
+        })
+        .await
     }
 
     /// Revokes every session of a user.
     pub async fn revoke_all_sessions(&self, user_id: &str) -> anyhow::Result<()> {
-        let mut tx = self.write.begin().await?;
-        revoke_all(&mut tx, user_id, &ts(Utc::now())).await?;
-        tx.commit().await?;
-        Ok(())
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            revoke_all(&mut tx, user_id, &ts(Utc::now())).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -125,15 +125,16 @@ impl Store {
         code: &NewCode<'_>,
         email: &OutgoingEmail,
     ) -> Result<(), InsertUserError> {
-        let result: anyhow::Result<()> = async {
-            let mut tx = self.write.begin().await?;
-            insert_user_row(&mut tx, user, false).await?;
-            replace_code(&mut tx, user.id, code).await?;
-            outbox::enqueue(&mut tx, Some(user.id), email).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
+        let result: anyhow::Result<()> = self
+            .writing(async {
+                let mut tx = self.write.begin().await?;
+                insert_user_row(&mut tx, user, false).await?;
+                replace_code(&mut tx, user.id, code).await?;
+                outbox::enqueue(&mut tx, Some(user.id), email).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await;
         result.map_err(InsertUserError::from_insert)
     }
 
@@ -210,14 +211,17 @@ impl Store {
         email: &OutgoingEmail,
         min_interval: std::time::Duration,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write.begin().await?;
-        if outbox::sent_recently(&mut tx, email, min_interval).await? {
-            return Ok(false);
-        }
-        replace_code(&mut tx, user_id, code).await?;
-        outbox::enqueue(&mut tx, Some(user_id), email).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            if outbox::sent_recently(&mut tx, email, min_interval).await? {
+                return Ok(false);
+            }
+            replace_code(&mut tx, user_id, code).await?;
+            outbox::enqueue(&mut tx, Some(user_id), email).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Presents an activation code. `matches` compares a stored hash with the
@@ -234,55 +238,58 @@ impl Store {
         max_attempts: u32,
         matches: impl Fn(&[u8]) -> bool,
     ) -> anyhow::Result<CodeAttempt> {
-        let mut tx = self.begin_immediate().await?;
-        if budget.spent(&mut tx).await? {
-            return Ok(CodeAttempt::Rejected);
-        }
-        let row: Option<StoredCode> = sqlx::query_as(
-            "SELECT id, code_hash, failed_attempts, expires_at, used_at FROM one_time_codes \
-             WHERE user_id = ? AND purpose = 'activation'",
-        )
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let now = Utc::now();
-        let live = match &row {
-            Some(code) if code.used_at.is_some() && matches(&code.code_hash) => {
-                return Ok(CodeAttempt::AlreadyUsed);
+        self.writing(async {
+            let mut tx = self.begin_immediate().await?;
+            if budget.spent(&mut tx).await? {
+                return Ok(CodeAttempt::Rejected);
             }
-            Some(code) => {
-                code.used_at.is_none()
-                    && code.failed_attempts < i64::from(max_attempts)
-                    && parse_ts(&code.expires_at)? > now
-            }
-            None => false,
-        };
-        let Some(code) = row.filter(|code| live && matches(&code.code_hash)) else {
-            if live {
-                sqlx::query(
-                    "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 \
-                     WHERE user_id = ? AND purpose = 'activation'",
-                )
+            let row: Option<StoredCode> = sqlx::query_as(
+                "SELECT id, code_hash, failed_attempts, expires_at, used_at FROM one_time_codes \
+                 WHERE user_id = ? AND purpose = 'activation'",
+            )
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let now = Utc::now();
+            let live = match &row {
+                Some(code) if code.used_at.is_some() && matches(&code.code_hash) => {
+                    return Ok(CodeAttempt::AlreadyUsed);
+                }
+                Some(code) => {
+                    code.used_at.is_none()
+                        && code.failed_attempts < i64::from(max_attempts)
+                        && parse_ts(&code.expires_at)? > now
+                }
+                None => false,
+            };
+            let Some(code) = row.filter(|code| live && matches(&code.code_hash)) else {
+                if live {
+                    sqlx::query(
+                        "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 \
+                         WHERE user_id = ? AND purpose = 'activation'",
+                    )
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                budget.count_failure(&mut tx).await?;
+                tx.commit().await?;
+                return Ok(CodeAttempt::Rejected);
+            };
+            sqlx::query("UPDATE one_time_codes SET used_at = ? WHERE id = ?")
+                .bind(ts(now))
+                .bind(&code.id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE users SET active = TRUE, updated_at = ? WHERE id = ?")
+                .bind(ts(now))
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-            }
-            budget.count_failure(&mut tx).await?;
             tx.commit().await?;
-            return Ok(CodeAttempt::Rejected);
-        };
-        sqlx::query("UPDATE one_time_codes SET used_at = ? WHERE id = ?")
-            .bind(ts(now))
-            .bind(&code.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE users SET active = TRUE, updated_at = ? WHERE id = ?")
-            .bind(ts(now))
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(CodeAttempt::Accepted)
+            Ok(CodeAttempt::Accepted)
+        })
+        .await
     }
 
     /// Spends a password reset token: sets the new hash, activates the
@@ -297,38 +304,41 @@ impl Store {
         new_hash: &str,
         notice: &OutgoingEmail,
     ) -> anyhow::Result<Option<String>> {
-        let mut tx = self.write.begin().await?;
-        let now = ts(Utc::now());
-        let user_id: Option<String> = sqlx::query_scalar(
-            "UPDATE one_time_codes SET used_at = ? \
-             WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ? \
-             RETURNING user_id",
-        )
-        .bind(&now)
-        .bind(token_hash)
-        .bind(&now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user_id) = user_id else {
-            return Ok(None);
-        };
-        // The link reached the address's mailbox: that proves the address
-        // like an activation code does, so an account never verified (its
-        // codes refused after too many wrong guesses) is active now.
-        sqlx::query(
-            "UPDATE users SET password_hash = ?, active = TRUE, failed_logins = 0, \
-             locked_until = NULL, updated_at = ? WHERE id = ?",
-        )
-        .bind(new_hash)
-        .bind(&now)
-        .bind(&user_id)
-        .execute(&mut *tx)
-        .await?;
-        super::sessions::revoke_all(&mut tx, &user_id, &now).await?;
-        super::account::void_codes(&mut tx, &user_id, &["email_change"]).await?;
-        outbox::enqueue(&mut tx, Some(&user_id), notice).await?;
-        tx.commit().await?;
-        Ok(Some(user_id))
+        self.writing(async {
+            let mut tx = self.write.begin().await?;
+            let now = ts(Utc::now());
+            let user_id: Option<String> = sqlx::query_scalar(
+                "UPDATE one_time_codes SET used_at = ? \
+                 WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ? \
+                 RETURNING user_id",
+            )
+            .bind(&now)
+            .bind(token_hash)
+            .bind(&now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(user_id) = user_id else {
+                return Ok(None);
+            };
+            // The link reached the address's mailbox: that proves the address
+            // like an activation code does, so an account never verified (its
+            // codes refused after too many wrong guesses) is active now.
+            sqlx::query(
+                "UPDATE users SET password_hash = ?, active = TRUE, failed_logins = 0, \
+                 locked_until = NULL, updated_at = ? WHERE id = ?",
+            )
+            .bind(new_hash)
+            .bind(&now)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await?;
+            super::sessions::revoke_all(&mut tx, &user_id, &now).await?;
+            super::account::void_codes(&mut tx, &user_id, &["email_change"]).await?;
+            outbox::enqueue(&mut tx, Some(&user_id), notice).await?;
+            tx.commit().await?;
+            Ok(Some(user_id))
+        })
+        .await
     }
 
     /// The owner of a live (unused, unexpired) password reset token.
@@ -349,12 +359,15 @@ impl Store {
 
     /// Stores a re-computed hash (argon2 parameters changed since it was made).
     pub async fn update_password_hash(&self, user_id: &str, new_hash: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-            .bind(new_hash)
-            .bind(user_id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writing(async {
+            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+                .bind(new_hash)
+                .bind(user_id)
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }
 

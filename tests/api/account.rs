@@ -3,55 +3,20 @@
 
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::authed::*;
-use crate::helpers::*;
+use crate::support::*;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
-
-async fn update_me(app: &TestApp, body: Value, token: &str) -> Response {
-    app.patch_auth("/users/me", body, token).await
-}
-
-async fn change_password(app: &TestApp, current: &str, new: &str, token: &str) -> Response {
-    app.patch_auth(
-        "/users/me/password",
-        json!({"currentPassword": current, "newPassword": new, "confirmPassword": new}),
-        token,
-    )
-    .await
-}
-
-async fn request_email_change(
-    app: &TestApp,
-    password: &str,
-    new_email: &str,
-    token: &str,
-) -> Response {
-    app.post_auth(
-        "/users/me/email",
-        json!({"password": password, "newEmail": new_email}),
-        token,
-    )
-    .await
-}
-
-async fn confirm_email_change(app: &TestApp, code: &str, token: &str) -> Response {
-    app.patch_auth("/users/me/email", json!({ "code": code }), token)
-        .await
-}
-
-async fn delete_me(app: &TestApp, password: &str, token: &str) -> Response {
-    app.delete_auth("/users/me", Some(json!({ "password": password })), token)
-        .await
-}
 
 /// Asks to move the account to `new_email`; returns the code from the
 /// `nth` email to that address.
 async fn email_change_code(app: &TestApp, token: &str, new_email: &str, nth: usize) -> String {
-    let resp = request_email_change(app, PASSWORD, new_email, token).await;
+    let resp = app
+        .api
+        .request_email_change(token, new_email, PASSWORD)
+        .await;
     let body = expect_json(resp, StatusCode::ACCEPTED).await;
     assert_eq!(body["success"], json!(true), "{body}");
     app.code_from_mail(new_email, nth).await
@@ -70,12 +35,13 @@ async fn updating_the_name_strips_html_and_shows_in_the_profile() {
     let (access, _) = app.logged_in_user("sam@example.com").await;
     let before = app.me(&access).await;
 
-    let resp = update_me(
-        &app,
-        json!({"name": "  <b>Sam</b> <script>x()</script>Doe "}),
-        &access,
-    )
-    .await;
+    let resp = app
+        .api
+        .update_me(
+            &access,
+            &json!({"name": "  <b>Sam</b> <script>x()</script>Doe "}),
+        )
+        .await;
 
     let body = expect_json(resp, StatusCode::OK).await;
     assert_eq!(body["success"], json!(true), "{body}");
@@ -90,16 +56,16 @@ async fn a_field_left_out_stays_and_null_removes_the_name() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
     expect_json(
-        update_me(&app, json!({"name": "Sam"}), &access).await,
+        app.api.update_me(&access, &json!({"name": "Sam"})).await,
         StatusCode::OK,
     )
     .await;
 
-    let kept = expect_json(update_me(&app, json!({}), &access).await, StatusCode::OK).await;
+    let kept = expect_json(app.api.update_me(&access, &json!({})).await, StatusCode::OK).await;
     assert_eq!(kept["user"]["name"], json!("Sam"), "{kept}");
 
     let cleared = expect_json(
-        update_me(&app, json!({"name": null}), &access).await,
+        app.api.update_me(&access, &json!({"name": null})).await,
         StatusCode::OK,
     )
     .await;
@@ -112,16 +78,19 @@ async fn a_name_over_100_characters_or_not_a_string_is_refused() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
 
-    let long = update_me(&app, json!({"name": "x".repeat(101)}), &access).await;
+    let long = app
+        .api
+        .update_me(&access, &json!({"name": "x".repeat(101)}))
+        .await;
     let body = expect_error(long, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
     assert!(body["fields"]["name"].is_string(), "{body}");
-    let number = update_me(&app, json!({"name": 42}), &access).await;
+    let number = app.api.update_me(&access, &json!({"name": 42})).await;
     expect_error(number, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
 
     // Markup does not count towards the limit: 100 characters once stripped is fine.
     let exact = format!("<i>{}</i>", "y".repeat(100));
     let ok = expect_json(
-        update_me(&app, json!({"name": exact}), &access).await,
+        app.api.update_me(&access, &json!({"name": exact})).await,
         StatusCode::OK,
     )
     .await;
@@ -143,20 +112,23 @@ async fn updating_the_profile_needs_a_live_session() {
 async fn a_password_change_keeps_this_session_ends_the_others_and_tells_the_account() {
     let app = spawn_app().await;
     let (current, current_refresh) = app.logged_in_user("sam@example.com").await;
-    let (other, other_refresh) = another_session(&app, "sam@example.com").await;
+    let (other, other_refresh) = app.another_session("sam@example.com").await;
 
-    let resp = change_password(&app, PASSWORD, NEW_PASSWORD, &current).await;
+    let resp = app
+        .api
+        .change_password(&current, PASSWORD, NEW_PASSWORD)
+        .await;
 
     let body = expect_json(resp, StatusCode::OK).await;
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_token_refused(&app, &other).await;
-    expect_refresh_refused(&app, &other_refresh).await;
+    app.expect_token_refused(&other).await;
+    app.expect_refresh_refused(&other_refresh).await;
     app.me(&current).await;
-    expect_json(refresh(&app, &current_refresh).await, StatusCode::OK).await;
-    let old = login_with(&app, "sam@example.com", PASSWORD).await;
+    expect_json(app.api.refresh(&current_refresh).await, StatusCode::OK).await;
+    let old = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(old, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     expect_json(
-        login_with(&app, "sam@example.com", NEW_PASSWORD).await,
+        app.api.login("sam@example.com", NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;
@@ -172,20 +144,24 @@ async fn a_password_change_keeps_this_session_ends_the_others_and_tells_the_acco
 async fn a_wrong_current_password_changes_nothing() {
     let app = spawn_app().await;
     let (current, _) = app.logged_in_user("sam@example.com").await;
-    let (other, _) = another_session(&app, "sam@example.com").await;
+    let (other, _) = app.another_session("sam@example.com").await;
 
-    let resp = change_password(&app, "not my password", NEW_PASSWORD, &current).await;
+    let resp = app
+        .api
+        .change_password(&current, "not my password", NEW_PASSWORD)
+        .await;
 
     expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     app.me(&other).await;
     expect_json(
-        login_with(&app, "sam@example.com", PASSWORD).await,
+        app.api.login("sam@example.com", PASSWORD).await,
         StatusCode::OK,
     )
     .await;
     // Emails are queued in the request's transaction: only the verification email exists.
     assert_eq!(
-        app.count_rows("outbox", "recipient", "sam@example.com")
+        app.db()
+            .count_rows("outbox", "recipient", "sam@example.com")
             .await,
         1
     );
@@ -196,7 +172,7 @@ async fn a_new_password_breaking_the_policy_or_its_confirmation_is_refused() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
 
-    let weak = change_password(&app, PASSWORD, "password", &access).await;
+    let weak = app.api.change_password(&access, PASSWORD, "password").await;
     let body = expect_error(weak, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
     assert!(body["fields"]["newPassword"].is_string(), "{body}");
     let differ = app
@@ -218,7 +194,7 @@ async fn a_new_password_breaking_the_policy_or_its_confirmation_is_refused() {
     expect_error(missing, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
 
     expect_json(
-        login_with(&app, "sam@example.com", PASSWORD).await,
+        app.api.login("sam@example.com", PASSWORD).await,
         StatusCode::OK,
     )
     .await;
@@ -249,21 +225,21 @@ async fn an_email_change_sends_a_code_to_the_new_address_and_moves_the_account_w
         "nothing moves before the code"
     );
     let body = expect_json(
-        confirm_email_change(&app, &code, &access).await,
+        app.api.confirm_email_change(&access, &code).await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(body["user"]["email"], json!("new@example.com"), "{body}");
     assert_eq!(app.me(&access).await["email"], json!("new@example.com"));
     expect_json(
-        login_with(&app, "new@example.com", PASSWORD).await,
+        app.api.login("new@example.com", PASSWORD).await,
         StatusCode::OK,
     )
     .await;
-    let old = login_with(&app, "sam@example.com", PASSWORD).await;
+    let old = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(old, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     // The code is spent.
-    let again = confirm_email_change(&app, &code, &access).await;
+    let again = app.api.confirm_email_change(&access, &code).await;
     expect_error(again, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
 }
 
@@ -272,10 +248,13 @@ async fn an_email_change_needs_the_password() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
 
-    let resp = request_email_change(&app, "not my password", "new@example.com", &access).await;
+    let resp = app
+        .api
+        .request_email_change(&access, "new@example.com", "not my password")
+        .await;
 
     expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
-    let none = confirm_email_change(&app, "123456", &access).await;
+    let none = app.api.confirm_email_change(&access, "123456").await;
     expect_error(none, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
 }
 
@@ -285,12 +264,21 @@ async fn an_email_change_to_a_taken_own_or_malformed_address_is_refused() {
     let (access, _) = app.logged_in_user("sam@example.com").await;
     app.activated_user("kim@example.com").await;
 
-    let taken = request_email_change(&app, PASSWORD, "KIM@example.com", &access).await;
+    let taken = app
+        .api
+        .request_email_change(&access, "KIM@example.com", PASSWORD)
+        .await;
     expect_error(taken, StatusCode::CONFLICT, "EMAIL_IN_USE").await;
-    let own = request_email_change(&app, PASSWORD, "Sam@Example.com", &access).await;
+    let own = app
+        .api
+        .request_email_change(&access, "Sam@Example.com", PASSWORD)
+        .await;
     let body = expect_error(own, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
     assert!(body["fields"]["newEmail"].is_string(), "{body}");
-    let malformed = request_email_change(&app, PASSWORD, "not an address", &access).await;
+    let malformed = app
+        .api
+        .request_email_change(&access, "not an address", PASSWORD)
+        .await;
     let body = expect_error(malformed, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
     assert!(body["fields"]["newEmail"].is_string(), "{body}");
 }
@@ -304,24 +292,33 @@ async fn when_existing_accounts_are_concealed_a_taken_address_gets_the_usual_ans
         .restart_with(|config| config.signup_conceals_existing = true)
         .await;
 
-    let taken = request_email_change(&app, PASSWORD, "kim@example.com", &access).await;
-    let free = request_email_change(&app, PASSWORD, "new@example.com", &access).await;
+    let taken = app
+        .api
+        .request_email_change(&access, "kim@example.com", PASSWORD)
+        .await;
+    let free = app
+        .api
+        .request_email_change(&access, "new@example.com", PASSWORD)
+        .await;
 
     let taken = expect_json(taken, StatusCode::ACCEPTED).await;
     assert_eq!(taken, expect_json(free, StatusCode::ACCEPTED).await);
     // Emails are queued in the request's transaction: none went out for the taken address.
     assert_eq!(
-        app.count_rows("outbox", "recipient", "kim@example.com")
+        app.db()
+            .count_rows("outbox", "recipient", "kim@example.com")
             .await,
         1
     );
     assert_eq!(
-        app.count_rows("outbox", "recipient", "new@example.com")
+        app.db()
+            .count_rows("outbox", "recipient", "new@example.com")
             .await,
         1
     );
     assert_eq!(
-        app.count_rows("outbox", "recipient", "sam@example.com")
+        app.db()
+            .count_rows("outbox", "recipient", "sam@example.com")
             .await,
         2
     );
@@ -333,19 +330,23 @@ async fn a_second_code_to_the_same_address_within_the_email_interval_is_not_sent
     let (access, _) = app.logged_in_user("sam@example.com").await;
     let code = email_change_code(&app, &access, "new@example.com", 1).await;
 
-    let again = request_email_change(&app, PASSWORD, "new@example.com", &access).await;
+    let again = app
+        .api
+        .request_email_change(&access, "new@example.com", PASSWORD)
+        .await;
 
     let again = expect_json(again, StatusCode::ACCEPTED).await;
     assert_eq!(again["success"], json!(true), "{again}");
     // Emails are queued in the request's transaction: the second queued none.
     assert_eq!(
-        app.count_rows("outbox", "recipient", "new@example.com")
+        app.db()
+            .count_rows("outbox", "recipient", "new@example.com")
             .await,
         1
     );
     // The code already sent stays valid.
     let body = expect_json(
-        confirm_email_change(&app, &code, &access).await,
+        app.api.confirm_email_change(&access, &code).await,
         StatusCode::OK,
     )
     .await;
@@ -359,11 +360,14 @@ async fn five_wrong_codes_void_the_email_change_code() {
     let code = email_change_code(&app, &access, "new@example.com", 1).await;
 
     for _ in 0..5 {
-        let wrong = confirm_email_change(&app, &other_code(&code), &access).await;
+        let wrong = app
+            .api
+            .confirm_email_change(&access, &other_code(&code))
+            .await;
         expect_error(wrong, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     }
 
-    let right = confirm_email_change(&app, &code, &access).await;
+    let right = app.api.confirm_email_change(&access, &code).await;
     expect_error(right, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(app.me(&access).await["email"], json!("sam@example.com"));
 }
@@ -375,11 +379,11 @@ async fn a_newer_email_change_request_voids_the_older_code() {
     let first = email_change_code(&app, &access, "first@example.com", 1).await;
     let second = email_change_code(&app, &access, "second@example.com", 1).await;
 
-    let old = confirm_email_change(&app, &first, &access).await;
+    let old = app.api.confirm_email_change(&access, &first).await;
     expect_error(old, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
 
     let body = expect_json(
-        confirm_email_change(&app, &second, &access).await,
+        app.api.confirm_email_change(&access, &second).await,
         StatusCode::OK,
     )
     .await;
@@ -396,7 +400,7 @@ async fn an_expired_email_change_code_is_refused() {
         .await;
     let code = email_change_code(&app, &access, "new@example.com", 1).await;
 
-    let resp = confirm_email_change(&app, &code, &access).await;
+    let resp = app.api.confirm_email_change(&access, &code).await;
 
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(app.me(&access).await["email"], json!("sam@example.com"));
@@ -409,7 +413,7 @@ async fn an_address_taken_after_the_request_is_refused_at_confirmation() {
     let code = email_change_code(&app, &access, "new@example.com", 1).await;
     expect_json(app.signup("new@example.com").await, StatusCode::CREATED).await;
 
-    let resp = confirm_email_change(&app, &code, &access).await;
+    let resp = app.api.confirm_email_change(&access, &code).await;
 
     expect_error(resp, StatusCode::CONFLICT, "EMAIL_IN_USE").await;
     assert_eq!(app.me(&access).await["email"], json!("sam@example.com"));
@@ -426,8 +430,8 @@ async fn two_accounts_confirming_the_same_new_address_at_once_exactly_one_wins()
     let kim_code = email_change_code(&app, &kim, "shared@example.com", 2).await;
 
     let (sam_resp, kim_resp) = tokio::join!(
-        confirm_email_change(&app, &sam_code, &sam),
-        confirm_email_change(&app, &kim_code, &kim),
+        app.api.confirm_email_change(&sam, &sam_code),
+        app.api.confirm_email_change(&kim, &kim_code),
     );
 
     let mut statuses = [sam_resp.status(), kim_resp.status()];
@@ -449,8 +453,8 @@ async fn two_accounts_confirming_the_same_new_address_at_once_exactly_one_wins()
 async fn deleting_the_account_removes_it_with_its_sessions_and_frees_the_address() {
     let app = spawn_app().await;
     let sam = app.activated_user("sam@example.com").await;
-    let (access, _) = another_session(&app, "sam@example.com").await;
-    let (other, other_refresh) = another_session(&app, "sam@example.com").await;
+    let (access, _) = app.another_session("sam@example.com").await;
+    let (other, other_refresh) = app.another_session("sam@example.com").await;
     app.signup_referred("kim@example.com", &str_field(&sam, "referralCode"))
         .await;
     let kim_code = app.code_from_mail("kim@example.com", 1).await;
@@ -463,13 +467,13 @@ async fn deleting_the_account_removes_it_with_its_sessions_and_frees_the_address
     expect_json(activated, StatusCode::OK).await;
     let user_id = str_field(&sam, "userId");
 
-    let body = expect_json(delete_me(&app, PASSWORD, &access).await, StatusCode::OK).await;
+    let body = expect_json(app.api.delete_me(&access, PASSWORD).await, StatusCode::OK).await;
 
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_token_refused(&app, &access).await;
-    expect_token_refused(&app, &other).await;
-    expect_refresh_refused(&app, &other_refresh).await;
-    let login = login_with(&app, "sam@example.com", PASSWORD).await;
+    app.expect_token_refused(&access).await;
+    app.expect_token_refused(&other).await;
+    app.expect_refresh_refused(&other_refresh).await;
+    let login = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(login, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     for (table, column, value) in [
         ("users", "id", user_id.as_str()),
@@ -478,13 +482,13 @@ async fn deleting_the_account_removes_it_with_its_sessions_and_frees_the_address
         ("outbox", "recipient", "sam@example.com"),
     ] {
         assert_eq!(
-            app.count_rows(table, column, value).await,
+            app.db().count_rows(table, column, value).await,
             0,
             "{table} keeps rows of the deleted user"
         );
     }
     // The referred account stays, without its referrer.
-    let (kim, _) = another_session(&app, "kim@example.com").await;
+    let (kim, _) = app.another_session("kim@example.com").await;
     assert_eq!(app.me(&kim).await["referredBy"], Value::Null);
     // The address can sign up again.
     expect_json(app.signup("sam@example.com").await, StatusCode::CREATED).await;
@@ -495,14 +499,14 @@ async fn deleting_the_account_needs_the_right_password() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
 
-    let wrong = delete_me(&app, "not my password", &access).await;
+    let wrong = app.api.delete_me(&access, "not my password").await;
     expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     let missing = app.delete_auth("/users/me", None, &access).await;
     expect_error(missing, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
 
     app.me(&access).await;
     expect_json(
-        login_with(&app, "sam@example.com", PASSWORD).await,
+        app.api.login("sam@example.com", PASSWORD).await,
         StatusCode::OK,
     )
     .await;
@@ -514,16 +518,19 @@ async fn wrong_passwords_here_count_towards_the_login_lockout() {
     let (access, _) = app.logged_in_user("sam@example.com").await;
 
     for _ in 0..app.config.login_max_failures {
-        let wrong = delete_me(&app, "not my password", &access).await;
+        let wrong = app.api.delete_me(&access, "not my password").await;
         expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     }
 
-    let right = delete_me(&app, PASSWORD, &access).await;
+    let right = app.api.delete_me(&access, PASSWORD).await;
     assert!(right.headers().contains_key("retry-after"), "{right:?}");
     expect_error(right, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
-    let change = change_password(&app, PASSWORD, NEW_PASSWORD, &access).await;
+    let change = app
+        .api
+        .change_password(&access, PASSWORD, NEW_PASSWORD)
+        .await;
     expect_error(change, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
-    let login = login_with(&app, "sam@example.com", PASSWORD).await;
+    let login = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(login, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
     // Locked, not deleted: the session still works.
     app.me(&access).await;

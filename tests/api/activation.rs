@@ -3,23 +3,11 @@
 
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::smtp::find_six_digit_code;
-
-/// Presents `code` for `email`.
-async fn activate(app: &TestApp, email: &str, code: &str) -> Response {
-    app.patch("/users/activate", json!({"email": email, "code": code}))
-        .await
-}
-
-/// Asks for a new verification code.
-async fn resend(app: &TestApp, email: &str) -> Response {
-    app.post("/users/activate/resend", json!({"email": email}))
-        .await
-}
+use crate::support::find_six_digit_code;
+use crate::support::*;
 
 /// A 6-digit code that differs from `code` (`n` = 1, 2, … give different ones).
 fn wrong_code(code: &str, n: u32) -> String {
@@ -33,34 +21,9 @@ async fn signed_up(app: &TestApp, email: &str) -> String {
     app.code_from_mail(email, 1).await
 }
 
-/// Logs in with the test password.
-async fn login(app: &TestApp, email: &str, password: &str) -> Response {
-    app.post(
-        "/users/login",
-        json!({"email": email, "password": password}),
-    )
-    .await
-}
-
-/// Waits until every email queued so far has been delivered: the outbox
-/// delivers in order, so once a fresh address's verification email (queued
-/// last) has arrived, everything queued before it has arrived too.
-async fn drain_outbox(app: &TestApp, sentinel: &str) {
-    signed_up(app, sentinel).await;
-}
-
-/// How many emails were delivered to `email` (exact envelope address).
-fn mails_to(app: &TestApp, email: &str) -> usize {
-    app.mail
-        .messages()
-        .iter()
-        .filter(|m| m.to.iter().any(|t| t == email))
-        .count()
-}
-
 /// The body every refused code gets, taken from an address that does not exist.
 async fn invalid_code_body(app: &TestApp) -> Value {
-    let resp = activate(app, "nobody-here@example.com", "123456").await;
+    let resp = app.api.activate("nobody-here@example.com", "123456").await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await
 }
 
@@ -70,7 +33,7 @@ async fn the_emailed_code_activates_the_account_and_then_login_works() {
     let code = signed_up(&app, "sam@example.com").await;
 
     // The address is matched in any case, as the user may type it.
-    let resp = activate(&app, " Sam@Example.COM ", &code).await;
+    let resp = app.api.activate(" Sam@Example.COM ", &code).await;
     let body = expect_json(resp, StatusCode::OK).await;
     assert_eq!(
         body,
@@ -80,8 +43,7 @@ async fn the_emailed_code_activates_the_account_and_then_login_works() {
     let tokens = app.login("sam@example.com").await;
     assert_eq!(tokens["tokenType"], json!("Bearer"), "{tokens}");
     let me = expect_json(
-        app.get_auth("/users/me", &str_field(&tokens, "accessToken"))
-            .await,
+        app.api.me(&str_field(&tokens, "accessToken")).await,
         StatusCode::OK,
     )
     .await;
@@ -89,20 +51,50 @@ async fn the_emailed_code_activates_the_account_and_then_login_works() {
 }
 
 #[tokio::test]
-async fn a_wrong_code_is_refused_with_invalid_code_and_the_right_one_still_works() {
+async fn the_right_code_works_after_up_to_four_wrong_tries_and_never_after_five() {
     let app = spawn_app().await;
-    let code = signed_up(&app, "sam@example.com").await;
+    // (wrong tries, whether the right code still activates)
+    let cases = [(1, true), (4, true), (5, false)];
+    for (tries, still_works) in cases {
+        let case = format!("after {tries} wrong tries");
+        let email = format!("tries{tries}@example.com");
+        let code = signed_up(&app, &email).await;
+        for n in 1..=tries {
+            let answer = app.api.activate(&email, &wrong_code(&code, n)).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{case}: {}",
+                answer.text
+            );
+            answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
+        }
+        let answer = app.api.login(&email, PASSWORD).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{case}: {}",
+            answer.text
+        );
+        answer.expect_error(StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED");
 
-    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    let resp = login(&app, "sam@example.com", PASSWORD).await;
-    expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
-
-    expect_json(
-        activate(&app, "sam@example.com", &code).await,
-        StatusCode::OK,
-    )
-    .await;
+        let answer = app.api.activate(&email, &code).await;
+        if still_works {
+            assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.text);
+            app.api.login(&email, PASSWORD).await.expect(StatusCode::OK);
+        } else {
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{case}: {}",
+                answer.text
+            );
+            let refused = answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
+            assert_eq!(refused, invalid_code_body(&app).await, "{case}");
+            let answer = app.api.login(&email, PASSWORD).await;
+            answer.expect_error(StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED");
+        }
+    }
 }
 
 #[tokio::test]
@@ -110,42 +102,14 @@ async fn an_unknown_email_gets_the_same_answer_as_a_wrong_code() {
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
 
-    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
+    let resp = app
+        .api
+        .activate("sam@example.com", &wrong_code(&code, 1))
+        .await;
     let wrong = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    let resp = activate(&app, "nobody@example.com", &code).await;
+    let resp = app.api.activate("nobody@example.com", &code).await;
     let unknown = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(unknown, wrong);
-}
-
-#[tokio::test]
-async fn four_wrong_tries_still_leave_the_right_code_usable() {
-    let app = spawn_app().await;
-    let code = signed_up(&app, "sam@example.com").await;
-    for n in 1..=4 {
-        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
-        expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    }
-    expect_json(
-        activate(&app, "sam@example.com", &code).await,
-        StatusCode::OK,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn after_five_wrong_tries_even_the_right_code_is_refused() {
-    let app = spawn_app().await;
-    let code = signed_up(&app, "sam@example.com").await;
-    for n in 1..=5 {
-        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
-        expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    }
-
-    let resp = activate(&app, "sam@example.com", &code).await;
-    let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    assert_eq!(refused, invalid_code_body(&app).await);
-    let resp = login(&app, "sam@example.com", PASSWORD).await;
-    expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -173,7 +137,7 @@ async fn five_concurrent_wrong_tries_void_the_code_as_surely_as_sequential_ones(
         assert_eq!(task.await.expect("task"), StatusCode::BAD_REQUEST);
     }
 
-    let resp = activate(&app, "sam@example.com", &code).await;
+    let resp = app.api.activate("sam@example.com", &code).await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
 }
 
@@ -182,14 +146,21 @@ async fn a_code_used_up_by_wrong_tries_is_replaced_by_a_resent_one() {
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
     for n in 1..=5 {
-        let resp = activate(&app, "sam@example.com", &wrong_code(&code, n)).await;
+        let resp = app
+            .api
+            .activate("sam@example.com", &wrong_code(&code, n))
+            .await;
         expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     }
 
-    expect_json(resend(&app, "sam@example.com").await, StatusCode::ACCEPTED).await;
+    expect_json(
+        app.api.resend_activation("sam@example.com").await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
     let fresh = app.code_from_mail("sam@example.com", 2).await;
     expect_json(
-        activate(&app, "sam@example.com", &fresh).await,
+        app.api.activate("sam@example.com", &fresh).await,
         StatusCode::OK,
     )
     .await;
@@ -222,7 +193,7 @@ async fn an_expired_code_is_refused_like_a_wrong_one() {
 
     let mut expired = None;
     for (email, code) in accounts.iter().zip(&codes) {
-        let resp = activate(&app, email, code).await;
+        let resp = app.api.activate(email, code).await;
         match resp.status() {
             StatusCode::OK => tokio::time::sleep(poll).await,
             _ => {
@@ -236,9 +207,9 @@ async fn an_expired_code_is_refused_like_a_wrong_one() {
 
     let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(refused, invalid_code_body(&app).await);
-    let resp = activate(&app, email, code).await;
+    let resp = app.api.activate(email, code).await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
-    let resp = login(&app, email, PASSWORD).await;
+    let resp = app.api.login(email, PASSWORD).await;
     expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 }
 
@@ -250,7 +221,7 @@ async fn resending_replaces_the_code_so_only_the_new_one_works() {
     // One in a million, a new code equals the old one; ask again then.
     let mut nth = 1;
     let new = loop {
-        let resp = resend(&app, "Sam@Example.com").await;
+        let resp = app.api.resend_activation("Sam@Example.com").await;
         let body = expect_json(resp, StatusCode::ACCEPTED).await;
         assert_eq!(body["success"], json!(true), "{body}");
         nth += 1;
@@ -266,10 +237,10 @@ async fn resending_replaces_the_code_so_only_the_new_one_works() {
     };
     assert_ne!(new, old);
 
-    let resp = activate(&app, "sam@example.com", &old).await;
+    let resp = app.api.activate("sam@example.com", &old).await;
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     expect_json(
-        activate(&app, "sam@example.com", &new).await,
+        app.api.activate("sam@example.com", &new).await,
         StatusCode::OK,
     )
     .await;
@@ -282,11 +253,11 @@ async fn resend_answers_alike_for_unknown_active_and_pending_addresses_and_mails
     app.activated_user("active@example.com").await;
     signed_up(&app, "pending@example.com").await;
 
-    let resp = resend(&app, "unknown@example.com").await;
+    let resp = app.api.resend_activation("unknown@example.com").await;
     let unknown = expect_json(resp, StatusCode::ACCEPTED).await;
-    let resp = resend(&app, "active@example.com").await;
+    let resp = app.api.resend_activation("active@example.com").await;
     let active = expect_json(resp, StatusCode::ACCEPTED).await;
-    let resp = resend(&app, "pending@example.com").await;
+    let resp = app.api.resend_activation("pending@example.com").await;
     let pending = expect_json(resp, StatusCode::ACCEPTED).await;
     assert_eq!(unknown["success"], json!(true), "{unknown}");
     assert_eq!(active, unknown);
@@ -297,14 +268,14 @@ async fn resend_answers_alike_for_unknown_active_and_pending_addresses_and_mails
     app.mail
         .wait_for_mail_to("pending@example.com", 2, WAIT)
         .await;
-    drain_outbox(&app, "sentinel@example.com").await;
-    assert_eq!(mails_to(&app, "unknown@example.com"), 0);
+    app.drain_outbox("sentinel@example.com").await;
+    assert_eq!(app.mail.mails_to("unknown@example.com").len(), 0);
     assert_eq!(
-        mails_to(&app, "active@example.com"),
+        app.mail.mails_to("active@example.com").len(),
         1,
         "only its first code"
     );
-    assert_eq!(mails_to(&app, "pending@example.com"), 2);
+    assert_eq!(app.mail.mails_to("pending@example.com").len(), 2);
 }
 
 #[tokio::test]
@@ -312,12 +283,12 @@ async fn presenting_the_used_code_again_answers_409_already_active() {
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
     expect_json(
-        activate(&app, "sam@example.com", &code).await,
+        app.api.activate("sam@example.com", &code).await,
         StatusCode::OK,
     )
     .await;
 
-    let resp = activate(&app, "SAM@example.com", &code).await;
+    let resp = app.api.activate("SAM@example.com", &code).await;
     expect_error(resp, StatusCode::CONFLICT, "ALREADY_ACTIVE").await;
 }
 
@@ -326,12 +297,15 @@ async fn a_different_code_for_an_active_account_is_refused_like_any_wrong_code()
     let app = spawn_app().await;
     let code = signed_up(&app, "sam@example.com").await;
     expect_json(
-        activate(&app, "sam@example.com", &code).await,
+        app.api.activate("sam@example.com", &code).await,
         StatusCode::OK,
     )
     .await;
 
-    let resp = activate(&app, "sam@example.com", &wrong_code(&code, 1)).await;
+    let resp = app
+        .api
+        .activate("sam@example.com", &wrong_code(&code, 1))
+        .await;
     let refused = expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
     assert_eq!(refused, invalid_code_body(&app).await);
 }
@@ -341,7 +315,7 @@ async fn login_before_activation_with_the_right_password_is_refused_with_403_ema
     let app = spawn_app().await;
     signed_up(&app, "sam@example.com").await;
 
-    let resp = login(&app, "sam@example.com", PASSWORD).await;
+    let resp = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(resp, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 }
 
@@ -350,9 +324,12 @@ async fn login_before_activation_with_a_wrong_password_is_refused_like_an_unknow
     let app = spawn_app().await;
     signed_up(&app, "sam@example.com").await;
 
-    let resp = login(&app, "sam@example.com", "not the right passphrase").await;
+    let resp = app
+        .api
+        .login("sam@example.com", "not the right passphrase")
+        .await;
     let wrong = expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
-    let resp = login(&app, "nobody@example.com", PASSWORD).await;
+    let resp = app.api.login("nobody@example.com", PASSWORD).await;
     let unknown = expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     assert_eq!(wrong, unknown);
 }

@@ -1,34 +1,14 @@
 //! The admin API: who may use it, listing and reading users, and what each
 //! change does to the account.
 
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::authed::*;
-use crate::helpers::*;
-
-async fn list(app: &TestApp, query: &str, token: &str) -> Response {
-    app.get_auth(&format!("/admin/users{query}"), token).await
-}
-
-async fn get_user(app: &TestApp, user_id: &str, token: &str) -> Response {
-    app.get_auth(&format!("/admin/users/{user_id}"), token)
-        .await
-}
-
-async fn update_user(app: &TestApp, user_id: &str, body: Value, token: &str) -> Response {
-    app.patch_auth(&format!("/admin/users/{user_id}"), body, token)
-        .await
-}
-
-async fn delete_user(app: &TestApp, user_id: &str, token: &str) -> Response {
-    app.delete_auth(&format!("/admin/users/{user_id}"), None, token)
-        .await
-}
+use crate::support::*;
 
 /// Applies a change and returns the user it answers with.
 async fn updated(app: &TestApp, user_id: &str, body: Value, token: &str) -> Value {
-    let resp = update_user(app, user_id, body, token).await;
+    let resp = app.api.update_account(token, user_id, &body).await;
     let body = expect_json(resp, StatusCode::OK).await;
     assert_eq!(body["success"], json!(true), "{body}");
     body["user"].clone()
@@ -46,7 +26,7 @@ fn emails(page: &Value) -> Vec<String> {
 /// An activated user with a session: (user id, access, refresh).
 async fn member(app: &TestApp, email: &str) -> (String, String, String) {
     let signup = app.activated_user(email).await;
-    let (access, refresh_token) = another_session(app, email).await;
+    let (access, refresh_token) = app.another_session(email).await;
     (str_field(&signup, "userId"), access, refresh_token)
 }
 
@@ -58,7 +38,7 @@ async fn an_admin_lists_users_oldest_first_with_search_and_paging() {
         app.activated_user(email).await;
     }
 
-    let all = expect_json(list(&app, "", &admin).await, StatusCode::OK).await;
+    let all = expect_json(app.api.list_accounts(&admin, "").await, StatusCode::OK).await;
     assert_eq!(all["total"], json!(4), "{all}");
     assert_eq!(
         emails(&all),
@@ -70,27 +50,31 @@ async fn an_admin_lists_users_oldest_first_with_search_and_paging() {
         ]
     );
     let found = expect_json(
-        list(&app, "?search=EXAMPLE.ORG", &admin).await,
+        app.api.list_accounts(&admin, "?search=EXAMPLE.ORG").await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(found["total"], json!(2), "{found}");
     assert_eq!(emails(&found), ["ann@example.org", "cat@example.org"]);
     let page = expect_json(
-        list(&app, "?limit=2&offset=1", &admin).await,
+        app.api.list_accounts(&admin, "?limit=2&offset=1").await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(page["total"], json!(4), "{page}");
     assert_eq!(emails(&page), ["ann@example.org", "bob@example.com"]);
-    let none = expect_json(list(&app, "?search=%25", &admin).await, StatusCode::OK).await;
+    let none = expect_json(
+        app.api.list_accounts(&admin, "?search=%25").await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(
         none["total"],
         json!(0),
         "`%` is a plain character, not a wildcard: {none}"
     );
     for bad in ["?limit=0", "?limit=201", "?offset=-1", "?limit=ten"] {
-        let resp = list(&app, bad, &admin).await;
+        let resp = app.api.list_accounts(&admin, bad).await;
         expect_error(resp, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
     }
 }
@@ -102,7 +86,7 @@ async fn the_admin_view_is_the_user_plus_disabled_lockout_and_last_login() {
     let signup = app.activated_user("sam@example.com").await;
     let user_id = str_field(&signup, "userId");
 
-    let before = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    let before = expect_json(app.api.get_account(&admin, &user_id).await, StatusCode::OK).await;
     let user = &before["user"];
     assert_eq!(user["userId"], json!(user_id), "{before}");
     assert_eq!(user["email"], json!("sam@example.com"), "{before}");
@@ -116,7 +100,7 @@ async fn the_admin_view_is_the_user_plus_disabled_lockout_and_last_login() {
 
     app.login("sam@example.com").await;
 
-    let after = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    let after = expect_json(app.api.get_account(&admin, &user_id).await, StatusCode::OK).await;
     assert!(after["user"]["lastLoginAt"].is_string(), "{after}");
 }
 
@@ -126,10 +110,12 @@ async fn users_who_are_not_admins_are_forbidden_everywhere() {
     let (user_id, access, _) = member(&app, "sam@example.com").await;
 
     for resp in [
-        list(&app, "", &access).await,
-        get_user(&app, &user_id, &access).await,
-        update_user(&app, &user_id, json!({"role": "admin"}), &access).await,
-        delete_user(&app, &user_id, &access).await,
+        app.api.list_accounts(&access, "").await,
+        app.api.get_account(&access, &user_id).await,
+        app.api
+            .update_account(&access, &user_id, &json!({"role": "admin"}))
+            .await,
+        app.api.delete_account(&access, &user_id).await,
     ] {
         expect_error(resp, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     }
@@ -152,9 +138,11 @@ async fn an_unknown_user_is_not_found() {
     let nobody = uuid::Uuid::now_v7().to_string();
 
     for resp in [
-        get_user(&app, &nobody, &admin).await,
-        update_user(&app, &nobody, json!({"disabled": true}), &admin).await,
-        delete_user(&app, &nobody, &admin).await,
+        app.api.get_account(&admin, &nobody).await,
+        app.api
+            .update_account(&admin, &nobody, &json!({"disabled": true}))
+            .await,
+        app.api.delete_account(&admin, &nobody).await,
     ] {
         expect_error(resp, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     }
@@ -165,27 +153,27 @@ async fn disabling_a_user_ends_every_session_at_once_and_blocks_login() {
     let app = spawn_app().await;
     let admin = app.admin_token("boss@example.com").await;
     let (user_id, first, first_refresh) = member(&app, "sam@example.com").await;
-    let (second, _) = another_session(&app, "sam@example.com").await;
+    let (second, _) = app.another_session("sam@example.com").await;
 
     let user = updated(&app, &user_id, json!({"disabled": true}), &admin).await;
 
     assert_eq!(user["disabled"], json!(true), "{user}");
-    expect_token_refused(&app, &first).await;
-    expect_token_refused(&app, &second).await;
-    expect_refresh_refused(&app, &first_refresh).await;
-    let login = login_with(&app, "sam@example.com", PASSWORD).await;
+    app.expect_token_refused(&first).await;
+    app.expect_token_refused(&second).await;
+    app.expect_refresh_refused(&first_refresh).await;
+    let login = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(login, StatusCode::FORBIDDEN, "ACCOUNT_DISABLED").await;
 
     let user = updated(&app, &user_id, json!({"disabled": false}), &admin).await;
 
     assert_eq!(user["disabled"], json!(false), "{user}");
     expect_json(
-        login_with(&app, "sam@example.com", PASSWORD).await,
+        app.api.login("sam@example.com", PASSWORD).await,
         StatusCode::OK,
     )
     .await;
     // Enabling again does not bring the ended sessions back.
-    expect_refresh_refused(&app, &first_refresh).await;
+    app.expect_refresh_refused(&first_refresh).await;
 }
 
 #[tokio::test]
@@ -196,11 +184,11 @@ async fn a_promotion_and_a_demotion_count_from_the_next_request_of_the_same_toke
 
     let user = updated(&app, &user_id, json!({"role": "admin"}), &admin).await;
     assert_eq!(user["role"], json!("admin"), "{user}");
-    expect_json(list(&app, "", &access).await, StatusCode::OK).await;
+    expect_json(app.api.list_accounts(&access, "").await, StatusCode::OK).await;
 
     updated(&app, &user_id, json!({"role": "user"}), &admin).await;
     expect_error(
-        list(&app, "", &access).await,
+        app.api.list_accounts(&access, "").await,
         StatusCode::FORBIDDEN,
         "FORBIDDEN",
     )
@@ -213,12 +201,12 @@ async fn a_demoted_admin_loses_admin_access_at_once() {
     let boss = app.admin_token("boss@example.com").await;
     let deputy = app.admin_token("deputy@example.com").await;
     let deputy_id = str_field(&app.me(&deputy).await, "userId");
-    expect_json(list(&app, "", &deputy).await, StatusCode::OK).await;
+    expect_json(app.api.list_accounts(&deputy, "").await, StatusCode::OK).await;
 
     updated(&app, &deputy_id, json!({"role": "user"}), &boss).await;
 
     expect_error(
-        list(&app, "", &deputy).await,
+        app.api.list_accounts(&deputy, "").await,
         StatusCode::FORBIDDEN,
         "FORBIDDEN",
     )
@@ -238,14 +226,17 @@ async fn bad_changes_are_refused_with_validation_failed() {
         json!({"active": 1}),
         json!({"locked": true}),
     ] {
-        let resp = update_user(&app, &user_id, body.clone(), &admin).await;
+        let resp = app
+            .api
+            .update_account(&admin, &user_id, &body.clone())
+            .await;
         let error = expect_error(resp, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
         assert!(
             !error.to_string().contains("root"),
             "the value is not echoed: {error}"
         );
     }
-    let unchanged = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    let unchanged = expect_json(app.api.get_account(&admin, &user_id).await, StatusCode::OK).await;
     assert_eq!(unchanged["user"]["role"], json!("user"), "{unchanged}");
     assert_eq!(unchanged["user"]["disabled"], json!(false), "{unchanged}");
 }
@@ -256,11 +247,11 @@ async fn locked_false_ends_a_lockout_and_resets_the_failure_count() {
     let admin = app.admin_token("boss@example.com").await;
     let (user_id, _, _) = member(&app, "sam@example.com").await;
     for _ in 0..app.config.login_max_failures {
-        login_with(&app, "sam@example.com", "not my password").await;
+        app.api.login("sam@example.com", "not my password").await;
     }
-    let resp = login_with(&app, "sam@example.com", PASSWORD).await;
+    let resp = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
-    let locked = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    let locked = expect_json(app.api.get_account(&admin, &user_id).await, StatusCode::OK).await;
     let until = chrono::DateTime::parse_from_rfc3339(&str_field(&locked["user"], "lockedUntil"))
         .expect("lockedUntil is RFC 3339");
     assert!(until > chrono::Utc::now(), "{locked}");
@@ -270,10 +261,10 @@ async fn locked_false_ends_a_lockout_and_resets_the_failure_count() {
     assert_eq!(user["lockedUntil"], Value::Null, "{user}");
     // The count starts again from zero: one more wrong password does not lock
     // the account again, and the right one works at once.
-    let wrong = login_with(&app, "sam@example.com", "not my password").await;
+    let wrong = app.api.login("sam@example.com", "not my password").await;
     expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
     expect_json(
-        login_with(&app, "sam@example.com", PASSWORD).await,
+        app.api.login("sam@example.com", PASSWORD).await,
         StatusCode::OK,
     )
     .await;
@@ -284,7 +275,7 @@ async fn an_empty_change_changes_nothing() {
     let app = spawn_app().await;
     let admin = app.admin_token("boss@example.com").await;
     let (user_id, _, _) = member(&app, "sam@example.com").await;
-    let before = expect_json(get_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    let before = expect_json(app.api.get_account(&admin, &user_id).await, StatusCode::OK).await;
 
     let user = updated(&app, &user_id, json!({}), &admin).await;
 
@@ -300,11 +291,11 @@ async fn active_false_sends_the_account_back_to_email_verification() {
     let user = updated(&app, &user_id, json!({"active": false}), &admin).await;
 
     assert_eq!(user["active"], json!(false), "{user}");
-    let login = login_with(&app, "sam@example.com", PASSWORD).await;
+    let login = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(login, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
     updated(&app, &user_id, json!({"active": true}), &admin).await;
     expect_json(
-        login_with(&app, "sam@example.com", PASSWORD).await,
+        app.api.login("sam@example.com", PASSWORD).await,
         StatusCode::OK,
     )
     .await;
@@ -316,13 +307,17 @@ async fn deleting_a_user_removes_it_and_kills_its_tokens() {
     let admin = app.admin_token("boss@example.com").await;
     let (user_id, access, refresh_token) = member(&app, "sam@example.com").await;
 
-    let body = expect_json(delete_user(&app, &user_id, &admin).await, StatusCode::OK).await;
+    let body = expect_json(
+        app.api.delete_account(&admin, &user_id).await,
+        StatusCode::OK,
+    )
+    .await;
 
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_token_refused(&app, &access).await;
-    expect_refresh_refused(&app, &refresh_token).await;
+    app.expect_token_refused(&access).await;
+    app.expect_refresh_refused(&refresh_token).await;
     expect_error(
-        get_user(&app, &user_id, &admin).await,
+        app.api.get_account(&admin, &user_id).await,
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
     )
@@ -337,11 +332,15 @@ async fn admins_cannot_disable_demote_or_delete_themselves() {
     let my_id = str_field(&app.me(&admin).await, "userId");
 
     for resp in [
-        update_user(&app, &my_id, json!({"disabled": true}), &admin).await,
-        update_user(&app, &my_id, json!({"role": "user"}), &admin).await,
-        delete_user(&app, &my_id, &admin).await,
+        app.api
+            .update_account(&admin, &my_id, &json!({"disabled": true}))
+            .await,
+        app.api
+            .update_account(&admin, &my_id, &json!({"role": "user"}))
+            .await,
+        app.api.delete_account(&admin, &my_id).await,
     ] {
         expect_error(resp, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     }
-    expect_json(list(&app, "", &admin).await, StatusCode::OK).await;
+    expect_json(app.api.list_accounts(&admin, "").await, StatusCode::OK).await;
 }

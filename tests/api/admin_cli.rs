@@ -12,12 +12,11 @@ use sesame::app::Application;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
-use crate::authed::*;
-use crate::helpers::*;
-use crate::process::{self, Finished};
+use crate::support::process::{self, Finished};
+use crate::support::*;
 
 /// Runs the `sesame` binary with `args` and `stdin` piped in, from an empty
-/// directory with a clean environment (see [`crate::process::sesame`]).
+/// directory with a clean environment (see [`crate::support::process::sesame`]).
 async fn sesame(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Finished {
     let cwd = TempDir::new().expect("temp dir");
     let mut cmd = process::sesame(cwd.path());
@@ -89,15 +88,8 @@ fn fresh_database() -> (TempDir, String) {
 }
 
 async fn users_in(database_url: &str) -> i64 {
-    let db = sqlx::SqlitePool::connect(database_url)
-        .await
-        .expect("open the database");
-    let count = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&db)
-        .await
-        .expect("count");
-    db.close().await;
-    count
+    let db = TestDb::at(database_url);
+    db.count("SELECT COUNT(*) FROM users", &[]).await
 }
 
 /// The `kid` in an access token's header.
@@ -141,7 +133,7 @@ async fn admin_create_makes_an_active_admin_who_can_use_the_admin_api() {
         (json!("admin"), json!(true)),
         "{me}"
     );
-    expect_json(app.get_auth("/admin/users", &access).await, StatusCode::OK).await;
+    expect_json(app.api.list_accounts(&access, "").await, StatusCode::OK).await;
 }
 
 #[tokio::test]
@@ -218,7 +210,7 @@ async fn after_keys_rotate_new_tokens_use_the_new_key_and_old_ones_keep_working(
 
     assert_success(&run);
     // The running server picks the key up without a restart.
-    let (after, _) = another_session(&app, "sam@example.com").await;
+    let (after, _) = app.another_session("sam@example.com").await;
     let new_kid = kid_of(&after);
     assert_ne!(new_kid, old_kid);
     assert!(run.stdout.contains(&new_kid), "{}", run.stdout);
@@ -228,7 +220,7 @@ async fn after_keys_rotate_new_tokens_use_the_new_key_and_old_ones_keep_working(
     );
     app.me(&before).await;
     app.me(&after).await;
-    let refreshed = expect_json(refresh(&app, &before_refresh).await, StatusCode::OK).await;
+    let refreshed = expect_json(app.api.refresh(&before_refresh).await, StatusCode::OK).await;
     assert_eq!(kid_of(&str_field(&refreshed, "accessToken")), new_kid);
     // And after a restart, both still verify.
     let app = app.restart_with(|_| {}).await;
@@ -252,7 +244,7 @@ async fn a_server_verifies_a_token_signed_with_a_key_it_had_not_loaded_yet() {
     assert_success(&keys_rotate(&app.config.database_url).await);
 
     // The first instance signs with the new key; the second meets it in a token.
-    let (access, _) = another_session(&app, "sam@example.com").await;
+    let (access, _) = app.another_session("sam@example.com").await;
     let resp = app
         .client
         .get(format!("{other_address}/users/me"))

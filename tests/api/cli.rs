@@ -2,11 +2,10 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sqlx::{Connection, SqliteConnection};
 use tempfile::TempDir;
 
-use crate::helpers::*;
-use crate::process::{Finished, database_url, run, sesame};
+use crate::support::process::{Finished, run, sesame};
+use crate::support::*;
 
 fn assert_ok(out: &Finished) {
     assert!(
@@ -92,24 +91,19 @@ async fn migrate_creates_the_schema_and_a_server_then_starts_on_it() {
     let out = run(cmd).await;
     assert_ok(&out);
 
-    let mut conn = SqliteConnection::connect(&database_url(dir.path()))
-        .await
-        .expect("open the migrated database");
-    let applied: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
-            .fetch_one(&mut conn)
-            .await
-            .expect("migrations table");
+    let db = TestDb::in_dir(dir.path());
+    let applied = db
+        .count(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
+            &[],
+        )
+        .await;
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .expect("migrations dir")
         .count() as i64;
     assert_eq!(applied, migrations, "every migration is applied");
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&mut conn)
-        .await
-        .expect("users table");
+    let users = db.count("SELECT COUNT(*) FROM users", &[]).await;
     assert_eq!(users, 0);
-    conn.close().await.expect("close");
 
     // Migrating again is a no-op, not an error.
     let mut cmd = sesame(dir.path());
@@ -207,7 +201,7 @@ async fn backup_copies_a_live_database_and_the_copy_serves_the_same_accounts() {
     let out = run(cmd).await;
     assert_ok(&out);
     assert!(out.stdout.contains("backup written"), "{}", out.stdout);
-    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    assert_eq!(app.api.health_ready().await.status(), StatusCode::OK);
     app.signup("after-the-backup@example.com").await;
 
     // Restore: a server started on the copy alone (no -wal beside it).

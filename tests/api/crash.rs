@@ -10,9 +10,9 @@ use serde_json::json;
 use tempfile::TempDir;
 use tokio::task::JoinSet;
 
-use crate::helpers::*;
-use crate::process::{Server, sesame};
-use crate::smtp::{MailServer, find_six_digit_code};
+use crate::support::process::{Server, sesame};
+use crate::support::*;
+use crate::support::{MailServer, find_six_digit_code};
 
 /// Concurrent signup loops.
 const WORKERS: usize = 6;

@@ -5,9 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::authed::*;
-use crate::helpers::*;
-use crate::smtp::find_six_digit_code;
+use crate::support::*;
 
 const OWNER: &str = "owner@example.com";
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -21,59 +19,63 @@ fn wrong(code: &str) -> String {
 /// How many emails of `kind` were queued to `recipient` (the outbox row is
 /// written by the request that sends it, so this is exact at once).
 async fn queued(app: &TestApp, recipient: &str, kind: &str) -> i64 {
-    app.count(
-        "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND kind = ?",
-        &[recipient, kind],
-    )
-    .await
+    let sql = "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND kind = ?";
+    app.db().count(sql, &[recipient, kind]).await
 }
 
 /// Which email to `recipient` (1 for the first) the latest of `kind` is:
 /// the outbox delivers in queue order.
 async fn nth_of_latest(app: &TestApp, recipient: &str, kind: &str) -> usize {
-    let n = app
-        .count(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND id <= \
-             (SELECT MAX(id) FROM outbox WHERE recipient = ?1 AND kind = ?2)",
-            &[recipient, kind],
-        )
-        .await;
-    n as usize
+    let sql = "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND id <= \
+               (SELECT MAX(id) FROM outbox WHERE recipient = ?1 AND kind = ?2)";
+    app.db().count(sql, &[recipient, kind]).await as usize
 }
 
 /// The code of the latest email of `kind` to `recipient`, once it arrived.
 async fn latest_code(app: &TestApp, recipient: &str, kind: &str) -> String {
     let nth = nth_of_latest(app, recipient, kind).await;
-    let mail = app.mail.wait_for_mail_to(recipient, nth, WAIT).await;
-    find_six_digit_code(&mail.text_body()).expect("the email carries a code")
+    app.mail.wait_for_mail_to(recipient, nth, WAIT).await.code()
 }
 
-async fn activate(app: &TestApp, email: &str, code: &str) -> reqwest::Response {
-    app.patch("/users/activate", json!({"email": email, "code": code}))
-        .await
+async fn activate(app: &TestApp, email: &str, code: &str) -> Answer {
+    app.api.activate(email, code).await
 }
 
 async fn resend(app: &TestApp, email: &str) {
-    let resp = app
-        .post("/users/activate/resend", json!({"email": email}))
-        .await;
-    expect_json(resp, StatusCode::ACCEPTED).await;
+    app.api
+        .resend_activation(email)
+        .await
+        .expect(StatusCode::ACCEPTED);
 }
 
 /// Asks for a reset link and returns its token.
 async fn reset_token(app: &TestApp, email: &str) -> String {
-    let resp = app.patch("/users/forgot", json!({"email": email})).await;
-    expect_json(resp, StatusCode::OK).await;
+    app.api.forgot_password(email).await.expect(StatusCode::OK);
     let nth = nth_of_latest(app, email, "password_reset").await;
     app.reset_token_from_mail(email, nth).await
 }
 
-async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
-    app.patch(
-        "/users/reset",
-        json!({"token": token, "newPassword": password, "confirmPassword": password}),
-    )
-    .await
+async fn reset(app: &TestApp, token: &str, password: &str) -> Answer {
+    app.api.reset_password(token, password).await
+}
+
+async fn login_with(app: &TestApp, email: &str, password: &str) -> Answer {
+    app.api.login(email, password).await
+}
+
+async fn change_password(app: &TestApp, access: &str) {
+    let answer = app
+        .api
+        .change_password(access, PASSWORD, NEW_PASSWORD)
+        .await;
+    answer.expect(StatusCode::OK);
+}
+
+/// Asks to move the account to `target`; the code sent there.
+async fn email_change_code(app: &TestApp, access: &str, target: &str) -> String {
+    let answer = app.api.request_email_change(access, target, PASSWORD).await;
+    answer.expect(StatusCode::ACCEPTED);
+    latest_code(app, target, "email_change_code").await
 }
 
 // ------------------------------------------------- guesses per address
@@ -154,15 +156,9 @@ async fn a_spent_code_budget_refills_after_a_day() {
     assert_eq!(queued(&app, OWNER, "verification").await, 1, "spent");
 
     // A day later (the window moved back rather than the clock forward).
-    let db = app.db().await;
-    sqlx::query("UPDATE code_failures SET window_start = ?")
-        .bind(sesame::store::ts(
-            chrono::Utc::now() - chrono::Duration::hours(25),
-        ))
-        .execute(&db)
-        .await
-        .expect("age the budget");
-    db.close().await;
+    let a_day_ago = sesame::store::ts(chrono::Utc::now() - chrono::Duration::hours(25));
+    let sql = "UPDATE code_failures SET window_start = ?";
+    assert_eq!(app.db().execute(sql, &[&a_day_ago]).await, 1);
 
     resend(&app, OWNER).await;
     assert_eq!(queued(&app, OWNER, "verification").await, 2);
@@ -182,17 +178,14 @@ async fn the_budget_answers_alike_for_addresses_with_and_without_an_account() {
     for _ in 0..6 {
         let known = activate(&app, OWNER, &wrong(&live)).await;
         let unknown = activate(&app, stranger, &wrong(&live)).await;
-        let known = (known.status(), known.text().await.expect("body"));
-        let unknown = (unknown.status(), unknown.text().await.expect("body"));
+        let known = known.status_and_text();
+        let unknown = unknown.status_and_text();
         assert_eq!(known, unknown);
         assert_eq!(known.0, StatusCode::BAD_REQUEST);
     }
     // Both budgets are counted (and spent) in the same table.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM code_failures WHERE failures = 4", &[])
-            .await,
-        2
-    );
+    let spent = "SELECT COUNT(*) FROM code_failures WHERE failures = 4";
+    assert_eq!(app.db().count(spent, &[]).await, 2);
 }
 
 /// Email change codes have their own budget per account: a session that
@@ -202,33 +195,18 @@ async fn wrong_email_change_codes_spend_the_accounts_budget() {
     let app = spawn_app_with(|c| c.code_max_failures_per_day = 7).await;
     let (access, _) = app.logged_in_user(OWNER).await;
     let target = "new@example.com";
-    let ask = || {
-        app.post_auth(
-            "/users/me/email",
-            json!({"password": PASSWORD, "newEmail": target}),
-            &access,
-        )
-    };
-    let confirm =
-        |code: String| app.patch_auth("/users/me/email", json!({ "code": code }), &access);
     for _ in 0..2 {
-        expect_json(ask().await, StatusCode::ACCEPTED).await;
-        let live = latest_code(&app, target, "email_change_code").await;
+        let live = email_change_code(&app, &access, target).await;
         for _ in 0..5 {
-            let resp = confirm(wrong(&live)).await;
-            expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+            let answer = app.api.confirm_email_change(&access, &wrong(&live)).await;
+            answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
         }
     }
     // 10 wrong codes, 7 allowed: a new request answers as ever, sends nothing.
-    expect_json(ask().await, StatusCode::ACCEPTED).await;
+    let latest = email_change_code(&app, &access, target).await;
     assert_eq!(queued(&app, target, "email_change_code").await, 2);
-    let latest = latest_code(&app, target, "email_change_code").await;
-    expect_error(
-        confirm(latest).await,
-        StatusCode::BAD_REQUEST,
-        "INVALID_CODE",
-    )
-    .await;
+    let answer = app.api.confirm_email_change(&access, &latest).await;
+    answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
     assert_eq!(app.me(&access).await["email"], json!(OWNER));
 }
 
@@ -241,15 +219,7 @@ async fn a_reset_link_sent_before_a_password_change_no_longer_works_after_it() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user(OWNER).await;
     let token = reset_token(&app, OWNER).await;
-    let resp = app
-        .patch_auth(
-            "/users/me/password",
-            json!({"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD,
-                   "confirmPassword": NEW_PASSWORD}),
-            &access,
-        )
-        .await;
-    expect_json(resp, StatusCode::OK).await;
+    change_password(&app, &access).await;
     expect_error(
         reset(&app, &token, "yet another passphrase").await,
         StatusCode::BAD_REQUEST,
@@ -264,29 +234,10 @@ async fn a_reset_link_sent_before_a_password_change_no_longer_works_after_it() {
 async fn an_email_change_code_sent_before_a_password_change_no_longer_works_after_it() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user(OWNER).await;
-    let target = "new@example.com";
-    let resp = app
-        .post_auth(
-            "/users/me/email",
-            json!({"password": PASSWORD, "newEmail": target}),
-            &access,
-        )
-        .await;
-    expect_json(resp, StatusCode::ACCEPTED).await;
-    let code = latest_code(&app, target, "email_change_code").await;
-    let resp = app
-        .patch_auth(
-            "/users/me/password",
-            json!({"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD,
-                   "confirmPassword": NEW_PASSWORD}),
-            &access,
-        )
-        .await;
-    expect_json(resp, StatusCode::OK).await;
-    let resp = app
-        .patch_auth("/users/me/email", json!({ "code": code }), &access)
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    let code = email_change_code(&app, &access, "new@example.com").await;
+    change_password(&app, &access).await;
+    let answer = app.api.confirm_email_change(&access, &code).await;
+    answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
     assert_eq!(app.me(&access).await["email"], json!(OWNER));
 }
 
@@ -296,16 +247,7 @@ async fn an_email_change_code_sent_before_a_password_change_no_longer_works_afte
 async fn an_email_change_code_sent_before_a_password_reset_no_longer_works_after_it() {
     let app = spawn_app().await;
     let (attacker, _) = app.logged_in_user(OWNER).await;
-    let target = "attacker@example.net";
-    let resp = app
-        .post_auth(
-            "/users/me/email",
-            json!({"password": PASSWORD, "newEmail": target}),
-            &attacker,
-        )
-        .await;
-    expect_json(resp, StatusCode::ACCEPTED).await;
-    let code = latest_code(&app, target, "email_change_code").await;
+    let code = email_change_code(&app, &attacker, "attacker@example.net").await;
 
     let token = reset_token(&app, OWNER).await;
     expect_json(reset(&app, &token, NEW_PASSWORD).await, StatusCode::OK).await;
@@ -314,10 +256,8 @@ async fn an_email_change_code_sent_before_a_password_reset_no_longer_works_after
     // too): the code asked for before the reset still does nothing.
     let tokens = expect_json(login_with(&app, OWNER, NEW_PASSWORD).await, StatusCode::OK).await;
     let access = str_field(&tokens, "accessToken");
-    let resp = app
-        .patch_auth("/users/me/email", json!({ "code": code }), &access)
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    let answer = app.api.confirm_email_change(&access, &code).await;
+    answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
     assert_eq!(app.me(&access).await["email"], json!(OWNER));
 }
 
@@ -328,27 +268,20 @@ async fn an_email_change_code_sent_before_a_password_reset_no_longer_works_after
 async fn a_confirmed_email_change_ends_other_sessions_and_voids_reset_links() {
     let app = spawn_app().await;
     let (mover, _) = app.logged_in_user(OWNER).await;
-    let (other_access, other_refresh) = another_session(&app, OWNER).await;
+    let (other_access, other_refresh) = app.another_session(OWNER).await;
     let token = reset_token(&app, OWNER).await;
 
     let target = "new@example.com";
-    let resp = app
-        .post_auth(
-            "/users/me/email",
-            json!({"password": PASSWORD, "newEmail": target}),
-            &mover,
-        )
-        .await;
-    expect_json(resp, StatusCode::ACCEPTED).await;
-    let code = latest_code(&app, target, "email_change_code").await;
-    let resp = app
-        .patch_auth("/users/me/email", json!({ "code": code }), &mover)
-        .await;
-    let body: Value = expect_json(resp, StatusCode::OK).await;
+    let code = email_change_code(&app, &mover, target).await;
+    let body: Value = app
+        .api
+        .confirm_email_change(&mover, &code)
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(body["user"]["email"], json!(target));
 
-    expect_token_refused(&app, &other_access).await;
-    expect_refresh_refused(&app, &other_refresh).await;
+    app.expect_token_refused(&other_access).await;
+    app.expect_refresh_refused(&other_refresh).await;
     assert_eq!(app.me(&mover).await["email"], json!(target));
     expect_error(
         reset(&app, &token, NEW_PASSWORD).await,
@@ -371,23 +304,17 @@ async fn delivered_emails_keep_no_code_or_token_in_the_outbox() {
     let token = reset_token(&app, OWNER).await;
 
     for (kind, secret) in [("verification", &code), ("password_reset", &token)] {
-        let sql = "SELECT COUNT(*) FROM outbox WHERE kind = ? AND sent_at IS NOT NULL";
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while app.count(sql, &[kind]).await == 0 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{kind} not marked sent"
-            );
-            tokio::time::sleep(POLL).await;
-        }
-        let db = app.db().await;
-        let (text, html, stored): (String, String, Option<String>) =
-            sqlx::query_as("SELECT text_body, html_body, secret FROM outbox WHERE kind = ?")
-                .bind(kind)
-                .fetch_one(&db)
-                .await
-                .expect("the outbox row");
-        db.close().await;
+        let db = app.db();
+        let sent = "SELECT COUNT(*) FROM outbox WHERE kind = ? AND sent_at IS NOT NULL";
+        db.wait_for_count(sent, &[kind], 1).await;
+        let field = |column: &str| {
+            let sql = format!("SELECT {column} FROM outbox WHERE kind = ?");
+            let db = db.clone();
+            async move { db.scalar::<Option<String>>(&sql, &[kind]).await }
+        };
+        let text = field("text_body").await.expect("a text body");
+        let html = field("html_body").await.expect("an HTML body");
+        let stored = field("secret").await;
         assert!(!text.contains(secret.as_str()), "{kind}: {text}");
         assert!(!html.contains(secret.as_str()), "{kind}: {html}");
         assert!(text.contains("[redacted]"), "{kind}: {text}");

@@ -18,7 +18,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const APP_ORIGIN: &str = "https://app.example";
 const EVIL_ORIGIN: &str = "https://evil.example";
@@ -292,31 +292,37 @@ async fn json_answers_carry_a_locked_down_policy_nosniff_and_no_referrer() {
         config.ip_rate_window = Duration::from_secs(3600);
     })
     .await;
-    let login = json!({"email": "nobody@example.com", "password": "not the password"});
     let responses = vec![
-        ("GET /ping", app.get("/ping").await),
-        ("GET /health/ready", app.get("/health/ready").await),
+        ("GET /ping", app.api.ping().await),
+        ("GET /health/ready", app.api.health_ready().await),
+        ("GET /.well-known/jwks.json", app.api.jwks().await),
         (
-            "GET /.well-known/jwks.json",
-            app.get("/.well-known/jwks.json").await,
+            "GET /nope",
+            app.api.send(Method::GET, "/nope", None, None).await,
         ),
-        ("GET /nope", app.get("/nope").await),
-        ("GET /users/me", app.get("/users/me").await),
+        (
+            "GET /users/me",
+            app.api.send(Method::GET, "/users/me", None, None).await,
+        ),
         (
             "POST /users/signup 201",
             app.signup("csp@example.com").await,
         ),
         (
             "POST /users/login 401",
-            app.post("/users/login", login.clone()).await,
+            app.api
+                .login("nobody@example.com", "not the password")
+                .await,
         ),
         (
             "POST /users/login 429",
-            app.post("/users/login", login).await,
+            app.api
+                .login("nobody@example.com", "not the password")
+                .await,
         ),
         (
             "DELETE /ping",
-            app.request(Method::DELETE, "/ping", None, None).await,
+            app.api.send(Method::DELETE, "/ping", None, None).await,
         ),
     ];
     for (what, resp) in responses {

@@ -3,12 +3,12 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn ping_answers_that_the_server_is_healthy() {
     let app = spawn_app().await;
-    let body = expect_json(app.get("/ping").await, StatusCode::OK).await;
+    let body = expect_json(app.api.ping().await, StatusCode::OK).await;
     assert_eq!(
         body,
         json!({"error": false, "message": "Server is healthy"}),
@@ -19,14 +19,14 @@ async fn ping_answers_that_the_server_is_healthy() {
 #[tokio::test]
 async fn the_liveness_probe_answers_200_ok() {
     let app = spawn_app().await;
-    let body = expect_json(app.get("/health/live").await, StatusCode::OK).await;
+    let body = expect_json(app.api.health_live().await, StatusCode::OK).await;
     assert_eq!(body["status"], json!("ok"), "{body}");
 }
 
 #[tokio::test]
 async fn the_readiness_probe_answers_200_ok_while_the_database_answers() {
     let app = spawn_app().await;
-    let body = expect_json(app.get("/health/ready").await, StatusCode::OK).await;
+    let body = expect_json(app.api.health_ready().await, StatusCode::OK).await;
     assert_eq!(body["status"], json!("ok"), "{body}");
 }
 

@@ -7,7 +7,7 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Text that must never reach a client.
 const INTERNALS: [&str; 6] = ["sqlx", "SELECT", "/src/", "panicked", "stack", ".rs:"];

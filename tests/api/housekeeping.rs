@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_ones_stay() {
@@ -16,30 +16,26 @@ async fn ended_sessions_and_sent_emails_are_deleted_after_the_retention_live_one
     .await;
     let (access, _) = app.logged_in_user("ann@example.com").await;
     let ended = str_field(&app.login("ann@example.com").await, "accessToken");
-    expect_json(
-        app.request(reqwest::Method::POST, "/users/logout", None, Some(&ended))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_json(app.api.logout(&ended, None).await, StatusCode::OK).await;
 
     eventually(
         "the ended session and the sent email are deleted",
         || async {
-            let sessions = app.count("SELECT COUNT(*) FROM sessions", &[]).await;
-            let emails = app.count("SELECT COUNT(*) FROM outbox", &[]).await;
+            let sessions = app.db().count("SELECT COUNT(*) FROM sessions", &[]).await;
+            let emails = app.db().count("SELECT COUNT(*) FROM outbox", &[]).await;
             (sessions == 1 && emails == 0).then_some(())
         },
     )
     .await;
     assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL",
-            &[]
-        )
-        .await,
+        app.db()
+            .count(
+                "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL",
+                &[]
+            )
+            .await,
         1,
         "the live session stays"
     );
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 }

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
-use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sesame::config::Argon2Params;
 use tokio::time::Instant;
 
-use crate::helpers::*;
-use crate::smtp::CapturedMail;
+use crate::support::CapturedMail;
+use crate::support::*;
 
 /// A lock or interval that does not run out during a test.
 const LONG: Duration = Duration::from_secs(3600);
@@ -33,20 +33,12 @@ async fn throttled_app(interval: Duration) -> TestApp {
     spawn_app_with(|config| config.email_min_interval = interval).await
 }
 
-async fn login_with(app: &TestApp, email: &str, password: &str) -> Response {
-    app.post(
-        "/users/login",
-        json!({"email": email, "password": password}),
-    )
-    .await
-}
-
-async fn expect_invalid_credentials(resp: Response) {
+async fn expect_invalid_credentials(resp: Answer) {
     expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
 }
 
 /// Asserts `429 ACCOUNT_LOCKED` with a `Retry-After` of at most `lockout`; returns it.
-async fn expect_locked(resp: Response, lockout: Duration) -> u64 {
+async fn expect_locked(resp: Answer, lockout: Duration) -> u64 {
     let secs: u64 = resp
         .headers()
         .get(RETRY_AFTER)
@@ -71,31 +63,25 @@ async fn lock(app: &TestApp, email: &str) {
 /// `times` logins with a password that is not the account's, each refused.
 async fn fail_logins(app: &TestApp, email: &str, password: &str, times: usize) {
     for _ in 0..times {
-        expect_invalid_credentials(login_with(app, email, password).await).await;
+        expect_invalid_credentials(app.api.login(email, password).await).await;
     }
 }
 
 /// A login that succeeds.
 async fn expect_login_ok(app: &TestApp, email: &str, password: &str) {
-    expect_json(login_with(app, email, password).await, StatusCode::OK).await;
+    expect_json(app.api.login(email, password).await, StatusCode::OK).await;
 }
 
 /// How many emails of `kind` were queued for `email` (sent or not).
 async fn queued(app: &TestApp, email: &str, kind: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM outbox WHERE recipient = ? AND kind = '{kind}'");
-    app.count(&sql, &[email]).await
+    app.db().count(&sql, &[email]).await
 }
 
 /// The stored password hash of a user.
 async fn password_hash(app: &TestApp, email: &str) -> String {
-    let db = app.db().await;
-    let hash = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = ?")
-        .bind(email)
-        .fetch_one(&db)
-        .await
-        .expect("the user exists");
-    db.close().await;
-    hash
+    let sql = "SELECT password_hash FROM users WHERE email = ?";
+    app.db().scalar(sql, &[email]).await
 }
 
 /// Emails to `email` whose subject contains `subject`, as received so far.
@@ -122,34 +108,6 @@ async fn wait_for_mail_about(
     .await
 }
 
-async fn forgot(app: &TestApp, email: &str) -> Response {
-    app.patch("/users/forgot", json!({ "email": email })).await
-}
-
-async fn resend(app: &TestApp, email: &str) -> Response {
-    app.post("/users/activate/resend", json!({ "email": email }))
-        .await
-}
-
-async fn activate(app: &TestApp, email: &str, code: &str) -> Response {
-    app.patch("/users/activate", json!({"email": email, "code": code}))
-        .await
-}
-
-async fn reset(app: &TestApp, token: &str, new_password: &str) -> Response {
-    app.patch(
-        "/users/reset",
-        json!({"token": token, "newPassword": new_password, "confirmPassword": new_password}),
-    )
-    .await
-}
-
-/// A response's status and body text.
-async fn status_and_text(resp: Response) -> (StatusCode, String) {
-    let status = resp.status();
-    (status, resp.text().await.expect("body"))
-}
-
 // ---------------------------------------------------------------- lockout
 
 #[tokio::test]
@@ -158,7 +116,7 @@ async fn the_failure_that_reaches_the_limit_still_answers_invalid_credentials() 
     app.activated_user("lock@example.com").await;
 
     for n in 1..=3 {
-        let resp = login_with(&app, "lock@example.com", WRONG).await;
+        let resp = app.api.login("lock@example.com", WRONG).await;
         assert_eq!(
             resp.status(),
             StatusCode::UNAUTHORIZED,
@@ -174,13 +132,13 @@ async fn a_locked_account_refuses_even_the_right_password_with_retry_after() {
     app.activated_user("lock@example.com").await;
     lock(&app, "lock@example.com").await;
 
-    let secs = expect_locked(login_with(&app, "lock@example.com", PASSWORD).await, LONG).await;
+    let secs = expect_locked(app.api.login("lock@example.com", PASSWORD).await, LONG).await;
     assert!(
         secs > LONG.as_secs() - 60,
         "Retry-After {secs} right after a lock of {LONG:?}"
     );
     // A wrong password gets the very same answer: the lock is no oracle.
-    expect_locked(login_with(&app, "lock@example.com", WRONG).await, LONG).await;
+    expect_locked(app.api.login("lock@example.com", WRONG).await, LONG).await;
 }
 
 #[tokio::test]
@@ -189,7 +147,7 @@ async fn the_owner_is_emailed_once_per_lock() {
     app.activated_user("notice@example.com").await;
     lock(&app, "notice@example.com").await;
     for password in [WRONG, PASSWORD, WRONG, WRONG, PASSWORD] {
-        expect_locked(login_with(&app, "notice@example.com", password).await, LONG).await;
+        expect_locked(app.api.login("notice@example.com", password).await, LONG).await;
     }
 
     let notice = wait_for_mail_about(&app, "notice@example.com", "locked", 1).await;
@@ -200,7 +158,11 @@ async fn the_owner_is_emailed_once_per_lock() {
     );
     // The outbox delivers in queue order: once a later email arrived, any
     // second notice queued before it would have arrived too.
-    expect_json(forgot(&app, "notice@example.com").await, StatusCode::OK).await;
+    expect_json(
+        app.api.forgot_password("notice@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
     wait_for_mail_about(&app, "notice@example.com", "reset", 1).await;
     assert_eq!(mails_about(&app, "notice@example.com", "locked").len(), 1);
     assert_eq!(
@@ -232,7 +194,7 @@ async fn parallel_guesses_lock_the_account_once() {
         );
     }
 
-    expect_locked(login_with(&app, "race@example.com", PASSWORD).await, LONG).await;
+    expect_locked(app.api.login("race@example.com", PASSWORD).await, LONG).await;
     assert_eq!(queued(&app, "race@example.com", "account_locked").await, 1);
 }
 
@@ -243,15 +205,11 @@ async fn once_the_lock_lapses_the_right_password_logs_in() {
     app.activated_user("lapse@example.com").await;
     fail_logins(&app, "lapse@example.com", WRONG, 2).await;
     let locked_at = Instant::now();
-    expect_invalid_credentials(login_with(&app, "lapse@example.com", WRONG).await).await;
-    expect_locked(
-        login_with(&app, "lapse@example.com", PASSWORD).await,
-        lockout,
-    )
-    .await;
+    expect_invalid_credentials(app.api.login("lapse@example.com", WRONG).await).await;
+    expect_locked(app.api.login("lapse@example.com", PASSWORD).await, lockout).await;
 
     let waited = eventually("the lock to lapse", || async {
-        let resp = login_with(&app, "lapse@example.com", PASSWORD).await;
+        let resp = app.api.login("lapse@example.com", PASSWORD).await;
         match resp.status() {
             StatusCode::TOO_MANY_REQUESTS => None,
             _ => Some((locked_at.elapsed(), expect_json(resp, StatusCode::OK).await)),
@@ -273,11 +231,7 @@ async fn waiting_as_long_as_the_lock_retry_after_says_is_enough() {
     let app = lockout_app(lockout).await;
     app.activated_user("honest@example.com").await;
     lock(&app, "honest@example.com").await;
-    let secs = expect_locked(
-        login_with(&app, "honest@example.com", PASSWORD).await,
-        lockout,
-    )
-    .await;
+    let secs = expect_locked(app.api.login("honest@example.com", PASSWORD).await, lockout).await;
 
     // The server's own promise: this sleep is the header under test.
     tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -292,13 +246,13 @@ async fn after_a_lapsed_lock_the_failures_are_counted_from_zero() {
     app.activated_user("again@example.com").await;
     lock(&app, "again@example.com").await;
     eventually("the lock to lapse", || async {
-        let resp = login_with(&app, "again@example.com", WRONG).await;
+        let resp = app.api.login("again@example.com", WRONG).await;
         (resp.status() == StatusCode::UNAUTHORIZED).then_some(())
     })
     .await;
 
     // That wrong password was the first of a new count: one more is allowed.
-    expect_invalid_credentials(login_with(&app, "again@example.com", WRONG).await).await;
+    expect_invalid_credentials(app.api.login("again@example.com", WRONG).await).await;
     expect_login_ok(&app, "again@example.com", PASSWORD).await;
 }
 
@@ -315,7 +269,7 @@ async fn a_successful_login_resets_the_failure_count() {
     // And the count still works: three in a row lock.
     lock(&app, "reset-count@example.com").await;
     expect_locked(
-        login_with(&app, "reset-count@example.com", PASSWORD).await,
+        app.api.login("reset-count@example.com", PASSWORD).await,
         LONG,
     )
     .await;
@@ -329,11 +283,7 @@ async fn a_lock_survives_a_restart() {
 
     let app = app.restart_with(|_| {}).await;
 
-    expect_locked(
-        login_with(&app, "persist@example.com", PASSWORD).await,
-        LONG,
-    )
-    .await;
+    expect_locked(app.api.login("persist@example.com", PASSWORD).await, LONG).await;
 }
 
 #[tokio::test]
@@ -344,8 +294,8 @@ async fn failures_short_of_the_limit_survive_a_restart() {
 
     let app = app.restart_with(|_| {}).await;
 
-    expect_invalid_credentials(login_with(&app, "count@example.com", WRONG).await).await;
-    expect_locked(login_with(&app, "count@example.com", PASSWORD).await, LONG).await;
+    expect_invalid_credentials(app.api.login("count@example.com", WRONG).await).await;
+    expect_locked(app.api.login("count@example.com", PASSWORD).await, LONG).await;
 }
 
 #[tokio::test]
@@ -353,13 +303,21 @@ async fn a_password_reset_unlocks_the_account_at_once() {
     let app = lockout_app(LONG).await;
     app.activated_user("unlock@example.com").await;
     lock(&app, "unlock@example.com").await;
-    expect_locked(login_with(&app, "unlock@example.com", PASSWORD).await, LONG).await;
+    expect_locked(app.api.login("unlock@example.com", PASSWORD).await, LONG).await;
 
-    expect_json(forgot(&app, "unlock@example.com").await, StatusCode::OK).await;
+    expect_json(
+        app.api.forgot_password("unlock@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
     let mail = wait_for_mail_about(&app, "unlock@example.com", "reset", 1).await;
-    let token = crate::smtp::find_query_param(&mail.text_body(), "token")
+    let token = crate::support::find_query_param(&mail.text_body(), "token")
         .expect("reset email carries a link with a token");
-    expect_json(reset(&app, &token, NEW_PASSWORD).await, StatusCode::OK).await;
+    expect_json(
+        app.api.reset_password(&token, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
 
     expect_login_ok(&app, "unlock@example.com", NEW_PASSWORD).await;
     // The count starts over too: the old password is just wrong now.
@@ -369,11 +327,10 @@ async fn a_password_reset_unlocks_the_account_at_once() {
 
 /// What a client can tell from a login answer: status, code, whether it says when to retry.
 async fn login_answer(app: &TestApp, email: &str, password: &str) -> (StatusCode, Value, bool) {
-    let resp = login_with(app, email, password).await;
+    let resp = app.api.login(email, password).await;
     let status = resp.status();
     let retry = resp.headers().contains_key(RETRY_AFTER);
-    let body: Value = resp.json().await.expect("JSON body");
-    (status, body["code"].clone(), retry)
+    (status, resp.body["code"].clone(), retry)
 }
 
 #[tokio::test]
@@ -404,7 +361,7 @@ async fn failed_logins_to_an_unknown_address_email_nobody() {
     app.activated_user("bystander@example.com").await;
 
     for _ in 0..10 {
-        let resp = login_with(&app, "ghost@example.com", WRONG).await;
+        let resp = app.api.login("ghost@example.com", WRONG).await;
         assert!(
             matches!(
                 resp.status(),
@@ -417,7 +374,11 @@ async fn failed_logins_to_an_unknown_address_email_nobody() {
 
     // Queue order: once the bystander's reset mail arrived, a notice queued
     // before it would have been delivered too.
-    expect_json(forgot(&app, "bystander@example.com").await, StatusCode::OK).await;
+    expect_json(
+        app.api.forgot_password("bystander@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
     wait_for_mail_about(&app, "bystander@example.com", "reset", 1).await;
     assert!(mails_about(&app, "ghost@example.com", "").is_empty());
     assert_eq!(
@@ -425,7 +386,9 @@ async fn failed_logins_to_an_unknown_address_email_nobody() {
         0
     );
     assert_eq!(
-        app.count_rows("users", "email", "ghost@example.com").await,
+        app.db()
+            .count_rows("users", "email", "ghost@example.com")
+            .await,
         0
     );
 }
@@ -439,11 +402,7 @@ async fn a_lock_on_one_address_leaves_other_accounts_alone() {
 
     expect_login_ok(&app, "neighbour@example.com", PASSWORD).await;
     // Addresses are compared normalized: the lock cannot be dodged by case or spaces.
-    expect_locked(
-        login_with(&app, "  VICTIM@Example.com ", PASSWORD).await,
-        LONG,
-    )
-    .await;
+    expect_locked(app.api.login("  VICTIM@Example.com ", PASSWORD).await, LONG).await;
 }
 
 // ---------------------------------------------------------------- email throttle
@@ -454,9 +413,21 @@ async fn a_throttled_resend_answers_the_same_and_sends_nothing() {
     expect_json(app.signup("resend@example.com").await, StatusCode::CREATED).await;
     let code = app.code_from_mail("resend@example.com", 1).await;
 
-    let first = status_and_text(resend(&app, "resend@example.com").await).await;
-    let second = status_and_text(resend(&app, "resend@example.com").await).await;
-    let unknown = status_and_text(resend(&app, "nobody-here@example.com").await).await;
+    let first = app
+        .api
+        .resend_activation("resend@example.com")
+        .await
+        .status_and_text();
+    let second = app
+        .api
+        .resend_activation("resend@example.com")
+        .await
+        .status_and_text();
+    let unknown = app
+        .api
+        .resend_activation("nobody-here@example.com")
+        .await
+        .status_and_text();
 
     assert_eq!(first.0, StatusCode::ACCEPTED, "{}", first.1);
     assert_eq!(first, second);
@@ -468,7 +439,7 @@ async fn a_throttled_resend_answers_the_same_and_sends_nothing() {
     );
     // The throttled resends did not void the code that was sent.
     expect_json(
-        activate(&app, "resend@example.com", &code).await,
+        app.api.activate("resend@example.com", &code).await,
         StatusCode::OK,
     )
     .await;
@@ -479,9 +450,21 @@ async fn a_second_forgot_within_the_interval_sends_no_second_email() {
     let app = throttled_app(LONG).await;
     app.activated_user("forgot@example.com").await;
 
-    let first = status_and_text(forgot(&app, "forgot@example.com").await).await;
-    let second = status_and_text(forgot(&app, "forgot@example.com").await).await;
-    let unknown = status_and_text(forgot(&app, "nobody-here@example.com").await).await;
+    let first = app
+        .api
+        .forgot_password("forgot@example.com")
+        .await
+        .status_and_text();
+    let second = app
+        .api
+        .forgot_password("forgot@example.com")
+        .await
+        .status_and_text();
+    let unknown = app
+        .api
+        .forgot_password("nobody-here@example.com")
+        .await
+        .status_and_text();
 
     assert_eq!(first.0, StatusCode::OK, "{}", first.1);
     assert_eq!(first, second);
@@ -492,8 +475,12 @@ async fn a_second_forgot_within_the_interval_sends_no_second_email() {
     );
     // The one token that was sent still works.
     let mail = wait_for_mail_about(&app, "forgot@example.com", "reset", 1).await;
-    let token = crate::smtp::find_query_param(&mail.text_body(), "token").expect("token");
-    expect_json(reset(&app, &token, NEW_PASSWORD).await, StatusCode::OK).await;
+    let token = crate::support::find_query_param(&mail.text_body(), "token").expect("token");
+    expect_json(
+        app.api.reset_password(&token, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -503,8 +490,16 @@ async fn the_throttle_is_per_address_and_per_kind() {
     app.activated_user("two@example.com").await;
 
     // A verification email went to each a moment ago; a reset is another kind.
-    expect_json(forgot(&app, "one@example.com").await, StatusCode::OK).await;
-    expect_json(forgot(&app, "two@example.com").await, StatusCode::OK).await;
+    expect_json(
+        app.api.forgot_password("one@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(
+        app.api.forgot_password("two@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
 
     wait_for_mail_about(&app, "one@example.com", "reset", 1).await;
     wait_for_mail_about(&app, "two@example.com", "reset", 1).await;
@@ -519,7 +514,7 @@ async fn after_the_interval_a_resend_sends_a_new_code() {
     let old_code = app.code_from_mail("later@example.com", 1).await;
 
     expect_json(
-        resend(&app, "later@example.com").await,
+        app.api.resend_activation("later@example.com").await,
         StatusCode::ACCEPTED,
     )
     .await;
@@ -527,7 +522,7 @@ async fn after_the_interval_a_resend_sends_a_new_code() {
 
     let waited = eventually("a resend to be let through", || async {
         expect_json(
-            resend(&app, "later@example.com").await,
+            app.api.resend_activation("later@example.com").await,
             StatusCode::ACCEPTED,
         )
         .await;
@@ -540,7 +535,7 @@ async fn after_the_interval_a_resend_sends_a_new_code() {
     );
     // Right away again: throttled once more.
     expect_json(
-        resend(&app, "later@example.com").await,
+        app.api.resend_activation("later@example.com").await,
         StatusCode::ACCEPTED,
     )
     .await;
@@ -549,14 +544,14 @@ async fn after_the_interval_a_resend_sends_a_new_code() {
     let new_code = app.code_from_mail("later@example.com", 2).await;
     if new_code != old_code {
         expect_error(
-            activate(&app, "later@example.com", &old_code).await,
+            app.api.activate("later@example.com", &old_code).await,
             StatusCode::BAD_REQUEST,
             "INVALID_CODE",
         )
         .await;
     }
     expect_json(
-        activate(&app, "later@example.com", &new_code).await,
+        app.api.activate("later@example.com", &new_code).await,
         StatusCode::OK,
     )
     .await;
@@ -570,12 +565,12 @@ async fn after_the_interval_a_forgot_sends_a_new_token() {
 
     let started = Instant::now();
     expect_json(
-        forgot(&app, "later-reset@example.com").await,
+        app.api.forgot_password("later-reset@example.com").await,
         StatusCode::OK,
     )
     .await;
     expect_json(
-        forgot(&app, "later-reset@example.com").await,
+        app.api.forgot_password("later-reset@example.com").await,
         StatusCode::OK,
     )
     .await;
@@ -586,7 +581,7 @@ async fn after_the_interval_a_forgot_sends_a_new_token() {
 
     let waited = eventually("a forgot to be let through", || async {
         expect_json(
-            forgot(&app, "later-reset@example.com").await,
+            app.api.forgot_password("later-reset@example.com").await,
             StatusCode::OK,
         )
         .await;
@@ -597,8 +592,12 @@ async fn after_the_interval_a_forgot_sends_a_new_token() {
     assert!(waited >= interval, "second reset email after {waited:?}");
 
     let mail = wait_for_mail_about(&app, "later-reset@example.com", "reset", 2).await;
-    let token = crate::smtp::find_query_param(&mail.text_body(), "token").expect("token");
-    expect_json(reset(&app, &token, NEW_PASSWORD).await, StatusCode::OK).await;
+    let token = crate::support::find_query_param(&mail.text_body(), "token").expect("token");
+    expect_json(
+        app.api.reset_password(&token, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- password policy
@@ -676,11 +675,15 @@ async fn unguessable_passwords_of_eight_characters_are_accepted() {
 async fn a_weak_new_password_on_reset_is_refused_and_leaves_the_token_usable() {
     let app = spawn_app().await;
     app.activated_user("weak-reset@example.com").await;
-    expect_json(forgot(&app, "weak-reset@example.com").await, StatusCode::OK).await;
+    expect_json(
+        app.api.forgot_password("weak-reset@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
     let token = app.reset_token_from_mail("weak-reset@example.com", 2).await;
 
     let body = expect_error(
-        reset(&app, &token, "password1").await,
+        app.api.reset_password(&token, "password1").await,
         StatusCode::BAD_REQUEST,
         "VALIDATION_FAILED",
     )
@@ -688,7 +691,11 @@ async fn a_weak_new_password_on_reset_is_refused_and_leaves_the_token_usable() {
     let why = body["fields"]["newPassword"].as_str().unwrap_or_default();
     assert!(why.starts_with("is too easy to guess"), "{body}");
 
-    expect_json(reset(&app, &token, NEW_PASSWORD).await, StatusCode::OK).await;
+    expect_json(
+        app.api.reset_password(&token, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -719,7 +726,7 @@ async fn a_password_hash_is_upgraded_on_login_when_the_argon2_parameters_change(
     // The same password still logs in, with the new hash and without another rehash.
     app.login("upgrade@example.com").await;
     assert_eq!(password_hash(&app, "upgrade@example.com").await, after);
-    expect_invalid_credentials(login_with(&app, "upgrade@example.com", WRONG).await).await;
+    expect_invalid_credentials(app.api.login("upgrade@example.com", WRONG).await).await;
 }
 
 #[tokio::test]
@@ -731,7 +738,7 @@ async fn a_wrong_password_does_not_rehash() {
     let app = app
         .restart_with(|config| config.argon2.memory_kib = 2048)
         .await;
-    expect_invalid_credentials(login_with(&app, "norehash@example.com", WRONG).await).await;
+    expect_invalid_credentials(app.api.login("norehash@example.com", WRONG).await).await;
 
     assert_eq!(password_hash(&app, "norehash@example.com").await, before);
 }
@@ -742,7 +749,7 @@ async fn the_lock_answer_names_no_account_and_has_no_fields() {
     app.activated_user("shape@example.com").await;
     lock(&app, "shape@example.com").await;
 
-    let resp = login_with(&app, "shape@example.com", PASSWORD).await;
+    let resp = app.api.login("shape@example.com", PASSWORD).await;
     let body: Value = expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
 
     assert_eq!(body.get("fields"), None, "{body}");

@@ -1,18 +1,17 @@
 //! One integration-test binary: every test starts the real server on port 0
 //! with its own SQLite file and a real SMTP listener.
 
-mod helpers;
-mod process;
-mod smtp;
+mod support;
 
 mod account;
 mod activation;
 mod admin;
 mod admin_cli;
-mod authed;
+mod chaos;
 mod cli;
 mod clients;
 mod crash;
+mod faults;
 mod hardening_codes;
 mod headers;
 mod health;

@@ -5,24 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::header::USER_AGENT;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::authed::*;
-use crate::helpers::*;
+use crate::support::*;
 
 /// Logs in with a `User-Agent`; returns (access, refresh).
 async fn login_from(app: &TestApp, email: &str, user_agent: &str) -> (String, String) {
-    let resp = app
-        .client
-        .post(format!("{}/users/login", app.address))
-        .header(USER_AGENT, user_agent)
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("request reaches the server");
-    let body = expect_json(resp, StatusCode::OK).await;
+    let answer = app.api.login_from(email, PASSWORD, user_agent).await;
+    let body = answer.expect(StatusCode::OK);
     (
         str_field(&body, "accessToken"),
         str_field(&body, "refreshToken"),
@@ -30,21 +21,12 @@ async fn login_from(app: &TestApp, email: &str, user_agent: &str) -> (String, St
 }
 
 async fn list_sessions(app: &TestApp, access: &str) -> Vec<Value> {
-    let body = expect_json(
-        app.get_auth("/users/me/sessions", access).await,
-        StatusCode::OK,
-    )
-    .await;
+    let body = expect_json(app.api.sessions(access).await, StatusCode::OK).await;
     assert_eq!(body["success"], json!(true), "{body}");
     body["sessions"]
         .as_array()
         .expect("sessions is an array")
         .clone()
-}
-
-async fn end_session(app: &TestApp, session_id: &str, access: &str) -> Response {
-    app.delete_auth(&format!("/users/me/sessions/{session_id}"), None, access)
-        .await
 }
 
 fn ids(sessions: &[Value]) -> Vec<String> {
@@ -92,20 +74,20 @@ async fn the_list_shows_each_login_newest_first_with_its_client_and_marks_this_o
 async fn ending_another_session_stops_its_tokens_on_the_very_next_request() {
     let app = spawn_app().await;
     let (mine, my_refresh) = app.logged_in_user("sam@example.com").await;
-    let (stolen, stolen_refresh) = another_session(&app, "sam@example.com").await;
+    let (stolen, stolen_refresh) = app.another_session("sam@example.com").await;
     app.me(&stolen).await;
 
-    let resp = end_session(&app, &session_id_of(&stolen), &mine).await;
+    let resp = app.api.revoke_session(&mine, &session_id_of(&stolen)).await;
 
     let body = expect_json(resp, StatusCode::OK).await;
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_token_refused(&app, &stolen).await;
-    expect_refresh_refused(&app, &stolen_refresh).await;
+    app.expect_token_refused(&stolen).await;
+    app.expect_refresh_refused(&stolen_refresh).await;
     assert_eq!(
         ids(&list_sessions(&app, &mine).await),
         [session_id_of(&mine)]
     );
-    expect_json(refresh(&app, &my_refresh).await, StatusCode::OK).await;
+    expect_json(app.api.refresh(&my_refresh).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
@@ -113,20 +95,23 @@ async fn ending_the_current_session_logs_it_out() {
     let app = spawn_app().await;
     let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
 
-    let resp = end_session(&app, &session_id_of(&access), &access).await;
+    let resp = app
+        .api
+        .revoke_session(&access, &session_id_of(&access))
+        .await;
 
     expect_json(resp, StatusCode::OK).await;
-    expect_token_refused(&app, &access).await;
-    expect_refresh_refused(&app, &refresh_token).await;
+    app.expect_token_refused(&access).await;
+    app.expect_refresh_refused(&refresh_token).await;
 }
 
 #[tokio::test]
 async fn an_unknown_foreign_or_ended_session_is_not_found() {
     let app = spawn_app().await;
     let (mine, _) = app.logged_in_user("sam@example.com").await;
-    let (ended, _) = another_session(&app, "sam@example.com").await;
+    let (ended, _) = app.another_session("sam@example.com").await;
     let (kims, _) = app.logged_in_user("kim@example.com").await;
-    expect_json(app.get_auth("/users/logout", &ended).await, StatusCode::OK).await;
+    expect_json(app.api.logout_get(&ended).await, StatusCode::OK).await;
 
     for session_id in [
         session_id_of(&kims),
@@ -134,7 +119,7 @@ async fn an_unknown_foreign_or_ended_session_is_not_found() {
         uuid::Uuid::now_v7().to_string(),
         "not-a-session".to_owned(),
     ] {
-        let resp = end_session(&app, &session_id, &mine).await;
+        let resp = app.api.revoke_session(&mine, &session_id).await;
         expect_error(resp, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     }
     // Kim's session was not touched.
@@ -146,12 +131,14 @@ async fn the_session_endpoints_need_a_live_session() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
     let sid = session_id_of(&access);
-    expect_json(app.get_auth("/users/logout", &access).await, StatusCode::OK).await;
+    expect_json(app.api.logout_get(&access).await, StatusCode::OK).await;
 
     for resp in [
-        app.get_auth("/users/me/sessions", &access).await,
-        app.get("/users/me/sessions").await,
-        end_session(&app, &sid, &access).await,
+        app.api.sessions(&access).await,
+        app.api
+            .send(reqwest::Method::GET, "/users/me/sessions", None, None)
+            .await,
+        app.api.revoke_session(&access, &sid).await,
     ] {
         expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     }
@@ -162,14 +149,12 @@ async fn using_a_session_moves_its_last_used_time() {
     let app = spawn_app().await;
     let (access, _) = app.logged_in_user("sam@example.com").await;
     let long_ago = "2000-01-01T00:00:00.000000Z";
-    let db = app.db().await;
-    sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ?")
-        .bind(long_ago)
-        .bind(session_id_of(&access))
-        .execute(&db)
-        .await
-        .expect("age the session");
-    db.close().await;
+    let sql = "UPDATE sessions SET last_used_at = ? WHERE id = ?";
+    let aged = app
+        .db()
+        .execute(sql, &[long_ago, &session_id_of(&access)])
+        .await;
+    assert_eq!(aged, 1, "the session was aged");
     let started = Utc::now() - chrono::Duration::seconds(1);
 
     app.me(&access).await;
@@ -229,7 +214,7 @@ async fn tabs_refreshing_with_the_same_token_at_once_all_get_working_pairs_for_t
         "each tab got its own refresh token"
     );
     for successor in &successors {
-        expect_json(refresh(&app, successor).await, StatusCode::OK).await;
+        expect_json(app.api.refresh(successor).await, StatusCode::OK).await;
     }
     assert_eq!(ids(&list_sessions(&app, &access).await), [sid]);
 }
@@ -255,6 +240,8 @@ async fn without_a_grace_window_concurrent_reuse_is_theft_and_ends_the_session()
         "exactly one presentation spends the token"
     );
     // The reuse that followed revoked the session, the winner's pair included.
-    expect_token_refused(&app, &str_field(&winners[0], "accessToken")).await;
-    expect_refresh_refused(&app, &str_field(&winners[0], "refreshToken")).await;
+    app.expect_token_refused(&str_field(&winners[0], "accessToken"))
+        .await;
+    app.expect_refresh_refused(&str_field(&winners[0], "refreshToken"))
+        .await;
 }

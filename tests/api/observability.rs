@@ -7,9 +7,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::*;
-use crate::process::{Server, sesame};
-use crate::smtp::{MailServer, find_query_param, find_six_digit_code};
+use crate::support::process::{Server, sesame};
+use crate::support::*;
+use crate::support::{MailServer, find_query_param, find_six_digit_code};
 
 /// The samples of a metrics page: `name{labels}` → value.
 pub fn samples(page: &str) -> HashMap<String, f64> {
@@ -85,10 +85,7 @@ async fn the_metrics_page_counts_a_known_sequence_of_requests() {
         .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let access = str_field(&tokens, "accessToken");
-    assert_eq!(
-        app.get_auth("/users/me", &access).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.api.me(&access).await.status(), StatusCode::OK);
     assert_eq!(
         app.get("/users/me").await.status(),
         StatusCode::UNAUTHORIZED

@@ -5,15 +5,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sesame::app::Application;
 use sesame::config::Config;
-use sqlx::{Connection, SqliteConnection};
 use tempfile::TempDir;
 
-use crate::helpers::*;
-use crate::smtp::{CapturedMail, MailServer, find_six_digit_code};
+use crate::support::*;
+use crate::support::{CapturedMail, MailServer, find_six_digit_code};
 
 // ---------------------------------------------------------------- setup
 
@@ -21,74 +20,36 @@ use crate::smtp::{CapturedMail, MailServer, find_six_digit_code};
 /// its own live mailbox, and these tests need SMTP down at start.
 struct Server {
     app: Application,
-    address: String,
-    client: reqwest::Client,
+    api: Api,
 }
 
 impl Server {
     async fn start(config: Config) -> Server {
         let app = Application::start(config).await.expect("app starts");
-        Server {
-            address: format!("http://127.0.0.1:{}", app.port()),
-            client: reqwest::Client::builder()
-                .timeout(WAIT)
-                .build()
-                .expect("client"),
-            app,
-        }
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Response {
-        self.client
-            .request(method, format!("{}{path}", self.address))
-            .json(&body)
-            .send()
-            .await
-            .expect("request reaches the server")
+        let api = Api::new(&format!("http://127.0.0.1:{}", app.port()));
+        Server { app, api }
     }
 
     /// Signs up with the test password; asserts the `201`.
     async fn signup(&self, email: &str) -> Value {
-        let body = json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD});
-        let resp = self
-            .send(reqwest::Method::POST, "/users/signup", body)
-            .await;
-        expect_json(resp, StatusCode::CREATED).await
+        let answer = self.api.signup(&Signup::new(email)).await;
+        answer.expect(StatusCode::CREATED)
     }
 
     /// Activates with a code, then proves it by logging in.
     async fn activate_and_log_in(&self, email: &str, code: &str) {
-        let resp = self
-            .send(
-                reqwest::Method::PATCH,
-                "/users/activate",
-                json!({"email": email, "code": code}),
-            )
-            .await;
-        expect_json(resp, StatusCode::OK).await;
-        let resp = self
-            .send(
-                reqwest::Method::POST,
-                "/users/login",
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-        let tokens = expect_json(resp, StatusCode::OK).await;
+        self.api.activate(email, code).await.expect(StatusCode::OK);
+        let tokens = self.api.login(email, PASSWORD).await.expect(StatusCode::OK);
         assert!(tokens["accessToken"].is_string(), "{tokens}");
     }
 
     /// The samples of `GET /metrics`.
     async fn metrics(&self) -> std::collections::HashMap<String, f64> {
         let page = self
-            .client
-            .get(format!("{}/metrics", self.address))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("body");
-        crate::observability::samples(&page)
+            .api
+            .send(reqwest::Method::GET, "/metrics", None, None)
+            .await;
+        crate::observability::samples(&page.text)
     }
 
     /// Stops gracefully: in-flight requests and the email being sent finish,
@@ -116,20 +77,9 @@ async fn smtp_back(stopped: &MailServer) -> MailServer {
 /// Runs a `SELECT COUNT(*) ...` on the app's SQLite file; a `?` in it is
 /// bound to the current time in the store's timestamp format.
 async fn count(dir: &TempDir, sql: &str) -> i64 {
-    let url = format!("sqlite://{}", db_path(dir).display());
-    let mut conn = SqliteConnection::connect(&url)
-        .await
-        .expect("open the test database");
-    let mut query = sqlx::query_scalar(sql);
-    if sql.contains('?') {
-        query = query.bind(sesame::store::ts(Utc::now()));
-    }
-    let n: i64 = query
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    conn.close().await.expect("close the test database");
-    n
+    let now = sesame::store::ts(Utc::now());
+    let binds: &[&str] = if sql.contains('?') { &[&now] } else { &[] };
+    TestDb::in_dir(dir.path()).count(sql, binds).await
 }
 
 /// Polls the database until `sql` counts `expected`.
@@ -377,18 +327,14 @@ async fn a_lease_left_by_a_crashed_process_is_taken_over_once_it_expires() {
     let dir = TempDir::new().expect("temp dir");
     let server = Server::start(test_config(&dir, &mail)).await;
     // A process that held the lease and died: nobody releases it.
-    let url = format!("sqlite://{}", db_path(&dir).display());
-    let mut conn = SqliteConnection::connect(&url)
-        .await
-        .expect("open the test database");
-    sqlx::query(
-        "INSERT OR REPLACE INTO outbox_lease (id, holder, expires_at) VALUES (1, 'crashed', ?)",
-    )
-    .bind(sesame::store::ts(Utc::now() + chrono::Duration::seconds(2)))
-    .execute(&mut conn)
-    .await
-    .expect("plant a stale lease");
-    conn.close().await.expect("close the test database");
+    let expires = sesame::store::ts(Utc::now() + chrono::Duration::seconds(2));
+    let planted = TestDb::in_dir(dir.path())
+        .execute(
+            "INSERT OR REPLACE INTO outbox_lease (id, holder, expires_at) VALUES (1, 'crashed', ?)",
+            &[&expires],
+        )
+        .await;
+    assert_eq!(planted, 1, "a stale lease is planted");
 
     server.signup("after-the-crash@example.com").await;
     let arrived = mail

@@ -9,7 +9,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 

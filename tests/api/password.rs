@@ -5,55 +5,27 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-async fn forgot(app: &TestApp, email: &str) -> Response {
-    app.patch("/users/forgot", json!({ "email": email })).await
-}
-
-async fn reset(app: &TestApp, token: &str, new_password: &str, confirm: &str) -> Response {
-    app.patch(
-        "/users/reset",
-        json!({"token": token, "newPassword": new_password, "confirmPassword": confirm}),
-    )
-    .await
-}
-
-async fn login_with(app: &TestApp, email: &str, password: &str) -> Response {
-    app.post(
-        "/users/login",
-        json!({"email": email, "password": password}),
-    )
-    .await
-}
-
-async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
-    app.post(
-        "/users/token/refresh",
-        json!({ "refreshToken": refresh_token }),
-    )
-    .await
-}
-
 /// Asks for a reset and returns the token from the `nth` email to `email`.
 async fn requested_reset_token(app: &TestApp, email: &str, nth: usize) -> String {
-    expect_json(forgot(app, email).await, StatusCode::OK).await;
+    expect_json(app.api.forgot_password(email).await, StatusCode::OK).await;
     app.reset_token_from_mail(email, nth).await
 }
 
-async fn expect_invalid_token(resp: Response) -> Value {
+async fn expect_invalid_token(resp: Answer) -> Value {
     expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_TOKEN").await
 }
 
 async fn expect_password_unchanged(app: &TestApp, email: &str) {
-    expect_json(login_with(app, email, PASSWORD).await, StatusCode::OK).await;
+    expect_json(app.api.login(email, PASSWORD).await, StatusCode::OK).await;
     expect_error(
-        login_with(app, email, NEW_PASSWORD).await,
+        app.api.login(email, NEW_PASSWORD).await,
         StatusCode::UNAUTHORIZED,
         "INVALID_CREDENTIALS",
     )
@@ -65,7 +37,11 @@ async fn forgot_emails_a_reset_link_carrying_the_token() {
     let app = spawn_app().await;
     app.activated_user("sam@example.com").await;
 
-    let body = expect_json(forgot(&app, "Sam@Example.com").await, StatusCode::OK).await;
+    let body = expect_json(
+        app.api.forgot_password("Sam@Example.com").await,
+        StatusCode::OK,
+    )
+    .await;
 
     assert_eq!(body["success"], json!(true), "{body}");
     assert!(
@@ -98,8 +74,16 @@ async fn forgot_for_an_unknown_email_answers_the_same_and_sends_nothing() {
     let app = spawn_app().await;
     app.activated_user("sam@example.com").await;
 
-    let unknown = expect_json(forgot(&app, "nobody@example.com").await, StatusCode::OK).await;
-    let known = expect_json(forgot(&app, "sam@example.com").await, StatusCode::OK).await;
+    let unknown = expect_json(
+        app.api.forgot_password("nobody@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
+    let known = expect_json(
+        app.api.forgot_password("sam@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
 
     assert_eq!(unknown, known);
     // Emails go out in order: once the second request's email is here, the
@@ -118,7 +102,7 @@ async fn forgot_with_a_malformed_email_is_a_validation_error() {
     let app = spawn_app().await;
 
     let body = expect_error(
-        forgot(&app, "not an email").await,
+        app.api.forgot_password("not an email").await,
         StatusCode::BAD_REQUEST,
         "VALIDATION_FAILED",
     )
@@ -134,7 +118,7 @@ async fn reset_changes_the_password() {
     let token = requested_reset_token(&app, "sam@example.com", 2).await;
 
     let body = expect_json(
-        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        app.api.reset_password(&token, NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;
@@ -144,13 +128,13 @@ async fn reset_changes_the_password() {
         json!({"success": true, "message": "Password has been changed"})
     );
     expect_error(
-        login_with(&app, "sam@example.com", PASSWORD).await,
+        app.api.login("sam@example.com", PASSWORD).await,
         StatusCode::UNAUTHORIZED,
         "INVALID_CREDENTIALS",
     )
     .await;
     let tokens = expect_json(
-        login_with(&app, "sam@example.com", NEW_PASSWORD).await,
+        app.api.login("sam@example.com", NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;
@@ -166,7 +150,7 @@ async fn a_completed_reset_tells_the_owner_their_password_changed() {
     app.activated_user("sam@example.com").await;
     let token = requested_reset_token(&app, "sam@example.com", 2).await;
     expect_json(
-        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        app.api.reset_password(&token, NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;
@@ -191,17 +175,17 @@ async fn reset_ends_every_session_from_before() {
     let token = requested_reset_token(&app, "sam@example.com", 2).await;
 
     expect_json(
-        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        app.api.reset_password(&token, NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;
 
     for access in [&first, &second] {
-        let resp = app.get_auth("/users/me", access).await;
+        let resp = app.api.me(access).await;
         expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     }
     for refresh_token in [&first_refresh, &second_refresh] {
-        let resp = refresh(&app, refresh_token).await;
+        let resp = app.api.refresh(refresh_token).await;
         expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
     }
 }
@@ -212,90 +196,151 @@ async fn a_reset_token_works_only_once() {
     app.activated_user("sam@example.com").await;
     let token = requested_reset_token(&app, "sam@example.com", 2).await;
     expect_json(
-        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
+        app.api.reset_password(&token, NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;
 
     let again = "yet another passphrase";
-    expect_invalid_token(reset(&app, &token, again, again).await).await;
+    expect_invalid_token(app.api.reset_password(&token, again).await).await;
 
     expect_json(
-        login_with(&app, "sam@example.com", NEW_PASSWORD).await,
+        app.api.login("sam@example.com", NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;
     expect_error(
-        login_with(&app, "sam@example.com", again).await,
+        app.api.login("sam@example.com", again).await,
         StatusCode::UNAUTHORIZED,
         "INVALID_CREDENTIALS",
     )
     .await;
 }
 
-#[tokio::test]
-async fn a_garbage_reset_token_is_invalid() {
-    let app = spawn_app().await;
-    app.activated_user("sam@example.com").await;
+/// The token a refused reset presents.
+enum Presented {
+    /// The one the reset email carried (a refusal must not spend it).
+    Emailed,
+    /// One the server never issued.
+    Forged(String),
+}
 
-    expect_invalid_token(reset(&app, "garbage", NEW_PASSWORD, NEW_PASSWORD).await).await;
-    // Well-formed, but never issued.
+/// A reset the server refuses: what is sent, and the code and field blamed.
+struct RefusedReset {
+    case: &'static str,
+    token: Presented,
+    new_password: &'static str,
+    confirm: &'static str,
+    code: &'static str,
+    field: Option<&'static str>,
+}
+
+/// In a new password: stands for the account's own address.
+const OWN_ADDRESS: &str = "{own address}";
+
+#[tokio::test]
+async fn refused_resets_change_no_password_and_spend_no_token() {
+    let app = spawn_app().await;
+    let refused = |case, token, new_password, confirm, code, field| RefusedReset {
+        case,
+        token,
+        new_password,
+        confirm,
+        code,
+        field,
+    };
+    let (invalid, weak) = ("INVALID_TOKEN", "VALIDATION_FAILED");
     let never_issued = URL_SAFE_NO_PAD.encode([42u8; 32]);
-    expect_invalid_token(reset(&app, &never_issued, NEW_PASSWORD, NEW_PASSWORD).await).await;
+    let cases = [
+        refused(
+            "a garbage token",
+            Presented::Forged("garbage".into()),
+            NEW_PASSWORD,
+            NEW_PASSWORD,
+            invalid,
+            None,
+        ),
+        refused(
+            "a well-formed token never issued",
+            Presented::Forged(never_issued),
+            NEW_PASSWORD,
+            NEW_PASSWORD,
+            invalid,
+            None,
+        ),
+        refused(
+            "a mismatched confirmation",
+            Presented::Emailed,
+            NEW_PASSWORD,
+            "a different passphrase",
+            weak,
+            Some("confirmPassword"),
+        ),
+        refused(
+            "a short new password",
+            Presented::Emailed,
+            "short",
+            "short",
+            weak,
+            Some("newPassword"),
+        ),
+        refused(
+            "a common new password",
+            Presented::Emailed,
+            "password123",
+            "password123",
+            weak,
+            Some("newPassword"),
+        ),
+        refused(
+            "the address as new password",
+            Presented::Emailed,
+            OWN_ADDRESS,
+            OWN_ADDRESS,
+            weak,
+            Some("newPassword"),
+        ),
+    ];
 
-    expect_password_unchanged(&app, "sam@example.com").await;
-}
+    for (i, reset) in cases.into_iter().enumerate() {
+        let case = reset.case;
+        let email = format!("case{i}@example.com");
+        app.activated_user(&email).await;
+        let emailed = matches!(reset.token, Presented::Emailed);
+        let token = match reset.token {
+            Presented::Emailed => requested_reset_token(&app, &email, 2).await,
+            Presented::Forged(token) => token,
+        };
+        let own = |password: &str| password.replace(OWN_ADDRESS, &email);
+        let (new_password, confirm) = (own(reset.new_password), own(reset.confirm));
 
-#[tokio::test]
-async fn a_mismatched_confirmation_is_refused_without_spending_the_token() {
-    let app = spawn_app().await;
-    app.activated_user("sam@example.com").await;
-    let token = requested_reset_token(&app, "sam@example.com", 2).await;
-
-    let body = expect_error(
-        reset(&app, &token, NEW_PASSWORD, "a different passphrase").await,
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_FAILED",
-    )
-    .await;
-
-    assert!(body["fields"]["confirmPassword"].is_string(), "{body}");
-    expect_password_unchanged(&app, "sam@example.com").await;
-    // The user fixes the typo and tries again with the same email.
-    expect_json(
-        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_weak_new_password_is_refused_naming_the_field() {
-    let app = spawn_app().await;
-    app.activated_user("sam@example.com").await;
-    let token = requested_reset_token(&app, "sam@example.com", 2).await;
-
-    for weak in ["short", "password123", "sam@example.com"] {
-        let body = expect_error(
-            reset(&app, &token, weak, weak).await,
+        let answer = app
+            .api
+            .reset_password_confirmed(&token, &new_password, &confirm)
+            .await;
+        assert_eq!(
+            answer.status,
             StatusCode::BAD_REQUEST,
-            "VALIDATION_FAILED",
-        )
-        .await;
-        assert!(
-            body["fields"]["newPassword"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "{weak:?}: {body}"
+            "{case}: {}",
+            answer.text
         );
-    }
+        let body = answer.expect_error(StatusCode::BAD_REQUEST, reset.code);
+        if let Some(field) = reset.field {
+            assert!(
+                body["fields"][field]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "{case}: expected a `fields.{field}` message in {body}"
+            );
+        }
 
-    expect_password_unchanged(&app, "sam@example.com").await;
-    expect_json(
-        reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
+        expect_password_unchanged(&app, &email).await;
+        if emailed {
+            // The user fixes the mistake and tries again with the same email.
+            let answer = app.api.reset_password(&token, NEW_PASSWORD).await;
+            assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.text);
+        }
+    }
 }
 
 #[tokio::test]
@@ -315,7 +360,7 @@ async fn an_expired_reset_token_is_invalid() {
     let probe = "sam@example.com";
     loop {
         let body = expect_json(
-            reset(&app, &token, probe, probe).await,
+            app.api.reset_password(&token, probe).await,
             StatusCode::BAD_REQUEST,
         )
         .await;
@@ -330,7 +375,7 @@ async fn an_expired_reset_token_is_invalid() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    expect_invalid_token(reset(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await).await;
+    expect_invalid_token(app.api.reset_password(&token, NEW_PASSWORD).await).await;
     expect_password_unchanged(&app, "sam@example.com").await;
 }
 
@@ -342,16 +387,16 @@ async fn a_second_forgot_request_voids_the_first_token() {
     let second = requested_reset_token(&app, "sam@example.com", 3).await;
     assert_ne!(first, second);
 
-    expect_invalid_token(reset(&app, &first, NEW_PASSWORD, NEW_PASSWORD).await).await;
+    expect_invalid_token(app.api.reset_password(&first, NEW_PASSWORD).await).await;
     expect_password_unchanged(&app, "sam@example.com").await;
 
     expect_json(
-        reset(&app, &second, NEW_PASSWORD, NEW_PASSWORD).await,
+        app.api.reset_password(&second, NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;
     expect_json(
-        login_with(&app, "sam@example.com", NEW_PASSWORD).await,
+        app.api.login("sam@example.com", NEW_PASSWORD).await,
         StatusCode::OK,
     )
     .await;

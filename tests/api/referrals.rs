@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// A logged-in referrer: (access token, referral code).
 async fn referrer(app: &TestApp, email: &str) -> (String, String) {
@@ -16,9 +16,9 @@ async fn referrer(app: &TestApp, email: &str) -> (String, String) {
     )
 }
 
-/// `GET path` with a token; asserts `200` and returns the body.
-async fn get_ok(app: &TestApp, path: &str, token: &str) -> Value {
-    expect_json(app.get_auth(path, token).await, StatusCode::OK).await
+/// A page of the accounts `token`'s user referred (asserting `200`).
+async fn referred(app: &TestApp, token: &str, query: &str) -> Value {
+    app.api.referred(token, query).await.expect(StatusCode::OK)
 }
 
 /// The masked emails of a page of referred accounts, in order.
@@ -46,7 +46,7 @@ async fn referred_lists_the_accounts_that_signed_up_with_my_code_oldest_first() 
     let after = Utc::now();
     expect_json(app.signup("dave@example.com").await, StatusCode::CREATED).await;
 
-    let page = get_ok(&app, "/users/referred", &token).await;
+    let page = referred(&app, &token, "").await;
     assert_eq!(page["success"], json!(true), "{page}");
     assert_eq!(page["total"], json!(2), "{page}");
     assert_eq!(
@@ -81,7 +81,7 @@ async fn a_referral_code_is_accepted_in_any_case_and_with_surrounding_spaces() {
     app.signup_referred("carol@example.com", &format!("  {code} "))
         .await;
 
-    let page = get_ok(&app, "/users/referred", &token).await;
+    let page = referred(&app, &token, "").await;
     assert_eq!(page["total"], json!(2), "{page}");
 }
 
@@ -101,7 +101,7 @@ async fn referred_shows_which_accounts_have_activated() {
         .await;
     expect_json(resp, StatusCode::OK).await;
 
-    let page = get_ok(&app, "/users/referred", &token).await;
+    let page = referred(&app, &token, "").await;
     assert_eq!(
         emails(&page),
         ["b***@example.com", "c***@example.com"],
@@ -119,7 +119,7 @@ async fn referred_pages_with_limit_and_offset() {
         app.signup_referred(email, &code).await;
     }
 
-    let first = get_ok(&app, "/users/referred?limit=2", &token).await;
+    let first = referred(&app, &token, "?limit=2").await;
     assert_eq!(first["total"], json!(3), "{first}");
     assert_eq!(
         emails(&first),
@@ -127,18 +127,18 @@ async fn referred_pages_with_limit_and_offset() {
         "{first}"
     );
 
-    let rest = get_ok(&app, "/users/referred?offset=2", &token).await;
+    let rest = referred(&app, &token, "?offset=2").await;
     assert_eq!(rest["total"], json!(3), "{rest}");
     assert_eq!(emails(&rest), ["c***@example.com"], "{rest}");
 
-    let second = get_ok(&app, "/users/referred?limit=2&offset=2", &token).await;
+    let second = referred(&app, &token, "?limit=2&offset=2").await;
     assert_eq!(emails(&second), ["c***@example.com"], "{second}");
 
-    let beyond = get_ok(&app, "/users/referred?offset=3", &token).await;
+    let beyond = referred(&app, &token, "?offset=3").await;
     assert_eq!(beyond["total"], json!(3), "{beyond}");
     assert_eq!(beyond["accounts"], json!([]), "{beyond}");
 
-    let widest = get_ok(&app, "/users/referred?limit=200", &token).await;
+    let widest = referred(&app, &token, "?limit=200").await;
     assert_eq!(emails(&widest).len(), 3, "{widest}");
 }
 
@@ -206,11 +206,11 @@ async fn other_users_referrals_are_not_listed() {
     app.signup_referred("yan@example.com", &zoe_code).await;
     app.signup_referred("xia@example.com", &zoe_code).await;
 
-    let page = get_ok(&app, "/users/referred", &alice).await;
+    let page = referred(&app, &alice, "").await;
     assert_eq!(page["total"], json!(1), "{page}");
     assert_eq!(emails(&page), ["b***@example.com"], "{page}");
 
-    let page = get_ok(&app, "/users/referred", &zoe).await;
+    let page = referred(&app, &zoe, "").await;
     assert_eq!(page["total"], json!(2), "{page}");
     assert_eq!(
         emails(&page),
@@ -220,7 +220,7 @@ async fn other_users_referrals_are_not_listed() {
 
     // Someone who referred nobody sees an empty list.
     let (nobody, _) = referrer(&app, "walt@example.com").await;
-    let page = get_ok(&app, "/users/referred", &nobody).await;
+    let page = referred(&app, &nobody, "").await;
     assert_eq!(page["total"], json!(0), "{page}");
     assert_eq!(page["accounts"], json!([]), "{page}");
 }
@@ -242,8 +242,8 @@ async fn me_shows_the_referrers_code_as_referred_by() {
     expect_json(resp, StatusCode::OK).await;
     let bob = str_field(&app.login("bob@example.com").await, "accessToken");
 
-    let me = get_ok(&app, "/users/me", &bob).await;
+    let me = app.api.me(&bob).await.expect(StatusCode::OK);
     assert_eq!(me["user"]["referredBy"], json!(code), "{me}");
-    let me = get_ok(&app, "/users/me", &alice).await;
+    let me = app.api.me(&alice).await.expect(StatusCode::OK);
     assert!(me["user"]["referredBy"].is_null(), "{me}");
 }

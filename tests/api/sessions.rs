@@ -2,50 +2,11 @@
 //! access token, what an unauthenticated call gets, and logging out.
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::header::{AUTHORIZATION, CACHE_CONTROL};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-
-/// Asserts a `401 UNAUTHORIZED` in the contract's shape, with its `WWW-Authenticate: Bearer`.
-async fn expect_unauthorized(resp: Response) -> Value {
-    let challenge = resp
-        .headers()
-        .get(WWW_AUTHENTICATE)
-        .map(|v| v.to_str().expect("ASCII header").to_owned());
-    let body = expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
-    assert_eq!(challenge.as_deref(), Some("Bearer"), "{body}");
-    body
-}
-
-async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
-    app.post(
-        "/users/token/refresh",
-        json!({ "refreshToken": refresh_token }),
-    )
-    .await
-}
-
-/// The contract answers a dead refresh token with `401 INVALID_TOKEN`.
-async fn expect_refresh_refused(app: &TestApp, refresh_token: &str) {
-    let resp = refresh(app, refresh_token).await;
-    expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
-}
-
-async fn login_with(app: &TestApp, email: &str, password: &str) -> Response {
-    app.post(
-        "/users/login",
-        json!({"email": email, "password": password}),
-    )
-    .await
-}
-
-/// `POST /users/logout` with an optional JSON body.
-async fn logout_post(app: &TestApp, body: Option<Value>, token: &str) -> Response {
-    app.request(Method::POST, "/users/logout", body.as_ref(), Some(token))
-        .await
-}
+use crate::support::*;
 
 fn rfc3339_utc(value: &Value, field: &str) -> DateTime<Utc> {
     let text = value[field]
@@ -66,7 +27,7 @@ async fn login_answers_a_bearer_token_pair_that_is_never_cached() {
     let app = spawn_app().await;
     app.activated_user("sam@example.com").await;
 
-    let resp = login_with(&app, "sam@example.com", PASSWORD).await;
+    let resp = app.api.login("sam@example.com", PASSWORD).await;
     let cache_control = resp.headers().get(CACHE_CONTROL).cloned();
     let body = expect_json(resp, StatusCode::OK).await;
 
@@ -86,7 +47,7 @@ async fn login_answers_a_bearer_token_pair_that_is_never_cached() {
         Some("no-store")
     );
     // The pair is real: the access token opens the profile.
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
@@ -94,9 +55,12 @@ async fn login_answers_an_unknown_email_and_a_wrong_password_identically() {
     let app = spawn_app().await;
     app.activated_user("sam@example.com").await;
 
-    let unknown = login_with(&app, "nobody@example.com", PASSWORD).await;
+    let unknown = app.api.login("nobody@example.com", PASSWORD).await;
     let unknown = expect_error(unknown, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
-    let wrong = login_with(&app, "sam@example.com", "not the right password").await;
+    let wrong = app
+        .api
+        .login("sam@example.com", "not the right password")
+        .await;
     let wrong = expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
 
     assert_eq!(unknown, wrong);
@@ -129,7 +93,7 @@ async fn the_profile_shows_every_field_of_the_contract() {
     expect_json(activated, StatusCode::OK).await;
     let access = str_field(&app.login("sam@example.com").await, "accessToken");
 
-    let me = expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    let me = expect_json(app.api.me(&access).await, StatusCode::OK).await;
 
     assert_eq!(me["success"], json!(true), "{me}");
     let user = &me["user"];
@@ -166,15 +130,15 @@ async fn the_profile_shows_every_field_of_the_contract() {
 async fn the_profile_without_a_token_is_unauthorized() {
     let app = spawn_app().await;
 
-    expect_unauthorized(app.get("/users/me").await).await;
+    expect_401(app.get("/users/me").await, "UNAUTHORIZED").await;
 }
 
 #[tokio::test]
 async fn the_profile_with_a_garbage_token_is_unauthorized() {
     let app = spawn_app().await;
 
-    expect_unauthorized(app.get_auth("/users/me", "not-a-jwt").await).await;
-    expect_unauthorized(app.get_auth("/users/me", "a.b.c").await).await;
+    expect_401(app.api.me("not-a-jwt").await, "UNAUTHORIZED").await;
+    expect_401(app.api.me("a.b.c").await, "UNAUTHORIZED").await;
 }
 
 #[tokio::test]
@@ -190,22 +154,22 @@ async fn the_profile_with_a_token_lacking_the_bearer_prefix_is_unauthorized() {
         .await
         .expect("request reaches the server");
 
-    expect_unauthorized(resp).await;
+    expect_401(resp, "UNAUTHORIZED").await;
     // The same token with the prefix works, so the prefix was what mattered.
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
 async fn get_logout_ends_the_session_at_once() {
     let app = spawn_app().await;
     let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 
-    let body = expect_json(app.get_auth("/users/logout", &access).await, StatusCode::OK).await;
+    let body = expect_json(app.api.logout_get(&access).await, StatusCode::OK).await;
 
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
-    expect_refresh_refused(&app, &refresh_token).await;
+    expect_401(app.api.me(&access).await, "UNAUTHORIZED").await;
+    app.expect_refresh_refused(&refresh_token).await;
 }
 
 #[tokio::test]
@@ -213,11 +177,11 @@ async fn post_logout_without_a_body_ends_the_current_session() {
     let app = spawn_app().await;
     let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
 
-    let body = expect_json(logout_post(&app, None, &access).await, StatusCode::OK).await;
+    let body = expect_json(app.api.logout(&access, None).await, StatusCode::OK).await;
 
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
-    expect_refresh_refused(&app, &refresh_token).await;
+    expect_401(app.api.me(&access).await, "UNAUTHORIZED").await;
+    app.expect_refresh_refused(&refresh_token).await;
 }
 
 #[tokio::test]
@@ -231,16 +195,23 @@ async fn post_logout_with_an_empty_object_ends_only_the_current_session() {
     );
 
     let body = expect_json(
-        logout_post(&app, Some(json!({})), &first).await,
+        app.api
+            .send(
+                Method::POST,
+                "/users/logout",
+                Some(&json!({})),
+                Some(&first),
+            )
+            .await,
         StatusCode::OK,
     )
     .await;
 
     assert_eq!(body["success"], json!(true), "{body}");
-    expect_unauthorized(app.get_auth("/users/me", &first).await).await;
-    expect_refresh_refused(&app, &first_refresh).await;
-    expect_json(app.get_auth("/users/me", &second).await, StatusCode::OK).await;
-    expect_json(refresh(&app, &second_refresh).await, StatusCode::OK).await;
+    expect_401(app.api.me(&first).await, "UNAUTHORIZED").await;
+    app.expect_refresh_refused(&first_refresh).await;
+    expect_json(app.api.me(&second).await, StatusCode::OK).await;
+    expect_json(app.api.refresh(&second_refresh).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
@@ -255,20 +226,16 @@ async fn post_logout_with_all_ends_every_session_of_the_user() {
     // Another user's session is not touched.
     let (other, _) = app.logged_in_user("kim@example.com").await;
 
-    let body = expect_json(
-        logout_post(&app, Some(json!({"all": true})), &first).await,
-        StatusCode::OK,
-    )
-    .await;
+    let body = expect_json(app.api.logout(&first, Some(true)).await, StatusCode::OK).await;
 
     assert_eq!(body["success"], json!(true), "{body}");
     for access in [&first, &second] {
-        expect_unauthorized(app.get_auth("/users/me", access).await).await;
+        expect_401(app.api.me(access).await, "UNAUTHORIZED").await;
     }
     for refresh_token in [&first_refresh, &second_refresh] {
-        expect_refresh_refused(&app, refresh_token).await;
+        app.expect_refresh_refused(refresh_token).await;
     }
-    expect_json(app.get_auth("/users/me", &other).await, StatusCode::OK).await;
+    expect_json(app.api.me(&other).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
@@ -277,41 +244,29 @@ async fn post_logout_with_all_false_ends_only_the_current_session() {
     let (first, _) = app.logged_in_user("sam@example.com").await;
     let second = str_field(&app.login("sam@example.com").await, "accessToken");
 
-    expect_json(
-        logout_post(&app, Some(json!({"all": false})), &first).await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_json(app.api.logout(&first, Some(false)).await, StatusCode::OK).await;
 
-    expect_unauthorized(app.get_auth("/users/me", &first).await).await;
-    expect_json(app.get_auth("/users/me", &second).await, StatusCode::OK).await;
+    expect_401(app.api.me(&first).await, "UNAUTHORIZED").await;
+    expect_json(app.api.me(&second).await, StatusCode::OK).await;
 }
 
 #[tokio::test]
 async fn logout_without_a_token_is_unauthorized() {
     let app = spawn_app().await;
 
-    expect_unauthorized(app.get("/users/logout").await).await;
-    expect_unauthorized(
+    expect_401(app.get("/users/logout").await, "UNAUTHORIZED").await;
+    expect_401(
         app.request(Method::POST, "/users/logout", Some(&json!({})), None)
             .await,
+        "UNAUTHORIZED",
     )
     .await;
 }
 
 /// Sets `disabled` on an account directly in the database, as an operator would.
 async fn disable_in_database(app: &TestApp, email: &str) {
-    let path = db_path(&app.dir);
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .expect("open the test database");
-    let changed = sqlx::query("UPDATE users SET disabled = TRUE WHERE email = ?")
-        .bind(email)
-        .execute(&pool)
-        .await
-        .expect("update the user")
-        .rows_affected();
-    pool.close().await;
+    let sql = "UPDATE users SET disabled = TRUE WHERE email = ?";
+    let changed = app.db().execute(sql, &[email]).await;
     assert_eq!(changed, 1, "no user {email} in the database");
 }
 
@@ -321,9 +276,12 @@ async fn a_disabled_account_is_told_so_only_with_the_right_password() {
     app.activated_user("sam@example.com").await;
     disable_in_database(&app, "sam@example.com").await;
 
-    let right = login_with(&app, "sam@example.com", PASSWORD).await;
+    let right = app.api.login("sam@example.com", PASSWORD).await;
     expect_error(right, StatusCode::FORBIDDEN, "ACCOUNT_DISABLED").await;
-    let wrong = login_with(&app, "sam@example.com", "not the right password").await;
+    let wrong = app
+        .api
+        .login("sam@example.com", "not the right password")
+        .await;
     expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
 }
 
@@ -331,10 +289,10 @@ async fn a_disabled_account_is_told_so_only_with_the_right_password() {
 async fn disabling_an_account_stops_its_existing_tokens() {
     let app = spawn_app().await;
     let (access, refresh_token) = app.logged_in_user("sam@example.com").await;
-    expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    expect_json(app.api.me(&access).await, StatusCode::OK).await;
 
     disable_in_database(&app, "sam@example.com").await;
 
-    expect_unauthorized(app.get_auth("/users/me", &access).await).await;
-    expect_refresh_refused(&app, &refresh_token).await;
+    expect_401(app.api.me(&access).await, "UNAUTHORIZED").await;
+    app.expect_refresh_refused(&refresh_token).await;
 }

@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sqlx::{Connection, SqliteConnection};
 use tempfile::TempDir;
 
-use crate::helpers::*;
-use crate::process::{Server, db_file, sesame};
-use crate::smtp::MailServer;
+use crate::support::MailServer;
+use crate::support::process::{Server, sesame};
+use crate::support::*;
 
 /// `sesame_http_requests_in_flight` from the metrics page.
 async fn in_flight(client: &reqwest::Client, address: &str) -> f64 {
@@ -103,29 +102,15 @@ async fn sigterm_during_a_slow_signup_lets_it_finish_then_exits_0() {
     // (gone, or truncated to nothing), and the account answered 201 is there.
     let wal = std::fs::metadata(dir.path().join("sesame.db-wal")).map_or(0, |m| m.len());
     assert_eq!(wal, 0, "the database was closed cleanly");
-    let mut conn =
-        SqliteConnection::connect(&format!("sqlite://{}", db_file(dir.path()).display()))
-            .await
-            .expect("open");
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email = ?")
-        .bind("slow@example.com")
-        .fetch_one(&mut conn)
-        .await
-        .expect("count");
+    let db = TestDb::in_dir(dir.path());
+    let users = db.count_rows("users", "email", "slow@example.com").await;
     assert_eq!(users, 1);
 }
 
 /// Counts outbox rows not delivered yet.
 async fn unsent(dir: &TempDir) -> i64 {
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", db_path(dir).display()))
-        .await
-        .expect("open");
-    let n = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-        .fetch_one(&mut conn)
-        .await
-        .expect("count");
-    conn.close().await.expect("close");
-    n
+    let sql = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL";
+    TestDb::in_dir(dir.path()).count(sql, &[]).await
 }
 
 /// Polls until the app refuses new connections: its stop has begun.

@@ -4,25 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::smtp::{find_query_param, find_six_digit_code};
-
-/// A signup body with the given password and confirmation.
-fn signup_body(email: &str, password: &str, confirm: &str) -> Value {
-    json!({"email": email, "password": password, "confirmPassword": confirm})
-}
-
-/// Asserts `400 VALIDATION_FAILED` with a non-empty message for `field`.
-async fn expect_field_error(resp: reqwest::Response, field: &str) -> Value {
-    let body = expect_error(resp, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
-    assert!(
-        body["fields"][field]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "expected a `fields.{field}` message in {body}"
-    );
-    body
-}
+use crate::support::*;
+use crate::support::{find_query_param, find_six_digit_code};
 
 /// Sends `raw` as a JSON body to the signup endpoint.
 async fn post_raw_json(app: &TestApp, raw: &str) -> reqwest::Response {
@@ -33,27 +16,6 @@ async fn post_raw_json(app: &TestApp, raw: &str) -> reqwest::Response {
         .send()
         .await
         .expect("request reaches the server")
-}
-
-/// Waits until every email queued so far has been delivered: the outbox
-/// delivers in order, so once a fresh address's verification email (queued
-/// last) has arrived, everything queued before it has arrived too.
-async fn drain_outbox(app: &TestApp, sentinel: &str) {
-    let resp = app.signup(sentinel).await;
-    assert!(
-        resp.status().is_success(),
-        "sentinel signup failed: {resp:?}"
-    );
-    app.mail.wait_for_mail_to(sentinel, 1, WAIT).await;
-}
-
-/// How many emails were delivered to `email` (exact envelope address).
-fn mails_to(app: &TestApp, email: &str) -> usize {
-    app.mail
-        .messages()
-        .iter()
-        .filter(|m| m.to.iter().any(|t| t == email))
-        .count()
 }
 
 /// Decodes the character references an HTML attribute or text may use.
@@ -99,12 +61,10 @@ fn html_unescape(html: &str) -> String {
 /// Activates with the emailed code and logs in; returns the `/users/me` user.
 async fn activate_and_fetch_me(app: &TestApp, email: &str) -> Value {
     let code = app.code_from_mail(email, 1).await;
-    let resp = app
-        .patch("/users/activate", json!({"email": email, "code": code}))
-        .await;
+    let resp = app.api.activate(email, &code).await;
     expect_json(resp, StatusCode::OK).await;
     let access = str_field(&app.login(email).await, "accessToken");
-    let me = expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    let me = expect_json(app.api.me(&access).await, StatusCode::OK).await;
     me["user"].clone()
 }
 
@@ -146,10 +106,8 @@ async fn the_verification_email_goes_to_the_normalized_address_with_the_code_and
     let app = spawn_app().await;
 
     let resp = app
-        .post(
-            "/users/signup",
-            signup_body("  Mixed.Case@Example.COM ", PASSWORD, PASSWORD),
-        )
+        .api
+        .signup(&Signup::new("  Mixed.Case@Example.COM "))
         .await;
     expect_json(resp, StatusCode::CREATED).await;
 
@@ -181,9 +139,7 @@ async fn the_verification_email_goes_to_the_normalized_address_with_the_code_and
     assert_eq!(find_query_param(&html, "code").as_deref(), Some(&*code));
 
     // It is the code of this account.
-    let resp = app
-        .patch("/users/activate", json!({"email": email, "code": code}))
-        .await;
+    let resp = app.api.activate(email, &code).await;
     expect_json(resp, StatusCode::OK).await;
 }
 
@@ -196,18 +152,12 @@ async fn the_email_is_stored_lower_cased_so_login_and_me_work_in_another_case() 
     )
     .await;
     let code = app.code_from_mail("carol.jones@example.com", 1).await;
-    let resp = app
-        .patch(
-            "/users/activate",
-            json!({"email": "CAROL.JONES@example.com", "code": code}),
-        )
-        .await;
+    let resp = app.api.activate("CAROL.JONES@example.com", &code).await;
     expect_json(resp, StatusCode::OK).await;
 
     let tokens = app.login("cArOl.jOnEs@EXAMPLE.com ").await;
     let me = expect_json(
-        app.get_auth("/users/me", &str_field(&tokens, "accessToken"))
-            .await,
+        app.api.me(&str_field(&tokens, "accessToken")).await,
         StatusCode::OK,
     )
     .await;
@@ -218,119 +168,148 @@ async fn the_email_is_stored_lower_cased_so_login_and_me_work_in_another_case() 
     );
 }
 
-#[tokio::test]
-async fn signup_with_a_malformed_email_is_refused_with_a_field_message() {
-    let app = spawn_app().await;
-    for bad in ["a@b", "plain", "@example.com", "sam@", "sam @example.com"] {
-        let resp = app
-            .post("/users/signup", signup_body(bad, PASSWORD, PASSWORD))
-            .await;
-        expect_field_error(resp, "email").await;
+/// A signup the rules refuse: the field the answer must blame, and one it must not.
+struct Refused {
+    case: &'static str,
+    form: Signup,
+    field: &'static str,
+    not_blamed: Option<&'static str>,
+}
+
+impl Refused {
+    fn new(case: &'static str, form: Signup, field: &'static str) -> Refused {
+        Refused {
+            case,
+            form,
+            field,
+            not_blamed: None,
+        }
     }
 }
 
 #[tokio::test]
-async fn signup_with_a_password_under_8_characters_is_refused_and_8_are_enough() {
+async fn signups_that_break_a_rule_are_refused_naming_the_field_and_create_nothing() {
     let app = spawn_app().await;
-    let resp = app
-        .post(
-            "/users/signup",
-            signup_body("sam@example.com", "Xk7#pQ2", "Xk7#pQ2"),
-        )
-        .await;
-    let body = expect_field_error(resp, "password").await;
-    assert!(body["fields"].get("email").is_none(), "{body}");
-
-    // Nothing was created: the same address signs up with 8 characters.
-    let resp = app
-        .post(
-            "/users/signup",
-            signup_body("sam@example.com", "Xk7#pQ2w", "Xk7#pQ2w"),
-        )
-        .await;
-    expect_json(resp, StatusCode::CREATED).await;
-}
-
-#[tokio::test]
-async fn signup_with_a_password_over_128_characters_is_refused_and_128_are_enough() {
-    let app = spawn_app().await;
+    let sam = || Signup::new("sam@example.com");
     let long = "horse battery staple ".repeat(7); // 147 characters
-    let too_long = &long[..129];
-    let resp = app
-        .post(
-            "/users/signup",
-            signup_body("sam@example.com", too_long, too_long),
+    let mut cases = Vec::new();
+    for bad in ["a@b", "plain", "@example.com", "sam@", "sam @example.com"] {
+        cases.push(Refused::new("a malformed email", Signup::new(bad), "email"));
+    }
+    cases.push(Refused {
+        not_blamed: Some("email"),
+        ..Refused::new(
+            "a password under 8 characters",
+            sam().password("Xk7#pQ2"),
+            "password",
         )
-        .await;
-    expect_field_error(resp, "password").await;
-
-    let just_right = &long[..128];
-    let resp = app
-        .post(
-            "/users/signup",
-            signup_body("sam@example.com", just_right, just_right),
-        )
-        .await;
-    expect_json(resp, StatusCode::CREATED).await;
-}
-
-#[tokio::test]
-async fn signup_with_a_common_password_is_refused_in_any_case() {
-    let app = spawn_app().await;
+    });
+    cases.push(Refused::new(
+        "a password over 128 characters",
+        sam().password(&long[..129]),
+        "password",
+    ));
     for common in ["password123", "Password123", "QWERTY123", "12345678"] {
-        let resp = app
-            .post(
-                "/users/signup",
-                signup_body("sam@example.com", common, common),
-            )
-            .await;
-        expect_field_error(resp, "password").await;
+        let form = sam().password(common);
+        cases.push(Refused::new(
+            "a common password in any case",
+            form,
+            "password",
+        ));
     }
-}
-
-#[tokio::test]
-async fn signup_with_the_email_address_as_password_is_refused() {
-    let app = spawn_app().await;
-    for password in ["sam.smith@example.com", "SAM.SMITH@EXAMPLE.COM"] {
-        let resp = app
-            .post(
-                "/users/signup",
-                signup_body("Sam.Smith@example.com", password, password),
-            )
-            .await;
-        expect_field_error(resp, "password").await;
+    for own in ["sam.smith@example.com", "SAM.SMITH@EXAMPLE.COM"] {
+        let form = Signup::new("Sam.Smith@example.com").password(own);
+        cases.push(Refused::new(
+            "the email address as password",
+            form,
+            "password",
+        ));
     }
-}
-
-#[tokio::test]
-async fn signup_whose_confirmation_differs_from_the_password_is_refused() {
-    let app = spawn_app().await;
-    let resp = app
-        .post(
-            "/users/signup",
-            signup_body("sam@example.com", PASSWORD, "correct horse battery stapler"),
+    cases.push(Refused {
+        not_blamed: Some("password"),
+        ..Refused::new(
+            "a confirmation that differs from the password",
+            sam().confirm("correct horse battery stapler"),
+            "confirmPassword",
         )
-        .await;
-    let body = expect_field_error(resp, "confirmPassword").await;
-    assert!(body["fields"].get("password").is_none(), "{body}");
+    });
+    cases.push(Refused::new(
+        "a name over 100 characters",
+        sam().name(&"n".repeat(101)),
+        "name",
+    ));
 
-    // Nothing was created.
-    expect_json(app.signup("sam@example.com").await, StatusCode::CREATED).await;
+    for Refused {
+        case,
+        form,
+        field,
+        not_blamed,
+    } in cases
+    {
+        let body = app
+            .api
+            .signup(&form)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+        assert!(
+            body["fields"][field]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{case} ({:?}): expected a `fields.{field}` message in {body}",
+            form.password
+        );
+        if let Some(other) = not_blamed {
+            assert!(body["fields"].get(other).is_none(), "{case}: {body}");
+        }
+    }
+
+    // Nothing was created: both addresses are still free.
+    for email in ["sam@example.com", "sam.smith@example.com"] {
+        expect_json(app.signup(email).await, StatusCode::CREATED).await;
+    }
 }
 
 #[tokio::test]
-async fn signup_with_a_name_over_100_characters_is_refused_and_100_are_enough() {
+async fn signups_just_within_the_limits_are_accepted_as_sent() {
     let app = spawn_app().await;
-    let mut body = signup_body("sam@example.com", PASSWORD, PASSWORD);
-    body["name"] = json!("n".repeat(101));
-    let resp = app.post("/users/signup", body.clone()).await;
-    expect_field_error(resp, "name").await;
-
-    body["name"] = json!("n".repeat(100));
-    let resp = app.post("/users/signup", body).await;
-    expect_json(resp, StatusCode::CREATED).await;
-    let me = activate_and_fetch_me(&app, "sam@example.com").await;
-    assert_eq!(me["name"], json!("n".repeat(100)), "{me}");
+    let long = "horse battery staple ".repeat(7);
+    let cases = [
+        (
+            "a password of 8 characters",
+            Signup::new("eight@example.com").password("Xk7#pQ2w"),
+        ),
+        (
+            "a password of 128 characters",
+            Signup::new("long@example.com").password(&long[..128]),
+        ),
+        (
+            "a name of 100 characters",
+            Signup::new("named@example.com").name(&"n".repeat(100)),
+        ),
+    ];
+    for (case, form) in cases {
+        let answer = app.api.signup(&form).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{case}: {}",
+            answer.text
+        );
+        let code = app.code_from_mail(&form.email, 1).await;
+        app.api
+            .activate(&form.email, &code)
+            .await
+            .expect(StatusCode::OK);
+        let tokens = app
+            .api
+            .login(&form.email, &form.password)
+            .await
+            .expect(StatusCode::OK);
+        let me = app.me(&str_field(&tokens, "accessToken")).await;
+        if let Some(name) = &form.name {
+            assert_eq!(me["name"], json!(name), "{case}: {me}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -338,31 +317,81 @@ async fn signup_with_missing_fields_or_wrong_types_is_refused_with_validation_fa
     let app = spawn_app().await;
     let email = "sam@example.com";
     let bodies = [
-        json!({}),
-        json!({"password": PASSWORD, "confirmPassword": PASSWORD}),
-        json!({"email": email, "confirmPassword": PASSWORD}),
-        json!({"email": email, "password": PASSWORD}),
-        json!({"email": null, "password": PASSWORD, "confirmPassword": PASSWORD}),
-        json!({"email": ["sam@example.com"], "password": PASSWORD, "confirmPassword": PASSWORD}),
-        json!({"email": email, "password": ["x"], "confirmPassword": PASSWORD}),
-        json!({"email": email, "password": PASSWORD, "confirmPassword": {"value": PASSWORD}}),
-        json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD, "referrer": ["ACDEFGHJ"]}),
-        json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD, "name": {"first": "Sam"}}),
-        json!([email, PASSWORD, PASSWORD]),
-        json!("sam@example.com"),
+        ("an empty object", json!({})),
+        (
+            "no email",
+            json!({"password": PASSWORD, "confirmPassword": PASSWORD}),
+        ),
+        (
+            "no password",
+            json!({"email": email, "confirmPassword": PASSWORD}),
+        ),
+        (
+            "no confirmation",
+            json!({"email": email, "password": PASSWORD}),
+        ),
+        (
+            "a null email",
+            json!({"email": null, "password": PASSWORD, "confirmPassword": PASSWORD}),
+        ),
+        (
+            "an email in an array",
+            json!({"email": ["sam@example.com"], "password": PASSWORD, "confirmPassword": PASSWORD}),
+        ),
+        (
+            "a password in an array",
+            json!({"email": email, "password": ["x"], "confirmPassword": PASSWORD}),
+        ),
+        (
+            "a confirmation in an object",
+            json!({"email": email, "password": PASSWORD, "confirmPassword": {"value": PASSWORD}}),
+        ),
+        (
+            "a referrer in an array",
+            json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD, "referrer": ["ACDEFGHJ"]}),
+        ),
+        (
+            "a name in an object",
+            json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD, "name": {"first": "Sam"}}),
+        ),
+        ("an array body", json!([email, PASSWORD, PASSWORD])),
+        ("a string body", json!("sam@example.com")),
+        (
+            "numbers for passwords",
+            json!({"email": "num@example.com", "password": 987654321012_u64, "confirmPassword": 987654321012_u64}),
+        ),
+        (
+            "a boolean name",
+            json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD, "name": false}),
+        ),
+        (
+            "a number referrer",
+            json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD, "referrer": 7}),
+        ),
     ];
-    for body in bodies {
-        let resp = app.post("/users/signup", body.clone()).await;
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        assert_eq!(status, StatusCode::BAD_REQUEST, "for {body}: {text}");
-        let answer: Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("for {body}: not JSON: {text}"));
-        assert_eq!(answer["error"], json!(true), "for {body}: {answer}");
+    for (case, body) in bodies {
+        let answer = app
+            .post("/users/signup", body.clone())
+            .await
+            .into_answer()
+            .await;
         assert_eq!(
-            answer["code"],
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{case}, {body}: {}",
+            answer.text
+        );
+        assert_eq!(
+            answer.body["error"],
+            json!(true),
+            "{case}, {body}: {}",
+            answer.text
+        );
+        assert_eq!(
+            answer.body["code"],
             json!("VALIDATION_FAILED"),
-            "for {body}: {answer}"
+            "{case}, {body}: {}",
+            answer.text
         );
     }
     for raw in [
@@ -379,39 +408,14 @@ async fn signup_with_missing_fields_or_wrong_types_is_refused_with_validation_fa
 }
 
 #[tokio::test]
-async fn signup_with_a_number_or_boolean_for_a_string_field_is_refused_with_validation_failed() {
-    let app = spawn_app().await;
-    let bodies = [
-        json!({"email": "num@example.com", "password": 987654321012_u64, "confirmPassword": 987654321012_u64}),
-        json!({"email": "sam@example.com", "password": PASSWORD, "confirmPassword": PASSWORD, "name": false}),
-        json!({"email": "sam@example.com", "password": PASSWORD, "confirmPassword": PASSWORD, "referrer": 7}),
-    ];
-    for body in bodies {
-        let resp = app.post("/users/signup", body.clone()).await;
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        assert_eq!(status, StatusCode::BAD_REQUEST, "for {body}: {text}");
-        let answer: Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("for {body}: not JSON: {text}"));
-        assert_eq!(
-            answer["code"],
-            json!("VALIDATION_FAILED"),
-            "for {body}: {answer}"
-        );
-    }
-}
-
-#[tokio::test]
 async fn signup_with_a_taken_address_is_refused_with_409_in_any_case() {
     let app = spawn_app().await;
     app.activated_user("taken@example.com").await;
 
     for again in ["taken@example.com", "  TAKEN@Example.com "] {
         let resp = app
-            .post(
-                "/users/signup",
-                signup_body(again, "another fine passphrase", "another fine passphrase"),
-            )
+            .api
+            .signup(&Signup::new(again).password("another fine passphrase"))
             .await;
         expect_error(resp, StatusCode::CONFLICT, "EMAIL_IN_USE").await;
     }
@@ -419,10 +423,8 @@ async fn signup_with_a_taken_address_is_refused_with_409_in_any_case() {
     // The account keeps its password.
     app.login("taken@example.com").await;
     let resp = app
-        .post(
-            "/users/login",
-            json!({"email": "taken@example.com", "password": "another fine passphrase"}),
-        )
+        .api
+        .login("taken@example.com", "another fine passphrase")
         .await;
     expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
 }
@@ -448,9 +450,10 @@ async fn signup_with_an_unknown_referral_code_is_refused_and_creates_nothing() {
     };
     let malformed = ["not-a-code", "O0I1L5SZ", "ABC", "ACDEFGHJK"];
     for code in std::iter::once(unused).chain(malformed) {
-        let mut body = signup_body("bob@example.com", PASSWORD, PASSWORD);
-        body["referrer"] = json!(code);
-        let resp = app.post("/users/signup", body).await;
+        let resp = app
+            .api
+            .signup(&Signup::new("bob@example.com").referrer(code))
+            .await;
         expect_error(resp, StatusCode::BAD_REQUEST, "INVALID_REFERRAL_CODE").await;
     }
 
@@ -461,9 +464,8 @@ async fn signup_with_an_unknown_referral_code_is_refused_and_creates_nothing() {
 #[tokio::test]
 async fn html_in_a_name_is_stripped_before_it_is_stored() {
     let app = spawn_app().await;
-    let mut body = signup_body("sam@example.com", PASSWORD, PASSWORD);
-    body["name"] = json!("<b>Sam</b><script>x</script>");
-    expect_json(app.post("/users/signup", body).await, StatusCode::CREATED).await;
+    let form = Signup::new("sam@example.com").name("<b>Sam</b><script>x</script>");
+    expect_json(app.api.signup(&form).await, StatusCode::CREATED).await;
 
     let me = activate_and_fetch_me(&app, "sam@example.com").await;
     assert_eq!(me["name"], json!("Sam"), "{me}");
@@ -473,23 +475,14 @@ async fn html_in_a_name_is_stripped_before_it_is_stored() {
 async fn concurrent_signups_for_one_address_create_one_account_and_send_one_email() {
     let app = spawn_app().await;
     let email = "racer@example.com";
-    let url = format!("{}/users/signup", app.address);
     let tasks: Vec<_> = (0..10)
         .map(|i| {
-            let client = app.client.clone();
-            let url = url.clone();
+            let api = app.api.clone();
             // Each racer with its own password, so the winner is identifiable.
             let password = format!("racing passphrase number {i}");
             tokio::spawn(async move {
-                let resp = client
-                    .post(url)
-                    .json(&signup_body(email, &password, &password))
-                    .send()
-                    .await
-                    .expect("request reaches the server");
-                let status = resp.status();
-                let body: Value = resp.json().await.expect("JSON body");
-                (i, status, body)
+                let answer = api.signup(&Signup::new(email).password(&password)).await;
+                (i, answer.status, answer.body)
             })
         })
         .collect();
@@ -505,21 +498,14 @@ async fn concurrent_signups_for_one_address_create_one_account_and_send_one_emai
     assert_eq!(winners.len(), 1, "exactly one signup wins: {winners:?}");
 
     let code = app.code_from_mail(email, 1).await;
-    drain_outbox(&app, "sentinel@example.com").await;
-    assert_eq!(mails_to(&app, email), 1, "one verification email");
+    app.drain_outbox("sentinel@example.com").await;
+    assert_eq!(app.mail.mails_to(email).len(), 1, "one verification email");
 
     // The account is the winner's.
-    let resp = app
-        .patch("/users/activate", json!({"email": email, "code": code}))
-        .await;
+    let resp = app.api.activate(email, &code).await;
     expect_json(resp, StatusCode::OK).await;
     let password = format!("racing passphrase number {}", winners[0]);
-    let resp = app
-        .post(
-            "/users/login",
-            json!({"email": email, "password": password}),
-        )
-        .await;
+    let resp = app.api.login(email, &password).await;
     expect_json(resp, StatusCode::OK).await;
 }
 
@@ -550,10 +536,8 @@ async fn with_concealment_a_taken_address_gets_the_same_202_body_and_keeps_its_p
 
     for again in ["taken@example.com", "Taken@Example.COM"] {
         let resp = app
-            .post(
-                "/users/signup",
-                signup_body(again, "another fine passphrase", "another fine passphrase"),
-            )
+            .api
+            .signup(&Signup::new(again).password("another fine passphrase"))
             .await;
         let taken = expect_json(resp, StatusCode::ACCEPTED).await;
         assert_eq!(taken, fresh);
@@ -570,9 +554,9 @@ async fn with_concealment_the_owner_of_a_taken_address_is_told_by_email() {
     let resp = app.signup("taken@example.com").await;
     expect_json(resp, StatusCode::ACCEPTED).await;
 
-    drain_outbox(&app, "sentinel@example.com").await;
+    app.drain_outbox("sentinel@example.com").await;
     assert_eq!(
-        mails_to(&app, "taken@example.com"),
+        app.mail.mails_to("taken@example.com").len(),
         2,
         "the verification email, then a notice that someone tried to sign up"
     );
@@ -582,8 +566,6 @@ async fn with_concealment_the_owner_of_a_taken_address_is_told_by_email() {
 async fn activated_user_concealed(app: &TestApp, email: &str) {
     expect_json(app.signup(email).await, StatusCode::ACCEPTED).await;
     let code = app.code_from_mail(email, 1).await;
-    let resp = app
-        .patch("/users/activate", json!({"email": email, "code": code}))
-        .await;
+    let resp = app.api.activate(email, &code).await;
     expect_json(resp, StatusCode::OK).await;
 }

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn the_whole_tutorial_flow_works_end_to_end() {
@@ -12,7 +12,7 @@ async fn the_whole_tutorial_flow_works_end_to_end() {
         .await;
     let tokens = app.login("alice@example.com").await;
     let access = str_field(&tokens, "accessToken");
-    let me = expect_json(app.get_auth("/users/me", &access).await, StatusCode::OK).await;
+    let me = expect_json(app.api.me(&access).await, StatusCode::OK).await;
     assert_eq!(me["user"]["email"], json!("alice@example.com"));
     let referred = expect_json(
         app.get_auth("/users/referred", &access).await,

@@ -1,10 +1,10 @@
 //! Start-up errors a self-hoster can act on: one line on stderr naming the
 //! setting, exit status 1, no panic, no backtrace.
 
-use sqlx::{Connection, SqliteConnection};
 use tempfile::TempDir;
 
-use crate::process::{Server, database_url, run, sesame};
+use crate::support::TestDb;
+use crate::support::process::{Server, database_url, run, sesame};
 
 /// Starts `sesame serve` with one setting changed; asserts it refuses to
 /// start with one line naming `setting` and returns that line.
@@ -88,28 +88,24 @@ async fn a_database_from_a_newer_sesame_is_refused_untouched() {
     cmd.arg("migrate");
     assert!(run(cmd).await.status.success());
     // What a future version's migration leaves behind.
-    let mut conn = SqliteConnection::connect(&database_url(dir.path()))
-        .await
-        .expect("open");
-    sqlx::query(
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (99990101, 'from the future', TRUE, x'00', 0)",
-    )
-    .execute(&mut conn)
-    .await
-    .expect("insert a future migration");
-    conn.close().await.expect("close");
+    let db = TestDb::in_dir(dir.path());
+    let planted = db
+        .execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990101, 'from the future', TRUE, x'00', 0)",
+            &[],
+        )
+        .await;
+    assert_eq!(planted, 1, "a future migration is recorded");
 
     let line = refuses_to_start(&dir, "SESAME_DATABASE_URL", &database_url(dir.path())).await;
     assert!(line.contains("newer sesame"), "{line}");
 
-    let mut conn = SqliteConnection::connect(&database_url(dir.path()))
-        .await
-        .expect("open");
-    let future: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 99990101")
-            .fetch_one(&mut conn)
-            .await
-            .expect("count");
+    let future = db
+        .count(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 99990101",
+            &[],
+        )
+        .await;
     assert_eq!(future, 1, "the newer database is left as it was");
 }

@@ -6,13 +6,12 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use reqwest::header::WWW_AUTHENTICATE;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sesame::config::JwtSigning;
 use sesame::domain::secret::Secret;
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// The shared secret of the HS256 apps below (at least 32 characters).
 const HS_SECRET: &str = "a shared secret that is long enough for HS256 signing";
@@ -37,17 +36,9 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
-    app.post(
-        "/users/token/refresh",
-        json!({ "refreshToken": refresh_token }),
-    )
-    .await
-}
-
 /// Refreshes and returns the new (access, refresh) pair.
 async fn refreshed_pair(app: &TestApp, refresh_token: &str) -> (String, String) {
-    let body = expect_json(refresh(app, refresh_token).await, StatusCode::OK).await;
+    let body = expect_json(app.api.refresh(refresh_token).await, StatusCode::OK).await;
     assert_eq!(body["tokenType"], json!("Bearer"), "{body}");
     (
         str_field(&body, "accessToken"),
@@ -57,34 +48,23 @@ async fn refreshed_pair(app: &TestApp, refresh_token: &str) -> (String, String) 
 
 async fn expect_spent(app: &TestApp, refresh_token: &str) {
     expect_error(
-        refresh(app, refresh_token).await,
+        app.api.refresh(refresh_token).await,
         StatusCode::UNAUTHORIZED,
         "INVALID_TOKEN",
     )
     .await;
 }
 
-/// Asserts a `401` with `code` and the `WWW-Authenticate: Bearer` challenge.
-async fn expect_401(resp: Response, code: &str) -> Value {
-    let challenge = resp
-        .headers()
-        .get(WWW_AUTHENTICATE)
-        .map(|v| v.to_str().expect("ASCII header").to_owned());
-    let body = expect_error(resp, StatusCode::UNAUTHORIZED, code).await;
-    assert_eq!(challenge.as_deref(), Some("Bearer"), "{body}");
-    body
-}
-
 async fn expect_me_ok(app: &TestApp, access: &str) -> Value {
-    expect_json(app.get_auth("/users/me", access).await, StatusCode::OK).await
+    expect_json(app.api.me(access).await, StatusCode::OK).await
 }
 
 async fn expect_me_refused(app: &TestApp, access: &str) {
-    expect_401(app.get_auth("/users/me", access).await, "UNAUTHORIZED").await;
+    expect_401(app.api.me(access).await, "UNAUTHORIZED").await;
 }
 
 async fn jwks(app: &TestApp) -> Value {
-    let resp = app.get("/.well-known/jwks.json").await;
+    let resp = app.api.jwks().await;
     expect_json(resp, StatusCode::OK).await
 }
 
@@ -186,7 +166,7 @@ async fn an_access_token_past_its_lifetime_is_answered_token_expired() {
 
     let deadline = tokio::time::Instant::now() + WAIT;
     let resp = loop {
-        let resp = app.get_auth("/users/me", &access).await;
+        let resp = app.api.me(&access).await;
         if resp.status() != StatusCode::OK {
             break resp;
         }
@@ -447,8 +427,7 @@ async fn a_validly_signed_token_past_its_expiry_is_answered_token_expired() {
     claims["exp"] = json!(now() - 3600);
 
     expect_401(
-        app.get_auth("/users/me", &sign_hs256(&access, &claims))
-            .await,
+        app.api.me(&sign_hs256(&access, &claims)).await,
         "TOKEN_EXPIRED",
     )
     .await;
@@ -472,12 +451,7 @@ async fn token_checks_keep_answering_while_writes_go_on_and_a_revocation_counts_
                 let other = str_field(&app.login("writer@example.com").await, "accessToken");
                 // Used once (so its signature verdict is remembered), then revoked.
                 expect_me_ok(&app, &other).await;
-                expect_json(
-                    app.request(reqwest::Method::POST, "/users/logout", None, Some(&other))
-                        .await,
-                    StatusCode::OK,
-                )
-                .await;
+                expect_json(app.api.logout(&other, None).await, StatusCode::OK).await;
                 expect_me_refused(&app, &other).await;
             }
         })

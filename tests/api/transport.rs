@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// The body limit the size tests run with.
 const LIMIT: usize = 1024;
@@ -35,8 +35,13 @@ fn assert_no_internals(text: &str) {
 
 /// Asserts a contract error body with its status and code, plus the headers
 /// every error carries; returns the headers and the body.
-async fn expect_clean_error(resp: Response, status: StatusCode, code: &str) -> (HeaderMap, Value) {
-    let headers = resp.headers().clone();
+async fn expect_clean_error(
+    resp: impl IntoAnswer,
+    status: StatusCode,
+    code: &str,
+) -> (HeaderMap, Value) {
+    let resp = resp.into_answer().await;
+    let headers = resp.headers.clone();
     let body = expect_error(resp, status, code).await;
     assert_no_internals(&body.to_string());
     assert_eq!(
@@ -674,7 +679,8 @@ async fn every_response_carries_x_content_type_options_nosniff() {
         ),
         (
             "POST /users/signup",
-            app.signup("nosniff@example.com").await,
+            app.post("/users/signup", Signup::new("nosniff@example.com").json())
+                .await,
         ),
         ("GET /users/me", app.get("/users/me").await),
         (
@@ -724,7 +730,11 @@ async fn json_answers_carry_cache_control_no_store() {
             app.get("/.well-known/jwks.json").await,
         ),
         ("GET /nope", app.get("/nope").await),
-        ("POST /users/signup", app.signup("cache@example.com").await),
+        (
+            "POST /users/signup",
+            app.post("/users/signup", Signup::new("cache@example.com").json())
+                .await,
+        ),
         (
             "POST /users/login",
             app.post(

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sesame::app::Application;
 use sesame::config::{Argon2Params, Config, MailTransport};
 use sesame::domain::secret::Secret;
 use tempfile::TempDir;
 
-use crate::smtp::{MailServer, find_query_param, find_six_digit_code};
+use super::client::{Answer, Api, IntoAnswer, Signup};
+use super::mailbox::MailServer;
 
 /// How long tests wait for something that should happen (generous: CI is slow).
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -46,6 +47,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The typed client of this server's API.
+    pub api: Api,
     pub mail: MailServer,
     pub config: Config,
     pub dir: Arc<TempDir>,
@@ -96,12 +99,11 @@ async fn start(config: Config, mail: MailServer, dir: Arc<TempDir>) -> TestApp {
     let app = Application::start(config.clone())
         .await
         .expect("app starts");
+    let api = Api::new(&format!("http://127.0.0.1:{}", app.port()));
     TestApp {
-        address: format!("http://127.0.0.1:{}", app.port()),
-        client: reqwest::Client::builder()
-            .timeout(WAIT)
-            .build()
-            .expect("client"),
+        address: api.address.clone(),
+        client: api.http.clone(),
+        api,
         mail,
         config,
         dir,
@@ -126,7 +128,8 @@ impl TestApp {
         start(config, self.mail.clone(), self.dir.clone()).await
     }
 
-    /// Sends a request with an optional JSON body and bearer token.
+    /// Sends a request with an optional JSON body and bearer token; the
+    /// raw response, for tests of headers and transport.
     pub async fn request(
         &self,
         method: Method,
@@ -134,16 +137,7 @@ impl TestApp {
         body: Option<&Value>,
         token: Option<&str>,
     ) -> Response {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.address, path));
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.expect("request reaches the server")
+        self.api.send_raw(method, path, body, token).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
@@ -163,58 +157,48 @@ impl TestApp {
     }
 
     /// Signs up with the test password.
-    pub async fn signup(&self, email: &str) -> Response {
-        self.post(
-            "/users/signup",
-            json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD}),
-        )
-        .await
+    pub async fn signup(&self, email: &str) -> Answer {
+        self.api.signup(&Signup::new(email)).await
     }
 
     /// Signs up with a referral code; returns the body of the `201`.
     pub async fn signup_referred(&self, email: &str, referrer: &str) -> Value {
-        let resp = self
-            .post(
-                "/users/signup",
-                json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD, "referrer": referrer}),
-            )
-            .await;
-        expect_json(resp, StatusCode::CREATED).await
+        let form = Signup::new(email).referrer(referrer);
+        self.api.signup(&form).await.expect(StatusCode::CREATED)
     }
 
     /// The verification code in the `nth` email to `email`, as a user reads it.
     pub async fn code_from_mail(&self, email: &str, nth: usize) -> String {
-        let mail = self.mail.wait_for_mail_to(email, nth, WAIT).await;
-        find_six_digit_code(&mail.text_body()).expect("verification email carries a 6-digit code")
+        self.mail.wait_for_mail_to(email, nth, WAIT).await.code()
     }
 
     /// The reset token in the `nth` email to `email`, from its link.
     pub async fn reset_token_from_mail(&self, email: &str, nth: usize) -> String {
         let mail = self.mail.wait_for_mail_to(email, nth, WAIT).await;
-        find_query_param(&mail.text_body(), "token")
-            .expect("reset email carries a link with a token")
+        mail.link_param("token")
     }
 
     /// Signs up and activates with the emailed code; returns the signup body.
     pub async fn activated_user(&self, email: &str) -> Value {
-        let body = expect_json(self.signup(email).await, StatusCode::CREATED).await;
+        let body = self.signup(email).await.expect(StatusCode::CREATED);
         let code = self.code_from_mail(email, 1).await;
-        let resp = self
-            .patch("/users/activate", json!({"email": email, "code": code}))
-            .await;
-        expect_json(resp, StatusCode::OK).await;
+        self.api.activate(email, &code).await.expect(StatusCode::OK);
         body
     }
 
     /// Logs in with the test password; returns the token body.
     pub async fn login(&self, email: &str) -> Value {
-        let resp = self
-            .post(
-                "/users/login",
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-        expect_json(resp, StatusCode::OK).await
+        self.api.login(email, PASSWORD).await.expect(StatusCode::OK)
+    }
+
+    /// Waits until every email queued so far has been delivered: the outbox
+    /// delivers in order, so once a fresh address's verification email
+    /// (queued last) has arrived, everything queued before it has too.
+    pub async fn drain_outbox(&self, sentinel: &str) {
+        let answer = self.signup(sentinel).await;
+        let sent = answer.status.is_success();
+        assert!(sent, "sentinel signup failed: {}", answer.text);
+        self.mail.wait_for_mail_to(sentinel, 1, WAIT).await;
     }
 
     /// An activated, logged-in user: (access token, refresh token).
@@ -229,22 +213,22 @@ impl TestApp {
 }
 
 /// Asserts the status and returns the JSON body (the status message shows the body).
-pub async fn expect_json(resp: Response, status: StatusCode) -> Value {
-    let actual = resp.status();
-    let text = resp.text().await.expect("body");
-    assert_eq!(actual, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is not JSON: {text}"))
+pub async fn expect_json(resp: impl IntoAnswer, status: StatusCode) -> Value {
+    resp.into_answer().await.expect(status)
 }
 
 /// Asserts an error answer in the contract's shape, with its status and code.
-pub async fn expect_error(resp: Response, status: StatusCode, code: &str) -> Value {
-    let body = expect_json(resp, status).await;
-    assert_eq!(body["error"], json!(true), "{body}");
-    assert_eq!(body["code"], json!(code), "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+pub async fn expect_error(resp: impl IntoAnswer, status: StatusCode, code: &str) -> Value {
+    resp.into_answer().await.expect_error(status, code)
+}
+
+/// Asserts a `401` with `code` that challenges the client to bring a
+/// bearer token (`WWW-Authenticate: Bearer`).
+pub async fn expect_401(resp: impl IntoAnswer, code: &str) -> Value {
+    let answer = resp.into_answer().await;
+    let challenge = answer.header("www-authenticate").map(str::to_owned);
+    let body = answer.expect_error(StatusCode::UNAUTHORIZED, code);
+    assert_eq!(challenge.as_deref(), Some("Bearer"), "{body}");
     body
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::WAIT;
+use crate::support::app::WAIT;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sesame");

@@ -1,0 +1,17 @@
+//! What the test modules share: a running app ([`app`]), the typed API
+//! client ([`client`]), accounts in given states ([`accounts`]), the test
+//! database ([`database`]), the captured mail ([`mailbox`]) and the
+//! `sesame` binary as a process ([`process`]).
+
+pub mod accounts;
+pub mod app;
+pub mod client;
+pub mod database;
+pub mod mailbox;
+pub mod process;
+
+pub use accounts::session_id_of;
+pub use app::*;
+pub use client::{Answer, Api, IntoAnswer, Signup};
+pub use database::TestDb;
+pub use mailbox::{CapturedMail, MailServer, find_query_param, find_six_digit_code};
