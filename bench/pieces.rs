@@ -124,7 +124,6 @@ fn session_lookup(c: &mut Criterion) {
         let mail = templates::verification(
             "http://localhost:5000",
             email,
-            None,
             "123456",
             Duration::from_secs(900),
         );

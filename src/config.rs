@@ -2,10 +2,12 @@
 //! validated once at start-up.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
 
 use crate::domain::secret::Secret;
 use crate::http::rate_limits::TrustedProxies;
@@ -42,9 +44,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SESAME_APP_URL")]
     pub app_url: Option<String>,
     /// SMTP server, e.g. `smtps://user:pass@smtp.example.com:465` or `smtp://127.0.0.1:1025`.
-    /// Without it, emails are written to the log.
-    #[arg(long, env = "SESAME_SMTP_URL", hide_env_values = true)]
+    /// Credentials go only over TLS (`smtps://` or `?tls=required`) or to loopback.
+    /// Without it, emails are written to the log. Environment or `.env` only
+    /// (it can hold a password): never a flag.
+    #[arg(long, env = "SESAME_SMTP_URL", hide_env_values = true, hide = true)]
     pub smtp_url: Option<String>,
+    /// A file holding SESAME_SMTP_URL (e.g. a systemd credential or a Docker secret).
+    #[arg(long, env = "SESAME_SMTP_URL_FILE")]
+    pub smtp_url_file: Option<PathBuf>,
     /// Longest an SMTP step (connecting, the greeting, each command, sending
     /// the message) may take before the attempt fails and is retried, in seconds.
     #[arg(long, env = "SESAME_SMTP_TIMEOUT_SECS", default_value_t = 30)]
@@ -57,8 +64,13 @@ pub struct ServeArgs {
     )]
     pub mail_from: String,
     /// Shared secret: switches access tokens from EdDSA to HS256.
-    #[arg(long, env = "SESAME_JWT_SECRET", hide_env_values = true)]
+    /// Environment or `.env` only: never a flag.
+    #[arg(long, env = "SESAME_JWT_SECRET", hide_env_values = true, hide = true)]
     pub jwt_secret: Option<String>,
+    /// A file holding SESAME_JWT_SECRET, the shared secret that switches
+    /// access tokens from EdDSA to HS256 (set one of the two; never a flag).
+    #[arg(long, env = "SESAME_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// JWT `aud` claim.
     #[arg(long, env = "SESAME_JWT_AUDIENCE", default_value = "sesame")]
     pub jwt_audience: String,
@@ -229,7 +241,12 @@ impl ServeArgs {
             }
             None => public_url.clone(),
         };
-        let mail = match self.smtp_url.filter(|u| !u.trim().is_empty()) {
+        let smtp_url = secret_setting(
+            self.smtp_url,
+            self.smtp_url_file.as_deref(),
+            "SESAME_SMTP_URL",
+        )?;
+        let mail = match smtp_url.filter(|u| !u.trim().is_empty()) {
             None => MailTransport::Log,
             Some(url) => {
                 let parsed = url::Url::parse(&url)
@@ -240,10 +257,16 @@ impl ServeArgs {
                         parsed.scheme()
                     );
                 }
+                refuse_plain_text_credentials(&parsed)?;
                 MailTransport::Smtp(Secret::new(url))
             }
         };
-        let jwt = match self.jwt_secret.filter(|s| !s.is_empty()) {
+        let jwt_secret = secret_setting(
+            self.jwt_secret,
+            self.jwt_secret_file.as_deref(),
+            "SESAME_JWT_SECRET",
+        )?;
+        let jwt = match jwt_secret.filter(|s| !s.is_empty()) {
             None => JwtSigning::EdDsa,
             Some(secret) if secret.len() < 32 => {
                 bail!("SESAME_JWT_SECRET must be at least 32 characters long")
@@ -368,6 +391,88 @@ impl Config {
             .expect("defaults always parse");
         parsed.args.into_config().expect("defaults are valid")
     }
+}
+
+/// The settings that hold secrets: read from the environment, `.env` or
+/// their `…_FILE`, never from the command line.
+const SECRET_SETTINGS: &[(&str, &str)] = &[
+    ("jwt_secret", "SESAME_JWT_SECRET"),
+    ("smtp_url", "SESAME_SMTP_URL"),
+];
+
+/// Refuses a secret given as a command-line flag: the process list shows
+/// every process's arguments to every local user.
+pub fn refuse_secret_flags(matches: &ArgMatches) -> anyhow::Result<()> {
+    for (id, env) in SECRET_SETTINGS {
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            bail!(
+                "--{} is not accepted: command-line flags are visible to every local user \
+                 (ps). Set {env} in the environment or .env, or name a file holding it \
+                 with {env}_FILE",
+                id.replace('_', "-")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A secret from its variable or from the file its `…_FILE` variable names
+/// (one final line break dropped), never both. Errors name the setting and
+/// the file, never the secret.
+fn secret_setting(
+    value: Option<String>,
+    file: Option<&Path>,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    let Some(path) = file.filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(value);
+    };
+    if value.as_deref().is_some_and(|v| !v.is_empty()) {
+        bail!("{name} and {name}_FILE are both set; set only one");
+    }
+    let contents = std::fs::read_to_string(path)
+        .with_context(|| format!("{name}_FILE: cannot read {}", path.display()))?;
+    let secret = contents
+        .strip_suffix('\n')
+        .map(|s| s.strip_suffix('\r').unwrap_or(s))
+        .unwrap_or(&contents);
+    if secret.is_empty() {
+        bail!("{name}_FILE: {} is empty", path.display());
+    }
+    Ok(Some(secret.to_owned()))
+}
+
+/// Refuses an `smtp://` URL that would send a user name or password (and
+/// then every code and link) unencrypted to another machine: only
+/// `smtps://`, `?tls=required` (STARTTLS or nothing) or a loopback relay may
+/// carry credentials. The error names the host, never the credentials.
+fn refuse_plain_text_credentials(url: &url::Url) -> anyhow::Result<()> {
+    let has_credentials = !url.username().is_empty() || url.password().is_some();
+    let tls_required = url.scheme() == "smtps"
+        || url
+            .query_pairs()
+            .any(|(key, value)| key == "tls" && value == "required");
+    // `smtp` is not a special scheme to the URL parser: an IPv4 address
+    // comes back as a domain name.
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if has_credentials && !tls_required && !loopback {
+        bail!(
+            "SESAME_SMTP_URL: refusing to send SMTP credentials unencrypted to {}; use \
+             smtps://…:465, or add ?tls=required to require STARTTLS",
+            url.host_str().unwrap_or("the relay")
+        );
+    }
+    Ok(())
 }
 
 /// Parses an http(s) base URL and drops any trailing slash.

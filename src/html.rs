@@ -1,7 +1,6 @@
 //! HTML escaping for values sesame puts into the pages and emails it writes.
 
 /// Escapes text for HTML element content and quoted attribute values.
-/// (User-typed text that reaches an email also goes through ammonia.)
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -94,6 +94,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, command: &clap::Command, matches: &ArgMatches) -> anyhow::Result<()> {
+    crate::config::refuse_secret_flags(matches)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => commands::serve(cli.serve).await,
         Command::Migrate => commands::migrate(cli.serve).await,

@@ -84,7 +84,6 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
     let mail = templates::verification(
         &state.config.app_url,
         email.as_str(),
-        name.as_deref(),
         code.expose(),
         state.config.code_ttl,
     );
@@ -208,7 +207,6 @@ pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
     let mail = templates::verification(
         &state.config.app_url,
         &user.email,
-        user.name.as_deref(),
         code.expose(),
         state.config.code_ttl,
     );

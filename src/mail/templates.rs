@@ -1,35 +1,26 @@
-//! The emails sesame sends. Every value interpolated into HTML is escaped
-//! with ammonia; links are built with proper query encoding.
+//! The emails sesame sends. They carry no text a user typed (a stranger
+//! can sign up with anyone's address); every value interpolated into HTML
+//! is escaped; links are built with proper query encoding.
 
 use std::time::Duration;
 
 use super::OutgoingEmail;
 
 /// The verification code email, with a link to the confirm page.
-pub fn verification(
-    app_url: &str,
-    recipient: &str,
-    name: Option<&str>,
-    code: &str,
-    ttl: Duration,
-) -> OutgoingEmail {
+///
+/// It goes to whatever address was typed at signup, so it carries no text
+/// the signer typed (not the name): a stranger's words never reach the
+/// owner's mailbox under sesame's name.
+pub fn verification(app_url: &str, recipient: &str, code: &str, ttl: Duration) -> OutgoingEmail {
     let link = link(app_url, "/verify", &[("email", recipient), ("code", code)]);
     let minutes = ttl.as_secs().div_ceil(60);
-    let greeting = name.map_or_else(
-        || "Welcome to sesame!".to_owned(),
-        |n| format!("Welcome to sesame, {n}!"),
-    );
-    let html_greeting = name.map_or_else(
-        || "Welcome to sesame!".to_owned(),
-        |n| format!("Welcome to sesame, {}!", user_text(n)),
-    );
     let text = format!(
-        "{greeting}\n\nYour verification code is: {code}\n\n\
+        "Welcome to sesame!\n\nYour verification code is: {code}\n\n\
          Or confirm your address here: {link}\n\n\
          The code expires in {minutes} minutes. If you did not sign up, ignore this email.\n"
     );
     let html = layout(&format!(
-        "<p>{html_greeting}</p>\
+        "<p>Welcome to sesame!</p>\
          <p>Your verification code is: <b>{code}</b></p>\
          <p><a href=\"{link}\">Confirm your email address</a></p>\
          <p>The code expires in {minutes} minutes. If you did not sign up, ignore this email.</p>",
@@ -137,15 +128,9 @@ fn link(base: &str, path: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// Escapes a value sesame made itself (codes, tokens, links) for HTML text
-/// and attributes. User-supplied text goes through [`user_text`] instead.
+/// and attributes. No email carries text a user typed.
 pub(super) fn esc(text: &str) -> String {
     crate::html::escape(text)
-}
-
-/// Makes text a user typed (a name) safe to put in HTML, with ammonia's
-/// conservative escaping.
-fn user_text(text: &str) -> String {
-    ammonia::clean_text(text)
 }
 
 pub(super) fn layout(body: &str) -> String {
@@ -164,7 +149,6 @@ mod tests {
         let mail = verification(
             "https://a.example",
             "x+y@example.com",
-            Some("<b>Sam</b>"),
             "012345",
             Duration::from_secs(900),
         );
@@ -175,10 +159,6 @@ mod tests {
         );
         assert!(mail.html_body.contains("&amp;code=012345"));
         assert!(mail.text_body.contains("15 minutes"));
-        assert!(
-            !mail.html_body.contains("<b>Sam"),
-            "names are escaped in HTML"
-        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! `VACUUM INTO` reads one snapshot of the database (a read transaction, so
 //! a running server keeps writing meanwhile) and writes it as a new,
 //! compacted, self-contained file: no `-wal` file is needed to restore it.
-//! The copy is written next to its destination under a temporary name,
-//! checked, flushed to disk and only then renamed into place, so a crash or
+//! The copy is written next to its destination under a temporary name
+//! (created exclusively, readable by its owner only: the copy holds the
+//! signing key), checked, flushed to disk and only then renamed into place, so a crash or
 //! a full disk never leaves a half-written file under the backup's name.
 
 use std::path::{Path, PathBuf};
@@ -52,11 +53,17 @@ pub async fn backup(database_url: &str, dest: &Path) -> anyhow::Result<u64> {
     let file_name = dest
         .file_name()
         .with_context(|| format!("{} is not a file name", dest.display()))?;
+    // An unpredictable name, created exclusively and private before SQLite
+    // writes into it: a file or symlink planted there fails the backup
+    // instead of receiving (or redirecting) the copy.
     let partial = dir.join(format!(
-        ".{}.partial-{}",
+        ".{}.partial-{}-{:016x}",
         file_name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        rand::random::<u64>()
     ));
+    super::files::create_private_new(&partial)
+        .with_context(|| format!("creating {} failed", partial.display()))?;
 
     let result = write_snapshot(options, &partial).await;
     let result = match result {

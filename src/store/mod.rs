@@ -22,6 +22,7 @@ pub mod admin;
 pub mod backup;
 pub mod code_budget;
 pub mod fault;
+pub mod files;
 pub mod inline;
 pub mod keys;
 pub mod lockout;
@@ -75,6 +76,8 @@ impl Store {
         let options = connect_options(database_url)?;
         let file = options.get_filename().display().to_string();
         check_directory(options.get_filename())?;
+        // Before SQLite opens it: its -wal and -shm files take its mode.
+        files::create_private_database(options.get_filename())?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)

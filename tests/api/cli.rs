@@ -121,8 +121,9 @@ async fn check_config_prints_every_setting_with_secrets_redacted() {
         "SESAME_SMTP_URL",
         format!("smtps://apikey:{smtp_password}@smtp.example.com:465"),
     )
+    .env("SESAME_JWT_SECRET", jwt_secret)
     // A flag after the subcommand works too.
-    .args(["check-config", "--jwt-secret", jwt_secret]);
+    .args(["check-config", "--jwt-audience", "sesame-test"]);
     let out = run(cmd).await;
     assert_ok(&out);
 
@@ -146,10 +147,12 @@ async fn check_config_prints_every_setting_with_secrets_redacted() {
     );
     assert!(line("SESAME_SMTP_URL").contains("REDACTED"));
     assert!(line("SESAME_JWT_SECRET").starts_with("SESAME_JWT_SECRET=REDACTED"));
-    assert!(line("SESAME_JWT_SECRET").contains("command line"));
+    assert!(line("SESAME_JWT_SECRET").contains("environment"));
+    assert!(line("SESAME_JWT_AUDIENCE").starts_with("SESAME_JWT_AUDIENCE=sesame-test"));
+    assert!(line("SESAME_JWT_AUDIENCE").contains("command line"));
     assert!(line("SESAME_ARGON2_MEMORY_KIB").starts_with("SESAME_ARGON2_MEMORY_KIB=1024"));
     assert!(line("SESAME_ARGON2_MEMORY_KIB").contains("environment"));
-    assert!(line("SESAME_JWT_AUDIENCE").contains("# default"));
+    assert!(line("SESAME_JWT_LEEWAY_SECS").contains("# default"));
     assert!(out.stdout.contains("HS256"), "{}", out.stdout);
     assert!(
         !dir.path().join("sesame.db").exists(),

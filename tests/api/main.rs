@@ -13,6 +13,7 @@ mod clients;
 mod crash;
 mod faults;
 mod hardening_codes;
+mod hardening_edge;
 mod headers;
 mod health;
 mod hostile;
