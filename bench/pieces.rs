@@ -15,6 +15,7 @@ use chrono::Utc;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use sesame::config::Config;
 use sesame::domain::codes::{OpaqueToken, VerificationCode};
+use sesame::domain::email::EmailAddress;
 use sesame::domain::password::{NewPassword, PasswordHasher};
 use sesame::domain::referral::ReferralCode;
 use sesame::domain::tokens::{Ed25519Key, Keyring};
@@ -119,7 +120,7 @@ fn session_lookup(c: &mut Criterion) {
     let user_id = uuid::Uuid::now_v7().to_string();
     let session_id = uuid::Uuid::now_v7().to_string();
     rt.block_on(async {
-        let email = "bench@example.com";
+        let email = &EmailAddress::parse("bench@example.com").map_err(anyhow::Error::msg)?;
         let code_hash = VerificationCode::generate().hash_for(&user_id);
         let mail = templates::verification(
             "http://localhost:5000",

@@ -1,23 +1,28 @@
 //! sesame: a user-authentication server in one binary, with SQLite inside.
 //!
-//! Data flows one way: `api → domain → store/mail`.
+//! Data flows one way: `http → api → flows → domain`, with `flows →
+//! store/mail`. `domain/` knows neither HTTP nor SQL; a workflow in
+//! `flows/` refuses with its own [`flows::refusal::Refusal`], which `api/`
+//! turns into an [`http::error::ApiError`]; all SQL is in `store/`.
 //!
-//! - [`cli`]: the `sesame` subcommands (serve, migrate, openapi, backup, check-config).
+//! - [`cli`]: the command tree of the `sesame` binary and each command (serve,
+//!   migrate, openapi, backup, check-config, `admin create`, `keys rotate`).
 //! - [`config`]: the typed configuration (flags, `SESAME_*` variables, `.env`).
-//! - [`app`]: builds and runs the service; binds port 0 in tests; graceful stop.
-//! - [`html`]: HTML escaping for the pages and emails.
-//! - [`http`]: transport rules for every route (body limit, error body, headers).
-//! - [`limits`]: per-IP rate limits and the client IP behind trusted proxies.
-//! - [`telemetry`]: request ids, route labels, the per-request log line.
-//! - [`metrics`]: the Prometheus registry behind `GET /metrics`, one per app.
-//! - [`error`]: the one error type and its `{error, code, message}` body.
-//! - [`api`]: poem-openapi resources; thin handlers, the Swagger documentation.
+//! - [`app`]: builds and runs the service; binds port 0 in tests; housekeeping; graceful stop.
+//! - [`http`]: the request pipeline (body limit, request ids, rate limits, CORS,
+//!   security headers), `ApiError` → status + `{error, code, message}`, and the route table.
+//! - [`api`]: poem-openapi resources, one file each; thin handlers, the Swagger documentation.
 //! - [`pages`]: the small HTML pages behind the links in emails (`/verify`, `/reset-password`).
-//! - [`domain`]: valid-by-construction types and the account/session flows.
+//! - [`flows`]: the workflows (signup, activation, login, sessions, profile, email
+//!   change, administration, signing keys); they take and return domain types.
+//! - [`domain`]: valid-by-construction types and pure rules (`User`, `Role`,
+//!   `EmailAddress`, passwords, codes, tokens, referral codes); no HTTP, no SQL.
 //! - [`store`]: every SQL statement, behind named functions; transactions.
 //! - [`mail`]: email templates, transports and the outbox worker.
-//! - [`state`]: what handlers share.
-//! - [`admin_cli`]: the operator's commands (`sesame admin create`, `sesame keys rotate`).
+//! - [`metrics`]: the Prometheus registry behind `GET /metrics`, one per app;
+//!   renders the numbers it is given.
+//! - [`state`]: what handlers and workflows share.
+//! - [`html`]: HTML escaping for the pages and emails.
 
 pub mod api;
 pub mod app;

@@ -22,9 +22,9 @@ use sesame::api::sessions::LogoutBody;
 use sesame::api::users::{ActivateBody, EmailBody, LoginBody, RefreshBody, ResetBody, SignupBody};
 use sesame::domain::codes::{OpaqueToken, VerificationCode};
 use sesame::domain::email::EmailAddress;
+use sesame::domain::name::sanitize_name;
 use sesame::domain::password::{MAX_LEN, MIN_LEN, NewPassword};
 use sesame::domain::referral::{self, ReferralCode};
-use sesame::flows::signup::sanitize_name;
 use sesame::http::error::ApiError;
 use sha2::{Digest, Sha256};
 

@@ -6,6 +6,7 @@
 //   const stack = await startStack({ name: "browser" });
 //   stack.baseUrl      // http://127.0.0.1:PORT, also SESAME_PUBLIC_URL
 //   stack.mailboxUrl   // GET {mailboxUrl}/messages?to=ADDRESS&min=1
+//   stack.databaseUrl  // the server's database, for `sesame admin create`
 //   await stack.stop();
 
 import { spawn } from "node:child_process";
@@ -150,6 +151,7 @@ export async function startStack({ name = "e2e", env = {} } = {}) {
   const smtp = await startSmtpSink(mailbox);
   const mailboxHttp = await startMailboxHttp(mailbox);
   const logPath = path.join(logDir, `sesame-${name}.log`);
+  const databaseUrl = `sqlite://${path.join(dataDir, "sesame.db")}`;
   const log = createWriteStream(logPath);
 
   // The port is picked by the OS, then bound by sesame; another process may
@@ -168,7 +170,7 @@ export async function startStack({ name = "e2e", env = {} } = {}) {
         SESAME_BIND: `127.0.0.1:${port}`,
         // Swagger UI sends requests to the spec's server URL: the real address.
         SESAME_PUBLIC_URL: baseUrl,
-        SESAME_DATABASE_URL: `sqlite://${path.join(dataDir, "sesame.db")}`,
+        SESAME_DATABASE_URL: databaseUrl,
         SESAME_SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
         SESAME_ARGON2_MEMORY_KIB: "1024",
         SESAME_ARGON2_ITERATIONS: "1",
@@ -209,6 +211,8 @@ export async function startStack({ name = "e2e", env = {} } = {}) {
   return {
     baseUrl,
     mailboxUrl: `http://127.0.0.1:${mailboxHttp.port}`,
+    databaseUrl,
+    binary,
     mailbox,
     logPath,
     stop,

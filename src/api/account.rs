@@ -4,10 +4,10 @@
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::auth::BearerAuth;
+use super::bearer::BearerAuth;
 use super::me::UserUpdated;
-use super::text::Text;
-use super::{ApiTags, MessageResponse, State};
+use super::shared::{ApiTags, MessageResponse, State};
+use super::text::{Code, Email, Password, Text};
 use crate::error_responses;
 use crate::flows::{email_change, profile};
 
@@ -19,14 +19,11 @@ pub struct AccountApi;
 #[oai(rename_all = "camelCase")]
 pub struct ChangePasswordBody {
     /// The password in use now.
-    #[oai(validator(max_length = 1024))]
-    pub current_password: Text,
+    pub current_password: Text<Password>,
     /// The new password: 8 to 128 characters, not a common password, not the email address.
-    #[oai(validator(max_length = 1024))]
-    pub new_password: Text,
+    pub new_password: Text<Password>,
     /// Must equal `newPassword`.
-    #[oai(validator(max_length = 1024))]
-    pub confirm_password: Text,
+    pub confirm_password: Text<Password>,
 }
 
 /// The address to move the account to, confirmed with the password.
@@ -34,19 +31,16 @@ pub struct ChangePasswordBody {
 #[oai(rename_all = "camelCase")]
 pub struct EmailChangeBody {
     /// The account's current password.
-    #[oai(validator(max_length = 1024))]
-    pub password: Text,
+    pub password: Text<Password>,
     /// The new email address; a 6-digit code is sent there.
-    #[oai(validator(max_length = 320))]
-    pub new_email: Text,
+    pub new_email: Text<Email>,
 }
 
 /// The code sent to the new address.
 #[derive(Object)]
 pub struct EmailCodeBody {
     /// The 6-digit code from the email sent to the new address.
-    #[oai(validator(max_length = 64))]
-    pub code: Text,
+    pub code: Text<Code>,
 }
 
 /// Answer to an email change request.

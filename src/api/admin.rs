@@ -6,13 +6,12 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
-use super::auth::BearerAuth;
+use super::bearer::BearerAuth;
 use super::me::UserView;
-use super::{ApiTags, MessageResponse, State};
-use crate::domain::user::Role;
+use super::shared::{ApiTags, MessageResponse, State};
+use crate::domain::user::{AdminUserRecord, Role};
 use crate::error_responses;
 use crate::flows::admin::{self, UserPatch};
-use crate::store::admin::AdminUserRecord;
 
 /// The accounts, as administrators manage them.
 pub struct AdminApi;
@@ -27,8 +26,10 @@ pub struct AdminUserView {
     /// Disabled accounts cannot log in, and lose every session when disabled.
     pub disabled: bool,
     /// While in the future, failed logins have locked the account until then; `null` when not locked.
+    #[oai(nullable)]
     pub locked_until: Option<DateTime<Utc>>,
     /// When the account last logged in; `null` if never.
+    #[oai(nullable)]
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
@@ -79,8 +80,10 @@ pub enum RoleName {
 pub struct AdminUpdateBody {
     /// Whether the email address counts as verified. `false` does not end
     /// sessions; use `disabled` to lock someone out.
+    #[oai(nullable)]
     pub active: Option<bool>,
     /// `true` blocks logins and ends every session at once; `false` allows logins again.
+    #[oai(nullable)]
     pub disabled: Option<bool>,
     // `user` or `admin`; a demoted admin loses admin access on the next
     // request. (No doc comment: see `AdminUserResponse::user`; the enum's
@@ -88,6 +91,7 @@ pub struct AdminUpdateBody {
     pub role: Option<RoleName>,
     /// `false` ends a lockout from failed logins (and resets their count).
     /// `true` is refused: use `disabled` to block an account.
+    #[oai(nullable)]
     pub locked: Option<bool>,
 }
 
@@ -145,7 +149,10 @@ impl AdminApi {
         )]
         limit: Query<u32>,
         /// How many users to skip.
-        #[oai(default, validator(maximum(value = "1000000000")))]
+        #[oai(
+            default,
+            validator(minimum(value = "0"), maximum(value = "1000000000"))
+        )]
         offset: Query<u32>,
     ) -> Result<Json<AdminUsersResponse>, AdminListErrors> {
         let (users, total) =

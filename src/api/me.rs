@@ -8,14 +8,13 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
-use super::auth::BearerAuth;
-use super::text::Text;
-use super::{ApiTags, MessageResponse, State};
+use super::bearer::BearerAuth;
+use super::shared::{ApiTags, MessageResponse, State};
+use super::text::{Name, Password, Text};
 use crate::domain::email::EmailAddress;
 use crate::domain::user::User;
 use crate::error_responses;
 use crate::flows::profile::{self, NameChange};
-use crate::flows::signup;
 
 /// The signed-in user's own resources.
 pub struct MeApi;
@@ -28,7 +27,8 @@ pub struct UserView {
     pub user_id: String,
     /// Email address, lower-cased.
     pub email: String,
-    /// Display name, if set.
+    /// Display name; `null` when not set.
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Whether the email address was verified.
     pub active: bool,
@@ -36,7 +36,8 @@ pub struct UserView {
     pub role: String,
     /// The user's own referral code, to share.
     pub referral_code: String,
-    /// Referral code of the user who invited this one, if any.
+    /// Referral code of the user who invited this one; `null` if none.
+    #[oai(nullable)]
     pub referred_by: Option<String>,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
@@ -48,7 +49,7 @@ impl From<User> for UserView {
     fn from(u: User) -> Self {
         UserView {
             user_id: u.id,
-            email: u.email,
+            email: u.email.as_str().to_owned(),
             name: u.name,
             active: u.active,
             role: u.role.as_str().to_owned(),
@@ -97,16 +98,15 @@ impl UserUpdated {
 pub struct UpdateMeBody {
     /// Display name, at most 100 characters once HTML is stripped (tags are
     /// removed, whitespace collapsed). `null` or `""` removes it.
-    #[oai(validator(max_length = 1000))]
-    pub name: MaybeUndefined<Text>,
+    #[oai(nullable)]
+    pub name: MaybeUndefined<Text<Name>>,
 }
 
 /// The password, to confirm a destructive change.
 #[derive(Object)]
 pub struct PasswordBody {
     /// The account's current password.
-    #[oai(validator(max_length = 1024))]
-    pub password: Text,
+    pub password: Text<Password>,
 }
 
 /// An account that signed up with your referral code.
@@ -252,11 +252,14 @@ impl MeApi {
         )]
         limit: Query<u32>,
         /// How many accounts to skip.
-        #[oai(default, validator(maximum(value = "1000000000")))]
+        #[oai(
+            default,
+            validator(minimum(value = "0"), maximum(value = "1000000000"))
+        )]
         offset: Query<u32>,
     ) -> Result<Json<ReferredResponse>, PagingErrors> {
         let (accounts, total) =
-            signup::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
+            profile::referred(&state, auth.0.user_id(), limit.0, offset.0).await?;
         let accounts = accounts
             .into_iter()
             .map(|a| ReferredAccount {

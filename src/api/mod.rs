@@ -4,50 +4,18 @@
 
 pub mod account;
 pub mod admin;
-pub mod auth;
+pub mod bearer;
 pub mod me;
+pub mod refusal;
 pub mod sessions;
+pub mod shared;
 pub mod system;
 pub mod text;
 pub mod users;
 
-use std::sync::Arc;
+use poem_openapi::OpenApiService;
 
-use poem_openapi::{Object, OpenApiService, Tags};
-
-use crate::state::AppState;
-
-/// Groups of operations in Swagger UI.
-#[derive(Tags)]
-pub enum ApiTags {
-    /// Sign up, activate, log in, refresh, reset a password.
-    Auth,
-    /// The signed-in user: profile, password, email address, sessions, referrals, logout.
-    Me,
-    /// Managing every account; needs `role: admin`.
-    Admin,
-    /// Liveness, readiness and signing keys.
-    System,
-}
-
-/// A success without data.
-#[derive(Object)]
-pub struct MessageResponse {
-    /// Always `true`.
-    pub success: bool,
-    /// What happened, for people.
-    pub message: String,
-}
-
-impl MessageResponse {
-    /// `{success: true, message}`.
-    pub fn new(message: impl Into<String>) -> MessageResponse {
-        MessageResponse {
-            success: true,
-            message: message.into(),
-        }
-    }
-}
+pub use shared::{ApiTags, MessageResponse, State};
 
 /// Every resource of the API, combined.
 pub type Apis = (
@@ -85,6 +53,3 @@ pub fn service(server_url: &str) -> OpenApiService<Apis, ()> {
     )
     .server(server_url)
 }
-
-/// The request data every handler reads the application from.
-pub type State<'a> = poem::web::Data<&'a Arc<AppState>>;

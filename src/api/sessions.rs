@@ -5,9 +5,9 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use super::auth::BearerAuth;
+use super::bearer::BearerAuth;
 use super::me::{AuthErrors, AuthInputErrors};
-use super::{ApiTags, MessageResponse, State};
+use super::shared::{ApiTags, MessageResponse, State};
 use crate::error_responses;
 use crate::flows::sessions::{self, SessionSummary};
 
@@ -24,9 +24,11 @@ pub struct SessionView {
     pub created_at: DateTime<Utc>,
     /// When the session was last used (a request or a refresh), to the minute.
     pub last_used_at: DateTime<Utc>,
-    /// `User-Agent` of the login request, if it sent one.
+    /// `User-Agent` of the login request; `null` if it sent none.
+    #[oai(nullable)]
     pub user_agent: Option<String>,
-    /// IP address the login came from.
+    /// IP address the login came from; `null` if it was not known.
+    #[oai(nullable)]
     pub ip: Option<String>,
     /// Whether this is the session of the access token that asked.
     pub current: bool,

@@ -1,9 +1,9 @@
-//! Liveness, readiness, the tutorial's ping, and the JWKS.
+//! Liveness, readiness, the tutorial's ping, the JWKS, and `GET /`.
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::{ApiTags, State};
+use super::shared::{ApiTags, State};
 use crate::error_responses;
 use crate::http::error::ApiError;
 
@@ -38,6 +38,14 @@ pub enum ReadyResponse {
     NotReady(Json<HealthStatus>),
 }
 
+/// Where `GET /` sends a browser.
+#[derive(ApiResponse)]
+pub enum HomeResponse {
+    /// Swagger UI, at `Location`.
+    #[oai(status = 303)]
+    SeeOther(#[oai(header = "Location")] String),
+}
+
 /// A JSON Web Key Set (RFC 7517).
 #[derive(Object)]
 pub struct Jwks {
@@ -63,6 +71,15 @@ impl SystemApi {
             error: false,
             message: "Server is healthy".into(),
         })
+    }
+
+    /// The server's address, opened in a browser: a newcomer's first click
+    /// lands on Swagger UI, which links the spec. Not an API operation, so
+    /// hidden from the spec. (A route beside the API's would not do: the
+    /// API, nested at `/`, catches `/` itself.)
+    #[oai(path = "/", method = "get", hidden)]
+    async fn home(&self) -> HomeResponse {
+        HomeResponse::SeeOther("/docs".to_owned())
     }
 
     /// Liveness probe

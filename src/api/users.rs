@@ -5,9 +5,10 @@ use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::text::Text;
-use super::{ApiTags, MessageResponse, State};
+use super::shared::{ApiTags, MessageResponse, State};
+use super::text::{Code, Email, Name, Password, ReferralCode, Text, Token};
 use crate::error_responses;
+use crate::flows::password_reset;
 use crate::flows::sessions::{self, ClientInfo, TokenPair};
 use crate::flows::signup::{self, SignupOutcome, SignupRequest};
 use crate::http::rate_limits::ClientIp;
@@ -20,20 +21,17 @@ pub struct AuthApi;
 #[oai(rename_all = "camelCase")]
 pub struct SignupBody {
     /// Email address; compared case-insensitively.
-    #[oai(validator(max_length = 320))]
-    pub email: Text,
+    pub email: Text<Email>,
     /// 8 to 128 characters, not a common password, not the email address.
-    #[oai(validator(max_length = 1024))]
-    pub password: Text,
+    pub password: Text<Password>,
     /// Must equal `password`.
-    #[oai(validator(max_length = 1024))]
-    pub confirm_password: Text,
+    pub confirm_password: Text<Password>,
     /// Referral code of the user who invited you (case-insensitive).
-    #[oai(validator(max_length = 64))]
-    pub referrer: Option<Text>,
-    /// Display name; HTML is stripped.
-    #[oai(validator(max_length = 1000))]
-    pub name: Option<Text>,
+    #[oai(nullable)]
+    pub referrer: Option<Text<ReferralCode>>,
+    /// Display name, at most 100 characters once HTML is stripped.
+    #[oai(nullable)]
+    pub name: Option<Text<Name>>,
 }
 
 /// The account that was created.
@@ -66,30 +64,25 @@ pub enum SignupResponse {
 #[derive(Object)]
 pub struct ActivateBody {
     /// The address that signed up.
-    #[oai(validator(max_length = 320))]
-    pub email: Text,
+    pub email: Text<Email>,
     /// The 6-digit code from the verification email.
-    #[oai(validator(max_length = 64))]
-    pub code: Text,
+    pub code: Text<Code>,
 }
 
 /// An email address.
 #[derive(Object)]
 pub struct EmailBody {
     /// The account's email address.
-    #[oai(validator(max_length = 320))]
-    pub email: Text,
+    pub email: Text<Email>,
 }
 
 /// Credentials.
 #[derive(Object)]
 pub struct LoginBody {
     /// Email address.
-    #[oai(validator(max_length = 320))]
-    pub email: Text,
+    pub email: Text<Email>,
     /// Password.
-    #[oai(validator(max_length = 1024))]
-    pub password: Text,
+    pub password: Text<Password>,
 }
 
 /// A refresh token to exchange.
@@ -97,8 +90,7 @@ pub struct LoginBody {
 #[oai(rename_all = "camelCase")]
 pub struct RefreshBody {
     /// The refresh token from login or the previous refresh; it is spent by this call.
-    #[oai(validator(max_length = 256))]
-    pub refresh_token: Text,
+    pub refresh_token: Text<Token>,
 }
 
 /// A new password with the emailed reset token.
@@ -106,14 +98,11 @@ pub struct RefreshBody {
 #[oai(rename_all = "camelCase")]
 pub struct ResetBody {
     /// The token from the reset email.
-    #[oai(validator(max_length = 256))]
-    pub token: Text,
+    pub token: Text<Token>,
     /// The new password (same policy as signup).
-    #[oai(validator(max_length = 1024))]
-    pub new_password: Text,
+    pub new_password: Text<Password>,
     /// Must equal `newPassword`.
-    #[oai(validator(max_length = 1024))]
-    pub confirm_password: Text,
+    pub confirm_password: Text<Password>,
 }
 
 /// A session's tokens.
@@ -354,7 +343,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<EmailBody>,
     ) -> Result<Json<MessageResponse>, EmailErrors> {
-        signup::forgot_password(&state, &body.email).await?;
+        password_reset::forgot_password(&state, &body.email).await?;
         Ok(Json(MessageResponse::new(
             "If that email address is in our database, we will send you an email to reset your password",
         )))
@@ -375,7 +364,7 @@ impl AuthApi {
         state: State<'_>,
         body: Json<ResetBody>,
     ) -> Result<Json<MessageResponse>, ResetErrors> {
-        signup::reset_password(
+        password_reset::reset_password(
             &state,
             &body.token,
             &body.new_password,

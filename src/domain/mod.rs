@@ -1,14 +1,18 @@
 //! The rules of sesame, free of HTTP and SQL: valid-by-construction types
-//! (emails, passwords, codes, referral codes, tokens) and the account and
-//! session flows built from them.
+//! (users and roles, email addresses, passwords, codes, referral codes,
+//! tokens) and the pure rules on them. The workflows that use them, with
+//! the store and the mail, are in [`crate::flows`]. Nothing here imports
+//! poem, sqlx or `store/`.
 
 pub mod claims;
 pub mod codes;
 pub mod email;
 pub mod hashing;
+pub mod name;
 pub mod password;
 pub mod referral;
 pub mod secret;
+pub mod session;
 pub mod token_cache;
 pub mod tokens;
 pub mod user;

@@ -1,5 +1,6 @@
 //! Referral codes: short, unambiguous, shareable.
 
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::rngs::OsRng;
 
@@ -33,6 +34,13 @@ impl ReferralCode {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A referred account, for the referrer's list.
+pub struct Referred {
+    pub email: String,
+    pub active: bool,
+    pub joined_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

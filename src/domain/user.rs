@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::email::EmailAddress;
+
 /// A role a user can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -33,7 +35,7 @@ impl Role {
 #[derive(Clone)]
 pub struct User {
     pub id: String,
-    pub email: String,
+    pub email: EmailAddress,
     pub password_hash: String,
     pub name: Option<String>,
     pub active: bool,
@@ -64,6 +66,14 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// A user with what only administrators see.
+pub struct AdminUserRecord {
+    pub user: User,
+    /// The end of the current lockout, if the account is locked now.
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,7 +83,7 @@ mod tests {
     fn debug_output_leaves_the_password_hash_out() {
         let user = User {
             id: "u".into(),
-            email: "u@example.com".into(),
+            email: EmailAddress::parse("u@example.com").expect("valid"),
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
             name: None,
             active: true,

@@ -5,15 +5,16 @@
 //! from the token's `role` claim: a demoted admin loses admin access on the
 //! very next request, not when their access token expires.
 
+use super::refusal::{FlowResult, Refusal};
 use super::sessions::Principal;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, PasswordHasher};
 use crate::domain::referral::ReferralCode;
+use crate::domain::user::AdminUserRecord;
 use crate::domain::user::Role;
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use crate::store::Store;
-use crate::store::admin::{AdminUserRecord, UserChanges};
+use crate::store::admin::UserChanges;
 use crate::store::users::{InsertUserError, NewUser};
 
 /// An administrator's change to an account; `None` leaves a field alone.
@@ -26,19 +27,16 @@ pub struct UserPatch {
 }
 
 /// `403 FORBIDDEN` unless the caller is an admin now.
-fn require_admin(actor: &Principal) -> ApiResult<()> {
+fn require_admin(actor: &Principal) -> FlowResult<()> {
     if actor.user.role == Role::Admin {
         Ok(())
     } else {
-        Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "This needs an administrator account",
-        ))
+        Err(Refusal::Forbidden("This needs an administrator account"))
     }
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "No such user")
+fn not_found() -> Refusal {
+    Refusal::NotFound("No such user")
 }
 
 /// A page of users whose email contains `search`, with the total.
@@ -48,7 +46,7 @@ pub async fn list_users(
     search: Option<&str>,
     limit: u32,
     offset: u32,
-) -> ApiResult<(Vec<AdminUserRecord>, u64)> {
+) -> FlowResult<(Vec<AdminUserRecord>, u64)> {
     require_admin(actor)?;
     // Emails are stored lower-cased; so is the search.
     let search = search
@@ -65,7 +63,7 @@ pub async fn get_user(
     state: &AppState,
     actor: &Principal,
     user_id: &str,
-) -> ApiResult<AdminUserRecord> {
+) -> FlowResult<AdminUserRecord> {
     require_admin(actor)?;
     state.store.admin_user(user_id).await?.ok_or_else(not_found)
 }
@@ -78,10 +76,10 @@ pub async fn update_user(
     actor: &Principal,
     user_id: &str,
     patch: UserPatch,
-) -> ApiResult<AdminUserRecord> {
+) -> FlowResult<AdminUserRecord> {
     require_admin(actor)?;
     if patch.locked == Some(true) {
-        return Err(ApiError::invalid_field(
+        return Err(Refusal::invalid_field(
             "locked",
             "can only be set to false (to end a lockout); use `disabled` to block an account",
         ));
@@ -89,8 +87,7 @@ pub async fn update_user(
     if user_id == actor.user_id()
         && (patch.disabled == Some(true) || patch.role == Some(Role::User))
     {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
+        return Err(Refusal::Forbidden(
             "Admins cannot disable or demote their own account; ask another admin",
         ));
     }
@@ -116,11 +113,10 @@ pub async fn update_user(
 
 /// Deletes an account, as `DELETE /users/me` would. Not one's own: use
 /// `DELETE /users/me`, which asks for the password.
-pub async fn delete_user(state: &AppState, actor: &Principal, user_id: &str) -> ApiResult<()> {
+pub async fn delete_user(state: &AppState, actor: &Principal, user_id: &str) -> FlowResult<()> {
     require_admin(actor)?;
     if user_id == actor.user_id() {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
+        return Err(Refusal::Forbidden(
             "Admins cannot delete their own account here; use DELETE /users/me",
         ));
     }
@@ -150,7 +146,7 @@ pub async fn create_admin(
         let referral_code = ReferralCode::generate();
         let user = NewUser {
             id: &id,
-            email: email.as_str(),
+            email: &email,
             password_hash: &password_hash,
             name: None,
             referral_code: referral_code.as_str(),

@@ -6,13 +6,13 @@
 use chrono::Utc;
 
 use super::profile::{confirm_password, current_user};
+use super::refusal::{FlowResult, Refusal};
 use super::sessions::Principal;
 use super::signup::code_budget;
 use crate::domain::MAX_CODE_ATTEMPTS;
 use crate::domain::codes::{VerificationCode, budget_key, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::user::User;
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::account::{EmailChangeAttempt, NewEmailChange};
@@ -31,18 +31,18 @@ pub async fn request(
     principal: &Principal,
     password: &str,
     new_email: &str,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let new_email =
-        EmailAddress::parse(new_email).map_err(|p| ApiError::invalid_field("newEmail", p))?;
+        EmailAddress::parse(new_email).map_err(|p| Refusal::invalid_field("newEmail", p))?;
     let user = &principal.user;
-    if new_email.as_str() == user.email {
-        return Err(ApiError::invalid_field(
+    if new_email == user.email {
+        return Err(Refusal::invalid_field(
             "newEmail",
             "is already the address of your account",
         ));
     }
     confirm_password(state, user, password).await?;
-    let key = budget_key(&current_address(user)?);
+    let key = budget_key(&user.email);
     if state
         .store
         .code_budget_spent(&code_budget(state, &key, CodeKind::EmailChange))
@@ -52,25 +52,18 @@ pub async fn request(
         // (the answer is the same as when a code is sent).
         return Ok(());
     }
-    if state
-        .store
-        .user_by_email(new_email.as_str())
-        .await?
-        .is_some()
-    {
+    if state.store.user_by_email(&new_email).await?.is_some() {
         if state.config.signup_conceals_existing {
             return Ok(());
         }
-        return Err(email_in_use());
+        return Err(Refusal::EmailInUse);
     }
     let code = VerificationCode::generate();
     let code_hash = code.hash_for_email_change(&user.id);
-    let code_email =
-        notices::email_change_code(new_email.as_str(), code.expose(), state.config.code_ttl);
-    let notice =
-        notices::email_change_requested(&state.config.app_url, &user.email, new_email.as_str());
+    let code_email = notices::email_change_code(&new_email, code.expose(), state.config.code_ttl);
+    let notice = notices::email_change_requested(&state.config.app_url, &user.email, &new_email);
     let change = NewEmailChange {
-        new_email: new_email.as_str(),
+        new_email: &new_email,
         code_hash: &code_hash,
         expires_at: Utc::now() + state.config.code_ttl,
     };
@@ -95,11 +88,10 @@ pub async fn request(
 }
 
 /// Spends the code sent to the new address and moves the account there.
-pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> ApiResult<User> {
-    let invalid = || ApiError::new(ErrorCode::InvalidCode, "Invalid or expired code");
-    let code = VerificationCode::parse(code).ok_or_else(invalid)?;
+pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> FlowResult<User> {
+    let code = VerificationCode::parse(code).ok_or(Refusal::InvalidCode)?;
     let presented = code.hash_for_email_change(principal.user_id());
-    let key = budget_key(&current_address(&principal.user)?);
+    let key = budget_key(&principal.user.email);
     let outcome = state
         .store
         .attempt_email_change(
@@ -112,17 +104,7 @@ pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> Api
         .await?;
     match outcome {
         EmailChangeAttempt::Changed => current_user(state, principal).await,
-        EmailChangeAttempt::EmailTaken => Err(email_in_use()),
-        EmailChangeAttempt::Rejected => Err(invalid()),
+        EmailChangeAttempt::EmailTaken => Err(Refusal::EmailInUse),
+        EmailChangeAttempt::Rejected => Err(Refusal::InvalidCode),
     }
-}
-
-fn email_in_use() -> ApiError {
-    ApiError::new(ErrorCode::EmailInUse, "Email is already in use")
-}
-
-/// The account's address as stored (normalized when it was set).
-fn current_address(user: &User) -> ApiResult<EmailAddress> {
-    EmailAddress::parse(&user.email)
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("stored email does not parse")))
 }

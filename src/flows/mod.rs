@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod email_change;
+pub mod password_reset;
 pub mod profile;
+pub mod refusal;
 pub mod sessions;
 pub mod signing;
 pub mod signup;

@@ -1,12 +1,12 @@
 //! What signed-in users do to their own account: rename, change the
 //! password, delete the account.
 
+use super::refusal::{FlowResult, Refusal};
 use super::sessions::{self, Principal};
-use super::signup::{MAX_NAME_LEN, sanitize_name};
-use crate::domain::email::EmailAddress;
+use crate::domain::name::{MAX_NAME_LEN, sanitize_name};
 use crate::domain::password::{NewPassword, Verdict};
+use crate::domain::referral::Referred;
 use crate::domain::user::User;
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::lockout::LoginSubject;
@@ -26,7 +26,7 @@ pub async fn update(
     state: &AppState,
     principal: &Principal,
     name: NameChange<'_>,
-) -> ApiResult<User> {
+) -> FlowResult<User> {
     let name = match name {
         NameChange::Keep => return Ok(principal.user.clone()),
         NameChange::Clear => None,
@@ -36,7 +36,7 @@ pub async fn update(
         .as_ref()
         .is_some_and(|n| n.chars().count() > MAX_NAME_LEN)
     {
-        return Err(ApiError::invalid_field(
+        return Err(Refusal::invalid_field(
             "name",
             format!("must be at most {MAX_NAME_LEN} characters"),
         ));
@@ -46,7 +46,7 @@ pub async fn update(
         .update_name(principal.user_id(), name.as_deref())
         .await?
     {
-        return Err(ApiError::unauthorized());
+        return Err(Refusal::NotAuthenticated);
     }
     current_user(state, principal).await
 }
@@ -60,18 +60,16 @@ pub async fn change_password(
     current: &str,
     new_password: &str,
     confirm: &str,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let user = &principal.user;
     if new_password != confirm {
-        return Err(ApiError::invalid_field(
+        return Err(Refusal::invalid_field(
             "confirmPassword",
             "must match newPassword",
         ));
     }
-    let email = EmailAddress::parse(&user.email)
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("stored email does not parse")))?;
-    let password = NewPassword::parse(new_password, &email)
-        .map_err(|problem| ApiError::invalid_field("newPassword", problem))?;
+    let password = NewPassword::parse(new_password, &user.email)
+        .map_err(|problem| Refusal::invalid_field("newPassword", problem))?;
     confirm_password(state, user, current).await?;
     let hash = state.hasher.hash(&password).await?;
     let notice = notices::password_changed(&state.config.app_url, &user.email);
@@ -85,7 +83,7 @@ pub async fn change_password(
 
 /// Deletes the caller's account after checking the password: sessions,
 /// codes and queued emails go with it; accounts it referred stay.
-pub async fn delete(state: &AppState, principal: &Principal, password: &str) -> ApiResult<()> {
+pub async fn delete(state: &AppState, principal: &Principal, password: &str) -> FlowResult<()> {
     let user = &principal.user;
     confirm_password(state, user, password).await?;
     state.store.delete_user(&user.id).await?;
@@ -93,12 +91,12 @@ pub async fn delete(state: &AppState, principal: &Principal, password: &str) -> 
 }
 
 /// The caller's account; `401` if it vanished since the token was checked.
-pub(super) async fn current_user(state: &AppState, principal: &Principal) -> ApiResult<User> {
+pub(super) async fn current_user(state: &AppState, principal: &Principal) -> FlowResult<User> {
     state
         .store
         .user_by_id(principal.user_id())
         .await?
-        .ok_or_else(ApiError::unauthorized)
+        .ok_or(Refusal::NotAuthenticated)
 }
 
 /// `401 INVALID_CREDENTIALS` unless `password` is the user's password.
@@ -110,7 +108,7 @@ pub(super) async fn confirm_password(
     state: &AppState,
     user: &User,
     password: &str,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let verdict = state
         .hasher
         .verify(password, Some(&user.password_hash))
@@ -123,10 +121,17 @@ pub(super) async fn confirm_password(
         Verdict::Correct | Verdict::CorrectNeedsRehash => Ok(()),
         Verdict::Wrong => {
             sessions::count_failure(state, subject, Some(&user.email)).await?;
-            Err(ApiError::new(
-                ErrorCode::InvalidCredentials,
-                "Password is incorrect",
-            ))
+            Err(Refusal::WrongPassword)
         }
     }
+}
+
+/// A page of the accounts a user referred, with their total.
+pub async fn referred(
+    state: &AppState,
+    user_id: &str,
+    limit: u32,
+    offset: u32,
+) -> FlowResult<(Vec<Referred>, u64)> {
+    Ok(state.store.referred_by(user_id, limit, offset).await?)
 }

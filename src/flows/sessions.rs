@@ -3,17 +3,18 @@
 
 use chrono::{DateTime, Utc};
 
+use super::refusal::{FlowResult, Refusal};
 use crate::domain::claims::TokenError;
 use crate::domain::codes::OpaqueToken;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, Verdict};
+use crate::domain::session::Session;
 use crate::domain::user::{Role, User};
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::fault::fault_of;
 use crate::store::lockout::LoginSubject;
-use crate::store::sessions::{NewSession, RefreshOutcome, StoredSession};
+use crate::store::sessions::{NewSession, RefreshOutcome};
 
 /// How stale a session's `last_used_at` may get before a request records its
 /// use: at most one write per session per interval, not one per request.
@@ -50,7 +51,7 @@ impl Principal {
 
 /// One of a user's live sessions.
 pub struct SessionSummary {
-    pub session: StoredSession,
+    pub session: Session,
     /// Whether it is the session of the access token that asked.
     pub current: bool,
 }
@@ -61,14 +62,13 @@ pub async fn login(
     email: &str,
     password: &str,
     client: ClientInfo,
-) -> ApiResult<TokenPair> {
-    let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "Invalid credentials");
+) -> FlowResult<TokenPair> {
     // Every path below costs the same: one lookup, one hash, one lock check
     // and, on failure, one counted failure, whether or not the address has an
     // account (a malformed address is simply an unknown one).
     let address = EmailAddress::parse(email);
     let user = match &address {
-        Ok(address) => state.store.user_by_email(address.as_str()).await?,
+        Ok(address) => state.store.user_by_email(address).await?,
         Err(_) => None,
     };
     let verdict = state
@@ -90,25 +90,16 @@ pub async fn login(
         (Some(user), Verdict::Correct | Verdict::CorrectNeedsRehash) => user,
         (user, _) => {
             // A disabled account is counted but not told: it cannot log in anyway.
-            let owner = user
-                .as_ref()
-                .filter(|u| !u.disabled)
-                .map(|u| u.email.as_str());
+            let owner = user.as_ref().filter(|u| !u.disabled).map(|u| &u.email);
             count_failure(state, subject, owner).await?;
-            return Err(invalid());
+            return Err(Refusal::InvalidCredentials);
         }
     };
     if user.disabled {
-        return Err(ApiError::new(
-            ErrorCode::AccountDisabled,
-            "This account is disabled",
-        ));
+        return Err(Refusal::AccountDisabled);
     }
     if !user.active {
-        return Err(ApiError::new(
-            ErrorCode::EmailNotVerified,
-            "You must verify your email to activate your account",
-        ));
+        return Err(Refusal::EmailNotVerified);
     }
     if verdict == Verdict::CorrectNeedsRehash {
         upgrade_hash(state, &user.id, password).await;
@@ -134,8 +125,8 @@ pub async fn login(
 pub(super) async fn count_failure(
     state: &AppState,
     subject: LoginSubject<'_>,
-    owner: Option<&str>,
-) -> ApiResult<()> {
+    owner: Option<&EmailAddress>,
+) -> FlowResult<()> {
     let config = &state.config;
     let notice =
         owner.map(|email| templates::account_locked(&config.app_url, email, config.login_lockout));
@@ -161,28 +152,18 @@ fn unknown_address_key(address: &str) -> Vec<u8> {
     Sha256::digest(format!("login:{}", address.trim().to_lowercase())).to_vec()
 }
 
-/// `429 ACCOUNT_LOCKED` with the wait in `Retry-After`.
-pub(super) fn locked(until: chrono::DateTime<Utc>) -> ApiError {
+/// The refusal of a locked account, with the wait in whole seconds.
+pub(super) fn locked(until: chrono::DateTime<Utc>) -> Refusal {
     // Rounded up: a client that waits as long as told must get in.
     let millis = (until - Utc::now()).num_milliseconds().max(1) as u64;
-    let wait = millis.div_ceil(1000);
-    ApiError::new(
-        ErrorCode::AccountLocked,
-        "Too many failed logins: this account is locked for a while. Reset the password to unlock it now.",
-    )
-    .with_retry_after(wait)
+    Refusal::AccountLocked {
+        retry_after_secs: millis.div_ceil(1000),
+    }
 }
 
 /// Rotates a refresh token into a new pair for the same session.
-pub async fn refresh(state: &AppState, presented: &str) -> ApiResult<TokenPair> {
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidToken,
-            "Refresh token is invalid, expired or revoked",
-        )
-        .with_status(poem::http::StatusCode::UNAUTHORIZED)
-    };
-    let presented = OpaqueToken::parse(presented).ok_or_else(invalid)?;
+pub async fn refresh(state: &AppState, presented: &str) -> FlowResult<TokenPair> {
+    let presented = OpaqueToken::parse(presented).ok_or(Refusal::InvalidRefreshToken)?;
     let successor = OpaqueToken::generate();
     let outcome = state
         .store
@@ -200,9 +181,9 @@ pub async fn refresh(state: &AppState, presented: &str) -> ApiResult<TokenPair> 
         } => issue_pair(state, &user_id, &session_id, role, successor).await,
         RefreshOutcome::ReuseDetected => {
             tracing::warn!("spent refresh token presented again; session revoked");
-            Err(invalid())
+            Err(Refusal::InvalidRefreshToken)
         }
-        RefreshOutcome::Invalid => Err(invalid()),
+        RefreshOutcome::Invalid => Err(Refusal::InvalidRefreshToken),
     }
 }
 
@@ -214,22 +195,17 @@ pub async fn refresh(state: &AppState, presented: &str) -> ApiResult<TokenPair> 
 /// account or a demotion counts from the very next request, on every
 /// instance sharing the database. `last_used_at` is written at most once a
 /// minute per session.
-pub async fn authenticate(state: &AppState, access_token: &str) -> ApiResult<Principal> {
+pub async fn authenticate(state: &AppState, access_token: &str) -> FlowResult<Principal> {
     let claims = state
         .keys
         .verify(&state.store, access_token)
         .await?
         .map_err(|e| match e {
-            TokenError::Expired => {
-                ApiError::new(ErrorCode::TokenExpired, "Access token has expired")
-            }
-            TokenError::Invalid | TokenError::UnknownKey => ApiError::unauthorized(),
+            TokenError::Expired => Refusal::AccessTokenExpired,
+            TokenError::Invalid | TokenError::UnknownKey => Refusal::NotAuthenticated,
         })?;
     let Some(session) = state.store.live_session(&claims.sid, &claims.sub).await? else {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "Session has ended; log in again",
-        ));
+        return Err(Refusal::SessionEnded);
     };
     record_use(state, &claims.sid, session.last_used_at).await;
     Ok(Principal {
@@ -239,7 +215,7 @@ pub async fn authenticate(state: &AppState, access_token: &str) -> ApiResult<Pri
 }
 
 /// The caller's live sessions, newest first, marking the current one.
-pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<SessionSummary>> {
+pub async fn list(state: &AppState, principal: &Principal) -> FlowResult<Vec<SessionSummary>> {
     let sessions = state.store.live_sessions(principal.user_id()).await?;
     Ok(sessions
         .into_iter()
@@ -252,7 +228,7 @@ pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<Sess
 
 /// Ends one of the caller's sessions (the current one included); `404` if
 /// it is not a live session of theirs.
-pub async fn end(state: &AppState, principal: &Principal, session_id: &str) -> ApiResult<()> {
+pub async fn end(state: &AppState, principal: &Principal, session_id: &str) -> FlowResult<()> {
     if state
         .store
         .revoke_session(session_id, principal.user_id())
@@ -260,12 +236,12 @@ pub async fn end(state: &AppState, principal: &Principal, session_id: &str) -> A
     {
         Ok(())
     } else {
-        Err(ApiError::new(ErrorCode::NotFound, "No such session"))
+        Err(Refusal::NotFound("No such session"))
     }
 }
 
 /// Ends the caller's session, or every session of the user with `all`.
-pub async fn logout(state: &AppState, principal: &Principal, all: bool) -> ApiResult<()> {
+pub async fn logout(state: &AppState, principal: &Principal, all: bool) -> FlowResult<()> {
     if all {
         state.store.revoke_all_sessions(principal.user_id()).await?;
     } else {
@@ -283,7 +259,7 @@ async fn issue_pair(
     session_id: &str,
     role: Role,
     refresh_token: OpaqueToken,
-) -> ApiResult<TokenPair> {
+) -> FlowResult<TokenPair> {
     let ttl = state.config.access_token_ttl;
     let keys = state.keys.for_signing(&state.store).await?;
     let access_token = keys.issue(user_id, session_id, role.as_str(), ttl)?;

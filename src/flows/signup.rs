@@ -1,22 +1,20 @@
-//! Account flows: signup, activation, password reset, profile reads.
+//! Signing up: the new account, its activation code, and sending a new one.
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use crate::domain::codes::{OpaqueToken, VerificationCode, budget_key, hashes_equal};
+use super::refusal::{FlowResult, Refusal};
+use crate::domain::codes::{VerificationCode, budget_key, hashes_equal};
 use crate::domain::email::EmailAddress;
+use crate::domain::name::{MAX_NAME_LEN, sanitize_name};
 use crate::domain::password::NewPassword;
 use crate::domain::referral::ReferralCode;
 use crate::domain::{CODE_BUDGET_WINDOW, MAX_CODE_ATTEMPTS};
-use crate::http::error::{ApiError, ApiResult, ErrorCode};
-use crate::mail::{OutgoingEmail, notices, templates};
+use crate::mail::{OutgoingEmail, templates};
 use crate::state::AppState;
 use crate::store::code_budget::{CodeBudget, CodeKind};
-use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser, Referred};
-
-/// Longest display name, in characters, after sanitizing.
-pub const MAX_NAME_LEN: usize = 100;
+use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser};
 
 /// A signup request as received.
 pub struct SignupRequest<'a> {
@@ -39,7 +37,7 @@ pub enum SignupOutcome {
 }
 
 /// Creates an inactive account and emails its verification code.
-pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<SignupOutcome> {
+pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> FlowResult<SignupOutcome> {
     let mut problems = BTreeMap::new();
     let email = EmailAddress::parse(req.email)
         .map_err(|p| problems.insert("email".into(), p.to_owned()))
@@ -63,7 +61,7 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
         );
     }
     let (Some(email), Some(password), true) = (email, password, problems.is_empty()) else {
-        return Err(ApiError::validation(problems));
+        return Err(Refusal::Invalid(problems));
     };
     let referred_by = match req.referrer.map(str::trim).filter(|r| !r.is_empty()) {
         None => None,
@@ -83,7 +81,7 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
     let code = VerificationCode::generate();
     let mail = templates::verification(
         &state.config.app_url,
-        email.as_str(),
+        &email,
         code.expose(),
         state.config.code_ttl,
     );
@@ -98,7 +96,7 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
         let referral_code = ReferralCode::generate();
         let user = NewUser {
             id: &user_id,
-            email: email.as_str(),
+            email: &email,
             password_hash: &password_hash,
             name: name.as_deref(),
             referral_code: referral_code.as_str(),
@@ -123,16 +121,13 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
                 return Ok(SignupOutcome::Concealed);
             }
             Err(InsertUserError::EmailTaken) => {
-                return Err(ApiError::new(
-                    ErrorCode::EmailInUse,
-                    "Email is already in use",
-                ));
+                return Err(Refusal::EmailInUse);
             }
             Err(InsertUserError::ReferralCodeTaken) => continue,
             Err(InsertUserError::Other(e)) => return Err(e.into()),
         }
     }
-    Err(ApiError::internal(anyhow::anyhow!(
+    Err(Refusal::Internal(anyhow::anyhow!(
         "could not find a free referral code"
     )))
 }
@@ -145,17 +140,16 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> ApiResult<Signu
 /// guesser about which addresses exist. Every refused code counts in the
 /// address's daily budget, with or without an account; once it is spent,
 /// every code is refused until the budget refills.
-pub async fn activate(state: &AppState, email: &str, code: &str) -> ApiResult<()> {
-    let invalid = || ApiError::new(ErrorCode::InvalidCode, "Invalid or expired code");
+pub async fn activate(state: &AppState, email: &str, code: &str) -> FlowResult<()> {
     let (Ok(email), Some(code)) = (EmailAddress::parse(email), VerificationCode::parse(code))
     else {
-        return Err(invalid());
+        return Err(Refusal::InvalidCode);
     };
     let key = budget_key(&email);
     let budget = code_budget(state, &key, CodeKind::Activation);
-    let Some(user) = state.store.user_by_email(email.as_str()).await? else {
+    let Some(user) = state.store.user_by_email(&email).await? else {
         state.store.reject_code(&budget).await?;
-        return Err(invalid());
+        return Err(Refusal::InvalidCode);
     };
     let presented = code.hash_for(&user.id);
     let outcome = state
@@ -166,11 +160,8 @@ pub async fn activate(state: &AppState, email: &str, code: &str) -> ApiResult<()
         .await?;
     match outcome {
         CodeAttempt::Accepted => Ok(()),
-        CodeAttempt::AlreadyUsed if user.active => Err(ApiError::new(
-            ErrorCode::AlreadyActive,
-            "Account is already active",
-        )),
-        CodeAttempt::AlreadyUsed | CodeAttempt::Rejected => Err(invalid()),
+        CodeAttempt::AlreadyUsed if user.active => Err(Refusal::AlreadyActive),
+        CodeAttempt::AlreadyUsed | CodeAttempt::Rejected => Err(Refusal::InvalidCode),
     }
 }
 
@@ -187,9 +178,9 @@ pub(super) fn code_budget<'a>(state: &AppState, key: &'a [u8], kind: CodeKind) -
 /// Sends a new verification code to an inactive account; silent otherwise.
 /// Nothing is sent while the address's budget of wrong codes is spent (a
 /// new code would be refused anyway); the answer is the same.
-pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
-    let email = EmailAddress::parse(email).map_err(|p| ApiError::invalid_field("email", p))?;
-    let Some(user) = state.store.user_by_email(email.as_str()).await? else {
+pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> {
+    let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
+    let Some(user) = state.store.user_by_email(&email).await? else {
         return Ok(());
     };
     if user.active || user.disabled {
@@ -214,42 +205,16 @@ pub async fn resend_activation(state: &AppState, email: &str) -> ApiResult<()> {
     send_code(state, &user.id, CodePurpose::Activation, &hash, &mail).await
 }
 
-/// Emails a password reset token if the account exists; silent otherwise.
-pub async fn forgot_password(state: &AppState, email: &str) -> ApiResult<()> {
-    let email = EmailAddress::parse(email).map_err(|p| ApiError::invalid_field("email", p))?;
-    let Some(user) = state.store.user_by_email(email.as_str()).await? else {
-        return Ok(());
-    };
-    if user.disabled {
-        return Ok(());
-    }
-    let token = OpaqueToken::generate();
-    let mail = templates::password_reset(
-        &state.config.app_url,
-        &user.email,
-        token.expose(),
-        state.config.code_ttl,
-    );
-    send_code(
-        state,
-        &user.id,
-        CodePurpose::PasswordReset,
-        &token.hash(),
-        &mail,
-    )
-    .await
-}
-
 /// Replaces the user's code of `purpose` with `hash` and queues `mail`,
 /// unless the email throttle holds it back. Throttled or not, the caller
 /// answers the same: throttling must not reveal which addresses have accounts.
-async fn send_code(
+pub(super) async fn send_code(
     state: &AppState,
     user_id: &str,
     purpose: CodePurpose,
     hash: &[u8],
     mail: &OutgoingEmail,
-) -> ApiResult<()> {
+) -> FlowResult<()> {
     let new_code = NewCode {
         purpose,
         hash,
@@ -266,81 +231,9 @@ async fn send_code(
     Ok(())
 }
 
-/// Sets a new password with a reset token; revokes every session of the user.
-pub async fn reset_password(
-    state: &AppState,
-    token: &str,
-    new_password: &str,
-    confirm: &str,
-) -> ApiResult<()> {
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidToken,
-            "Password reset token is invalid or has expired",
-        )
-    };
-    let token = OpaqueToken::parse(token).ok_or_else(invalid)?;
-    if new_password != confirm {
-        return Err(ApiError::invalid_field(
-            "confirmPassword",
-            "must match newPassword",
-        ));
-    }
-    // The policy's "not your email" rule needs the account; find it without
-    // spending the token, then spend it atomically with the new hash.
-    let owner = state
-        .store
-        .user_by_reset_token(&token.hash())
-        .await?
-        .ok_or_else(invalid)?;
-    let email = EmailAddress::parse(&owner.email).map_err(|_| invalid())?;
-    let password = NewPassword::parse(new_password, &email)
-        .map_err(|p| ApiError::invalid_field("newPassword", p))?;
-    let hash = state.hasher.hash(&password).await?;
-    state
-        .store
-        .reset_password(
-            &token.hash(),
-            &hash,
-            &notices::password_changed(&state.config.app_url, &owner.email),
-        )
-        .await?
-        .ok_or_else(invalid)?;
-    state.wake_mailer();
-    Ok(())
-}
-
-/// A page of the accounts a user referred, with their total.
-pub async fn referred(
-    state: &AppState,
-    user_id: &str,
-    limit: u32,
-    offset: u32,
-) -> ApiResult<(Vec<Referred>, u64)> {
-    Ok(state.store.referred_by(user_id, limit, offset).await?)
-}
-
-/// Strips every HTML tag and collapses whitespace in a display name.
-pub fn sanitize_name(raw: &str) -> String {
-    let stripped = ammonia::Builder::empty().clean(raw).to_string();
-    // ammonia escapes what it keeps; names are plain text, so undo that and
-    // drop angle brackets outright: no stored name can ever look like a tag.
-    // Control characters (NUL, BEL, ESC, DEL...) are dropped too; whitespace
-    // runs become one space.
-    let text = stripped
-        .replace("&lt;", "")
-        .replace("&gt;", "")
-        .replace("&amp;", "&");
-    text.split_whitespace()
-        .map(|word| word.chars().filter(|c| !c.is_control()).collect::<String>())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Emails the owner of a taken address instead of telling the requester.
-async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) -> ApiResult<()> {
-    if let Some(owner) = state.store.user_by_email(email.as_str()).await? {
+async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) -> FlowResult<()> {
+    if let Some(owner) = state.store.user_by_email(email).await? {
         let mail = templates::signup_attempt(&state.config.app_url, &owner.email);
         let min_interval = state.config.email_min_interval;
         if state
@@ -354,21 +247,6 @@ async fn tell_owner_of_signup_attempt(state: &AppState, email: &EmailAddress) ->
     Ok(())
 }
 
-fn invalid_referrer() -> ApiError {
-    ApiError::new(ErrorCode::InvalidReferralCode, "Unknown referral code")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_lose_their_markup() {
-        assert_eq!(
-            sanitize_name("  <b>Sam</b>  <script>alert(1)</script>Doe "),
-            "Sam Doe"
-        );
-        assert_eq!(sanitize_name("Tom & Jerry"), "Tom & Jerry");
-        assert_eq!(sanitize_name("&lt;script&gt;x"), "scriptx");
-    }
+fn invalid_referrer() -> Refusal {
+    Refusal::UnknownReferralCode
 }

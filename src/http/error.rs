@@ -273,12 +273,6 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(cause: sqlx::Error) -> Self {
-        Self::internal(cause.into())
-    }
-}
-
 impl poem::error::ResponseError for ApiError {
     fn status(&self) -> StatusCode {
         self.status
@@ -321,6 +315,12 @@ macro_rules! error_responses {
 
         impl From<$crate::http::error::ApiError> for $name {
             fn from(err: $crate::http::error::ApiError) -> Self { $name(err) }
+        }
+
+        impl From<$crate::flows::refusal::Refusal> for $name {
+            fn from(refusal: $crate::flows::refusal::Refusal) -> Self {
+                $name($crate::http::error::ApiError::from(refusal))
+            }
         }
 
         impl From<$name> for poem::Error {

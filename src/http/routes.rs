@@ -24,7 +24,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let spec = service.spec();
     let docs_html = service.swagger_ui_html();
     let allowed = pages::PATHS.iter().fold(
-        AllowedMethods::from_spec(&spec).with_route("/metrics", "GET, HEAD"),
+        AllowedMethods::from_spec(&spec)
+            .with_route("/metrics", "GET, HEAD")
+            // `GET /`, hidden from the spec (see `api::system`).
+            .with_route("/", "GET, HEAD"),
         |allowed, (path, methods)| allowed.with_route(path, methods),
     );
     let pipeline = Arc::new(Pipeline {

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use super::OutgoingEmail;
 use super::templates::{esc, layout};
+use crate::domain::email::EmailAddress;
 
 /// Tells the owner that the password was changed from a signed-in session.
-pub fn password_changed(app_url: &str, recipient: &str) -> OutgoingEmail {
+pub fn password_changed(app_url: &str, recipient: &EmailAddress) -> OutgoingEmail {
     let forgot = format!("{app_url}/reset-password");
     let text = format!(
         "The password of your sesame account was just changed. Your other sessions \
@@ -23,7 +24,7 @@ pub fn password_changed(app_url: &str, recipient: &str) -> OutgoingEmail {
         forgot = esc(&forgot),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "password_changed",
         subject: "Your password was changed".to_owned(),
         text_body: text,
@@ -33,7 +34,7 @@ pub fn password_changed(app_url: &str, recipient: &str) -> OutgoingEmail {
 }
 
 /// The code that confirms a new address, sent to that address.
-pub fn email_change_code(recipient: &str, code: &str, ttl: Duration) -> OutgoingEmail {
+pub fn email_change_code(recipient: &EmailAddress, code: &str, ttl: Duration) -> OutgoingEmail {
     let minutes = ttl.as_secs().div_ceil(60);
     let text = format!(
         "Someone asked to move a sesame account to this address.\n\n\
@@ -49,7 +50,7 @@ pub fn email_change_code(recipient: &str, code: &str, ttl: Duration) -> Outgoing
         code = esc(code),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "email_change_code",
         subject: "Confirm your new email address".to_owned(),
         text_body: text,
@@ -59,7 +60,11 @@ pub fn email_change_code(recipient: &str, code: &str, ttl: Duration) -> Outgoing
 }
 
 /// Tells the current address that a move to another one was asked for.
-pub fn email_change_requested(app_url: &str, recipient: &str, new_address: &str) -> OutgoingEmail {
+pub fn email_change_requested(
+    app_url: &str,
+    recipient: &EmailAddress,
+    new_address: &EmailAddress,
+) -> OutgoingEmail {
     let forgot = format!("{app_url}/reset-password");
     let text = format!(
         "Someone signed in to your sesame account asked to change its address to \
@@ -73,11 +78,11 @@ pub fn email_change_requested(app_url: &str, recipient: &str, new_address: &str)
          once it is entered.</p>\
          <p>If it was not you, someone has your password: \
          <a href=\"{forgot}\">reset it now</a>.</p>",
-        new_address = esc(new_address),
+        new_address = esc(new_address.as_str()),
         forgot = esc(&forgot),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "email_change_requested",
         subject: "Your email address is about to change".to_owned(),
         text_body: text,
@@ -90,17 +95,29 @@ pub fn email_change_requested(app_url: &str, recipient: &str, new_address: &str)
 mod tests {
     use super::*;
 
+    fn address(raw: &str) -> EmailAddress {
+        EmailAddress::parse(raw).expect("a valid address")
+    }
+
     #[test]
     fn the_change_notice_names_the_new_address_escaped() {
-        let mail = email_change_requested("https://a.example", "old@example.com", "x<y@b.com");
-        assert!(mail.text_body.contains("x<y@b.com"));
-        assert!(mail.html_body.contains("x&lt;y@b.com"));
-        assert!(!mail.html_body.contains("x<y"));
+        let mail = email_change_requested(
+            "https://a.example",
+            &address("old@example.com"),
+            &address("x&y@b.com"),
+        );
+        assert!(mail.text_body.contains("x&y@b.com"));
+        assert!(mail.html_body.contains("x&amp;y@b.com"));
+        assert!(!mail.html_body.contains("x&y"));
     }
 
     #[test]
     fn the_code_email_carries_the_code_and_its_lifetime() {
-        let mail = email_change_code("new@example.com", "012345", Duration::from_secs(900));
+        let mail = email_change_code(
+            &address("new@example.com"),
+            "012345",
+            Duration::from_secs(900),
+        );
         assert!(mail.text_body.contains("012345"));
         assert!(mail.text_body.contains("15 minutes"));
         assert_eq!(mail.recipient, "new@example.com");

@@ -5,14 +5,24 @@
 use std::time::Duration;
 
 use super::OutgoingEmail;
+use crate::domain::email::EmailAddress;
 
 /// The verification code email, with a link to the confirm page.
 ///
 /// It goes to whatever address was typed at signup, so it carries no text
 /// the signer typed (not the name): a stranger's words never reach the
 /// owner's mailbox under sesame's name.
-pub fn verification(app_url: &str, recipient: &str, code: &str, ttl: Duration) -> OutgoingEmail {
-    let link = link(app_url, "/verify", &[("email", recipient), ("code", code)]);
+pub fn verification(
+    app_url: &str,
+    recipient: &EmailAddress,
+    code: &str,
+    ttl: Duration,
+) -> OutgoingEmail {
+    let link = link(
+        app_url,
+        "/verify",
+        &[("email", recipient.as_str()), ("code", code)],
+    );
     let minutes = ttl.as_secs().div_ceil(60);
     let text = format!(
         "Welcome to sesame!\n\nYour verification code is: {code}\n\n\
@@ -28,7 +38,7 @@ pub fn verification(app_url: &str, recipient: &str, code: &str, ttl: Duration) -
         link = esc(&link),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "verification",
         subject: "Verify your email".to_owned(),
         text_body: text,
@@ -39,7 +49,7 @@ pub fn verification(app_url: &str, recipient: &str, code: &str, ttl: Duration) -
 
 /// Tells the owner of an address that someone tried to sign up with it
 /// (sent instead of an error when signups conceal existing accounts).
-pub fn signup_attempt(app_url: &str, recipient: &str) -> OutgoingEmail {
+pub fn signup_attempt(app_url: &str, recipient: &EmailAddress) -> OutgoingEmail {
     let reset = format!("{app_url}/reset-password");
     let text = format!(
         "Someone tried to create a sesame account with this address, which already has one.\n\n\
@@ -53,7 +63,7 @@ pub fn signup_attempt(app_url: &str, recipient: &str) -> OutgoingEmail {
         reset = esc(&reset),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "signup_attempt",
         subject: "Someone tried to sign up with your address".to_owned(),
         text_body: text,
@@ -63,7 +73,12 @@ pub fn signup_attempt(app_url: &str, recipient: &str) -> OutgoingEmail {
 }
 
 /// The password reset email, with the token and a link to the reset page.
-pub fn password_reset(app_url: &str, recipient: &str, token: &str, ttl: Duration) -> OutgoingEmail {
+pub fn password_reset(
+    app_url: &str,
+    recipient: &EmailAddress,
+    token: &str,
+    ttl: Duration,
+) -> OutgoingEmail {
     let link = link(app_url, "/reset-password", &[("token", token)]);
     let minutes = ttl.as_secs().div_ceil(60);
     let text = format!(
@@ -83,7 +98,7 @@ pub fn password_reset(app_url: &str, recipient: &str, token: &str, ttl: Duration
         token = esc(token),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "password_reset",
         subject: "Reset your password".to_owned(),
         text_body: text,
@@ -93,7 +108,7 @@ pub fn password_reset(app_url: &str, recipient: &str, token: &str, ttl: Duration
 }
 
 /// Tells the owner that repeated failed logins locked the account.
-pub fn account_locked(app_url: &str, recipient: &str, lockout: Duration) -> OutgoingEmail {
+pub fn account_locked(app_url: &str, recipient: &EmailAddress, lockout: Duration) -> OutgoingEmail {
     let reset = format!("{app_url}/reset-password");
     let minutes = match lockout.as_secs().div_ceil(60) {
         1 => "1 minute".to_owned(),
@@ -111,7 +126,7 @@ pub fn account_locked(app_url: &str, recipient: &str, lockout: Duration) -> Outg
         reset = esc(&reset),
     ));
     OutgoingEmail {
-        recipient: recipient.to_owned(),
+        recipient: recipient.as_str().to_owned(),
         kind: "account_locked",
         subject: "Your account was locked".to_owned(),
         text_body: text,
@@ -148,7 +163,7 @@ mod tests {
     fn verification_email_carries_code_and_encoded_link() {
         let mail = verification(
             "https://a.example",
-            "x+y@example.com",
+            &EmailAddress::parse("x+y@example.com").expect("valid"),
             "012345",
             Duration::from_secs(900),
         );
@@ -165,7 +180,7 @@ mod tests {
     fn html_escapes_interpolated_values() {
         let mail = password_reset(
             "https://a.example",
-            "a@b.example",
+            &EmailAddress::parse("a@b.example").expect("valid"),
             "<script>",
             Duration::from_secs(60),
         );

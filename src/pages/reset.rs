@@ -11,10 +11,10 @@ use poem::http::StatusCode;
 use poem::web::{Data, Form, Query};
 use serde::Deserialize;
 
+use super::failure::{failure_page, fixable};
 use super::html::{self, Page};
-use super::{failure_page, fixable};
 use crate::domain::password::{MAX_LEN, MIN_LEN};
-use crate::flows::signup;
+use crate::flows::password_reset;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -51,14 +51,14 @@ pub async fn submit(state: Data<&Arc<AppState>>, Form(fields): Form<ResetFields>
     if fields.token.trim().is_empty() && !fields.email.trim().is_empty() {
         return request_link(&state, &fields.email).await;
     }
-    let result = signup::reset_password(
+    let result = password_reset::reset_password(
         &state,
         &fields.token,
         &fields.new_password,
         &fields.confirm_password,
     )
     .await;
-    match result {
+    match result.map_err(ApiError::from) {
         Ok(()) => Page {
             status: StatusCode::OK,
             title: "Password changed",
@@ -127,7 +127,10 @@ fn form_page(status: StatusCode, token: &str, problem: Option<&str>) -> Page {
 
 /// Emails a reset link; answers alike whether or not the account exists.
 async fn request_link(state: &AppState, email: &str) -> Page {
-    match signup::forgot_password(state, email).await {
+    match password_reset::forgot_password(state, email)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(()) => Page {
             status: StatusCode::OK,
             title: "Check your email",

@@ -9,10 +9,10 @@ use poem::http::StatusCode;
 use poem::web::{Data, Form, Query};
 use serde::Deserialize;
 
+use super::failure::{failure_page, fixable};
 use super::html::{self, Page, escape};
-use super::{failure_page, fixable};
 use crate::flows::signup;
-use crate::http::error::ErrorCode;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The fields of the link and of the form (missing ones are empty).
@@ -32,7 +32,8 @@ pub async fn show(Query(fields): Query<VerifyFields>) -> Page {
 /// Activates the account with the posted email and code.
 #[handler]
 pub async fn submit(state: Data<&Arc<AppState>>, Form(fields): Form<VerifyFields>) -> Page {
-    match signup::activate(&state, &fields.email, &fields.code).await {
+    let result = signup::activate(&state, &fields.email, &fields.code).await;
+    match result.map_err(ApiError::from) {
         Ok(()) => Page {
             status: StatusCode::OK,
             title: "Email address confirmed",

@@ -7,12 +7,13 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::code_budget::CodeBudget;
-use super::{Store, outbox, parse_ts, ts, unique_violation};
+use super::{Store, is_unique_violation, outbox, parse_ts, ts};
+use crate::domain::email::EmailAddress;
 use crate::mail::OutgoingEmail;
 
 /// A pending email change to store: the code (hash only) and where it moves to.
 pub struct NewEmailChange<'a> {
-    pub new_email: &'a str,
+    pub new_email: &'a EmailAddress,
     pub code_hash: &'a [u8],
     pub expires_at: DateTime<Utc>,
 }
@@ -139,7 +140,7 @@ impl Store {
             .bind(uuid::Uuid::now_v7().to_string())
             .bind(user_id)
             .bind(change.code_hash)
-            .bind(change.new_email)
+            .bind(change.new_email.as_str())
             .bind(ts(change.expires_at))
             .bind(&now)
             .execute(&mut *tx)
@@ -215,7 +216,8 @@ impl Store {
                 .await;
             match moved {
                 Ok(_) => {}
-                Err(e) if unique_violation(&e).is_some_and(|m| m.contains("users.email")) => {
+                // Only the address is set here, so only its unique index can refuse.
+                Err(e) if is_unique_violation(&e) => {
                     return Ok(EmailChangeAttempt::EmailTaken);
                 }
                 Err(e) => return Err(e.into()),

@@ -5,15 +5,7 @@ use chrono::{DateTime, Utc};
 use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
 use super::users::{InsertUserError, NewUser, insert_user_row};
 use super::{Store, parse_ts, ts};
-use crate::domain::user::{Role, User};
-
-/// A user with what only administrators see.
-pub struct AdminUserRecord {
-    pub user: User,
-    /// The end of the current lockout, if the account is locked now.
-    pub locked_until: Option<DateTime<Utc>>,
-    pub last_login_at: Option<DateTime<Utc>>,
-}
+use crate::domain::user::{AdminUserRecord, Role};
 
 /// An administrator's change to an account; `None` leaves a field as it is.
 pub struct UserChanges {
@@ -148,6 +140,6 @@ impl Store {
                 Ok(())
             })
             .await;
-        result.map_err(InsertUserError::from_insert)
+        self.inserted(user, result).await
     }
 }

@@ -282,7 +282,7 @@ pub(super) async fn probe(writer: &SqlitePool) -> Result<(), sqlx::Error> {
          ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, \
          ballast = excluded.ballast",
     )
-    .bind(super::ts(chrono::Utc::now()))
+    .bind(super::time::ts(chrono::Utc::now()))
     .bind(PROBE_BYTES)
     .execute(writer)
     .await?;

@@ -17,7 +17,7 @@ impl Store {
     }
 
     /// Stores a new key. It signs from then on: running servers notice it
-    /// before they next sign a token (see `domain::signing`).
+    /// before they next sign a token (see `flows::signing`).
     pub async fn add_signing_key(&self, key: &Ed25519Key) -> anyhow::Result<()> {
         self.writing(async {
             sqlx::query(

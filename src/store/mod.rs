@@ -30,8 +30,10 @@ pub mod outbox;
 pub mod retention;
 pub mod sessions;
 pub mod stats;
+mod time;
 mod user_rows;
 pub mod users;
+pub use time::{parse_ts, ts};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -39,10 +41,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use fault::{StorageError, WriteHealth};
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
 
 /// The embedded migrations (`migrations/`), applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -84,9 +85,17 @@ impl Store {
             // FULL: a write that was answered survives power loss, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(busy_timeout);
+            .busy_timeout(busy_timeout)
+            // sqlx warns about every statement slower than a second: while
+            // another process holds the lock that is every write, and the
+            // fault is logged once already (see [`fault`]). Each request's
+            // latency is in its own log line.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // Writers queue for the one connection; a long wait is a fault
+            // the store logs once, not once per request.
+            .acquire_slow_level(log::LevelFilter::Debug)
             .test_before_acquire(false)
             .after_release(|conn, _| Box::pin(fault::release_clean(conn)))
             .acquire_timeout(Duration::from_secs(30))
@@ -236,26 +245,12 @@ async fn apply_migrations(pool: &SqlitePool) -> anyhow::Result<()> {
     }
 }
 
-/// Formats a timestamp as stored: fixed-width RFC 3339 UTC, so text order is time order.
-pub fn ts(t: DateTime<Utc>) -> String {
-    // The text of `%Y-%m-%dT%H:%M:%S%.6fZ`, without parsing that format on
-    // every call (it showed in the profile of every authenticated request).
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-/// Parses a stored timestamp.
-pub fn parse_ts(s: &str) -> anyhow::Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("bad timestamp in database: {s}"))?
-        .with_timezone(&Utc))
-}
-
-/// Which unique index a failed insert hit, if any.
-fn unique_violation(err: &sqlx::Error) -> Option<String> {
-    match err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => Some(db.message().to_owned()),
-        _ => None,
-    }
+/// Whether a statement failed because a unique index refused it. Known by
+/// the error's kind, which every sqlx backend reports, never by its text
+/// (SQLite's "UNIQUE constraint failed: …" is SQLite's alone).
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
 /// A store on a new file in a temporary directory (kept while the
@@ -308,22 +303,5 @@ mod tests {
             !conn.is_in_transaction(),
             "a fresh connection, not the counted one"
         );
-    }
-
-    #[test]
-    fn stored_timestamps_are_fixed_width_and_round_trip() {
-        for micros in [
-            0_i64,
-            1,
-            999_999,
-            1_764_123_456_000_000,
-            1_764_123_456_789_012,
-        ] {
-            let t = DateTime::from_timestamp_micros(micros).expect("in range");
-            let text = ts(t);
-            assert_eq!(text, t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
-            assert_eq!(text.len(), "2026-11-26T02:18:11.123456Z".len());
-            assert_eq!(parse_ts(&text).unwrap(), t);
-        }
     }
 }

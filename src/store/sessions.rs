@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::user_rows::{USER_FIELDS, UserRow};
 use super::{Store, parse_ts, ts};
+use crate::domain::session::Session;
 use crate::domain::user::{Role, User};
 
 /// What a login writes.
@@ -50,15 +51,6 @@ struct LiveSessionRow {
     #[sqlx(flatten)]
     user: UserRow,
     last_used_at: String,
-}
-
-/// A session as its user sees it in the list.
-pub struct StoredSession {
-    pub id: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -182,7 +174,7 @@ impl Store {
     }
 
     /// A user's live sessions, newest first.
-    pub async fn live_sessions(&self, user_id: &str) -> anyhow::Result<Vec<StoredSession>> {
+    pub async fn live_sessions(&self, user_id: &str) -> anyhow::Result<Vec<Session>> {
         let rows: Vec<SessionRow> = sqlx::query_as(
             "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions \
              WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
@@ -194,7 +186,7 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|row| {
-                Ok(StoredSession {
+                Ok(Session {
                     id: row.id,
                     created_at: parse_ts(&row.created_at)?,
                     last_used_at: parse_ts(&row.last_used_at)?,

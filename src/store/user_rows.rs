@@ -4,6 +4,7 @@
 use anyhow::Context;
 
 use super::parse_ts;
+use crate::domain::email::EmailAddress;
 use crate::domain::user::{Role, User};
 
 /// A user as selected with [`USER_FIELDS`] from [`USER_TABLES`].
@@ -66,7 +67,10 @@ impl UserRow {
     pub(super) fn into_user(self) -> anyhow::Result<User> {
         Ok(User {
             id: self.id,
-            email: self.email,
+            // Only parsed addresses are written, so this only fails on a
+            // database edited by hand.
+            email: EmailAddress::parse(&self.email)
+                .map_err(|problem| anyhow::anyhow!("a stored email address {problem}"))?,
             password_hash: self.password_hash,
             name: self.name,
             active: self.active,

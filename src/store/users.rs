@@ -5,14 +5,16 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::code_budget::CodeBudget;
 use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
-use super::{Store, outbox, parse_ts, ts, unique_violation};
+use super::{Store, is_unique_violation, outbox, parse_ts, ts};
+use crate::domain::email::EmailAddress;
+use crate::domain::referral::Referred;
 use crate::domain::user::User;
 use crate::mail::OutgoingEmail;
 
 /// What a signup writes.
 pub struct NewUser<'a> {
     pub id: &'a str,
-    pub email: &'a str,
+    pub email: &'a EmailAddress,
     pub password_hash: &'a str,
     pub name: Option<&'a str>,
     pub referral_code: &'a str,
@@ -50,14 +52,40 @@ pub enum InsertUserError {
     Other(anyhow::Error),
 }
 
-impl InsertUserError {
-    /// What a failed insert of a user means: the unique indexes decide.
-    pub(super) fn from_insert(e: anyhow::Error) -> InsertUserError {
-        match e.downcast_ref::<sqlx::Error>().and_then(unique_violation) {
-            Some(msg) if msg.contains("users.email") => InsertUserError::EmailTaken,
-            Some(msg) if msg.contains("users.referral_code") => InsertUserError::ReferralCodeTaken,
-            _ => InsertUserError::Other(e),
+impl Store {
+    /// What the insert of `user` came to: a failure is a refusal by a
+    /// unique index or not. A unique violation is known by its kind; which
+    /// index refused is known by the row that holds the value now (SQLite
+    /// names no constraint in its errors): the address, else the referral
+    /// code.
+    pub(super) async fn inserted(
+        &self,
+        user: &NewUser<'_>,
+        result: anyhow::Result<()>,
+    ) -> Result<(), InsertUserError> {
+        let Err(e) = result else {
+            return Ok(());
+        };
+        if !e
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_unique_violation)
+        {
+            return Err(InsertUserError::Other(e));
         }
+        let holder = |sql| sqlx::query_scalar::<_, bool>(sql);
+        let email_taken = holder("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?)")
+            .bind(user.email.as_str())
+            .fetch_one(&self.read)
+            .await;
+        let code_taken = holder("SELECT EXISTS (SELECT 1 FROM users WHERE referral_code = ?)")
+            .bind(user.referral_code)
+            .fetch_one(&self.read)
+            .await;
+        Err(match (email_taken, code_taken) {
+            (Ok(true), _) => InsertUserError::EmailTaken,
+            (Ok(false), Ok(true)) => InsertUserError::ReferralCodeTaken,
+            _ => InsertUserError::Other(e),
+        })
     }
 }
 
@@ -74,7 +102,7 @@ pub(super) async fn insert_user_row(
          referred_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(user.id)
-    .bind(user.email)
+    .bind(user.email.as_str())
     .bind(user.password_hash)
     .bind(user.name)
     .bind(admin)
@@ -97,13 +125,6 @@ pub enum CodeAttempt {
     AlreadyUsed,
     /// Wrong, expired, used up, or no code at all.
     Rejected,
-}
-
-/// A referred account, for the referrer's list.
-pub struct Referred {
-    pub email: String,
-    pub active: bool,
-    pub joined_at: DateTime<Utc>,
 }
 
 /// A one-time code as stored.
@@ -135,14 +156,14 @@ impl Store {
                 Ok(())
             })
             .await;
-        result.map_err(InsertUserError::from_insert)
+        self.inserted(user, result).await
     }
 
     /// Finds a user by normalized email.
-    pub async fn user_by_email(&self, email: &str) -> anyhow::Result<Option<User>> {
+    pub async fn user_by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>> {
         let sql = format!("SELECT {USER_FIELDS} FROM {USER_TABLES} WHERE u.email = ?");
         let row: Option<UserRow> = sqlx::query_as(&sql)
-            .bind(email)
+            .bind(email.as_str())
             .fetch_optional(&self.read)
             .await?;
         row.map(UserRow::into_user).transpose()
@@ -396,4 +417,45 @@ async fn replace_code(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inserts an admin; what the insert answered, as text.
+    async fn insert(store: &Store, id: &str, email: &str, referral_code: &str) -> String {
+        let email = EmailAddress::parse(email).expect("a valid address");
+        let user = NewUser {
+            id,
+            email: &email,
+            password_hash: "h",
+            name: None,
+            referral_code,
+            referred_by: None,
+        };
+        match store.insert_admin(&user).await {
+            Ok(()) => "inserted".to_owned(),
+            Err(InsertUserError::Other(_)) => "other".to_owned(),
+            Err(refused) => format!("{refused:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_address_and_a_taken_referral_code_are_told_apart() {
+        let (_dir, store) = crate::store::temp_store().await;
+        for (id, email, code, answer) in [
+            ("a", "a@example.com", "CODE0001", "inserted"),
+            ("b", "a@example.com", "CODE0002", "EmailTaken"),
+            ("c", "c@example.com", "CODE0001", "ReferralCodeTaken"),
+            // A unique index that is neither (the primary key) is no refusal.
+            ("a", "d@example.com", "CODE0004", "other"),
+        ] {
+            assert_eq!(
+                insert(&store, id, email, code).await,
+                answer,
+                "{id} {email} {code}"
+            );
+        }
+    }
 }

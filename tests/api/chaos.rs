@@ -17,10 +17,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::faults::{
-    Answer, FAULT_LOG, RECOVERED_LOG, Tmpfs, active_user_session, assert_all_known, client,
-    count_log, integrity, ready, send, serve, signup, stop,
+    FAULT_LOG, RECOVERED_LOG, Tmpfs, active_user_session, assert_all_known, count_log, integrity,
+    ready, serve, stop,
 };
-use crate::support::{MailServer, PASSWORD, eventually};
+use crate::support::{Answer, Api, MailServer, PASSWORD, Signup, eventually};
 
 /// Clients sending at once.
 const CLIENTS: usize = 4;
@@ -88,28 +88,18 @@ fn tokens(answer: &Answer) -> Session {
 
 /// One client's loop: a fixed mix of operations until `stop`.
 async fn run_client(
-    base: String,
+    client: Api,
     n: usize,
     mut me: Acknowledged,
     stop: Arc<AtomicBool>,
 ) -> Acknowledged {
-    let client = client();
     for i in 0..MAX_OPS {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let op = i % 6;
         if me.live.is_empty() || op == 0 {
-            let body = json!({"email": me.email, "password": me.password});
-            let answer = send(
-                &client,
-                Method::POST,
-                format!("{base}/users/login"),
-                Some(body),
-                None,
-            )
-            .await
-            .expect("login answers");
+            let answer = client.login(&me.email, &me.password).await;
             if me.done("login", &answer) {
                 me.live.push(tokens(&answer));
             }
@@ -118,40 +108,28 @@ async fn run_client(
         match op {
             1 | 4 => {
                 let email = format!("chaos-{n}-{i}@example.com");
-                let answer = signup(&client, &base, &email)
-                    .await
-                    .expect("signup answers");
+                let answer = client.signup(&Signup::new(&email)).await;
                 if me.done("signup", &answer) {
                     me.signups.push(email);
                 }
             }
             2 => {
                 let session = me.live.last().expect("a session").clone();
-                let body = json!({"refreshToken": session.refresh});
-                let answer = send(
-                    &client,
-                    Method::POST,
-                    format!("{base}/users/token/refresh"),
-                    Some(body),
-                    None,
-                )
-                .await
-                .expect("refresh answers");
+                let answer = client.refresh(&session.refresh).await;
                 if me.done("refresh", &answer) {
                     *me.live.last_mut().expect("a session") = tokens(&answer);
                 }
             }
             3 => {
                 let session = me.live.last().expect("a session").clone();
-                let answer = send(
-                    &client,
-                    Method::POST,
-                    format!("{base}/users/logout"),
-                    Some(json!({})),
-                    Some(&session.access),
-                )
-                .await
-                .expect("logout answers");
+                let answer = client
+                    .send(
+                        Method::POST,
+                        "/users/logout",
+                        Some(&json!({})),
+                        Some(&session.access),
+                    )
+                    .await;
                 if me.done("logout", &answer) {
                     me.live.pop();
                     me.ended.push(session.refresh);
@@ -160,20 +138,9 @@ async fn run_client(
             _ => {
                 let session = me.live.last().expect("a session").clone();
                 let new = format!("{PASSWORD} {n} {i}");
-                let body = json!({
-                    "currentPassword": me.password,
-                    "newPassword": new,
-                    "confirmPassword": new,
-                });
-                let answer = send(
-                    &client,
-                    Method::PATCH,
-                    format!("{base}/users/me/password"),
-                    Some(body),
-                    Some(&session.access),
-                )
-                .await
-                .expect("password change answers");
+                let answer = client
+                    .change_password(&session.access, &me.password, &new)
+                    .await;
                 if me.done("password", &answer) {
                     me.password = new;
                     // Every other session of the user ended.
@@ -191,13 +158,13 @@ async fn under_mixed_load_a_disk_that_fills_twice_loses_no_acknowledged_write() 
     let disk = Tmpfs::mount("16m");
     let mail = MailServer::start().await;
     let mut server = serve(disk.path(), &mail, &[]).await;
-    let (http, base) = (client(), server.address.clone());
+    let http = Api::new(&server.address);
 
     let stop_load = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for n in 0..CLIENTS {
         let email = format!("client-{n}@example.com");
-        let session = active_user_session(&http, &base, &mail, &email).await;
+        let session = active_user_session(&http, &mail, &email).await;
         let me = Acknowledged {
             email,
             password: PASSWORD.to_owned(),
@@ -208,7 +175,7 @@ async fn under_mixed_load_a_disk_that_fills_twice_loses_no_acknowledged_write() 
             ..Acknowledged::default()
         };
         clients.push(tokio::spawn(run_client(
-            base.clone(),
+            http.clone(),
             n,
             me,
             stop_load.clone(),
@@ -221,7 +188,7 @@ async fn under_mixed_load_a_disk_that_fills_twice_loses_no_acknowledged_write() 
         tokio::time::sleep(Duration::from_millis(2000)).await;
         std::fs::remove_file(filler).expect("free the space");
         eventually("readiness once space is free", || async {
-            (ready(&http, &base).await == StatusCode::OK).then_some(())
+            (ready(&http).await == StatusCode::OK).then_some(())
         })
         .await;
     }
@@ -257,22 +224,14 @@ async fn under_mixed_load_a_disk_that_fills_twice_loses_no_acknowledged_write() 
         .iter()
         .flat_map(|a| a.signups.clone())
         .collect();
-    assert_all_known(&http, &base, &signups, "after the chaos run").await;
+    assert_all_known(&http, &signups, "after the chaos run").await;
     stop(&mut server).await;
-    assert_eq!(integrity(disk.path()), "ok");
+    assert_eq!(integrity(disk.path()).await, "ok");
     let mut server = serve(disk.path(), &mail, &[]).await;
-    let base = server.address.clone();
-    assert_all_known(&http, &base, &signups, "after a restart").await;
+    let http = Api::new(&server.address);
+    assert_all_known(&http, &signups, "after a restart").await;
     for me in &acknowledged {
-        let login = send(
-            &http,
-            Method::POST,
-            format!("{base}/users/login"),
-            Some(json!({"email": me.email, "password": me.password})),
-            None,
-        )
-        .await
-        .expect("answer");
+        let login = http.login(&me.email, &me.password).await;
         assert_eq!(
             login.status,
             StatusCode::OK,
@@ -281,15 +240,7 @@ async fn under_mixed_load_a_disk_that_fills_twice_loses_no_acknowledged_write() 
             login.body
         );
         for session in &me.live {
-            let answer = send(
-                &http,
-                Method::POST,
-                format!("{base}/users/token/refresh"),
-                Some(json!({"refreshToken": session.refresh})),
-                None,
-            )
-            .await
-            .expect("answer");
+            let answer = http.refresh(&session.refresh).await;
             assert_eq!(
                 answer.status,
                 StatusCode::OK,
@@ -298,15 +249,7 @@ async fn under_mixed_load_a_disk_that_fills_twice_loses_no_acknowledged_write() 
             );
         }
         for refresh in &me.ended {
-            let answer = send(
-                &http,
-                Method::POST,
-                format!("{base}/users/token/refresh"),
-                Some(json!({"refreshToken": refresh})),
-                None,
-            )
-            .await
-            .expect("answer");
+            let answer = http.refresh(refresh).await;
             assert_eq!(
                 answer.status,
                 StatusCode::UNAUTHORIZED,

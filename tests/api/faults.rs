@@ -14,11 +14,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::support::process::{Server, db_file, sesame};
-use crate::support::{MailServer, PASSWORD, WAIT, eventually, find_six_digit_code};
+use crate::support::{
+    Answer, Api, MailServer, PASSWORD, Signup, TestDb, WAIT, eventually, find_six_digit_code,
+    str_field,
+};
 
 /// The log line that starts a fault, and the one that ends it.
 pub const FAULT_LOG: &str = "the database cannot take writes";
@@ -113,114 +115,38 @@ pub async fn serve(dir: &Path, mail: &MailServer, env: &[(&str, &str)]) -> Serve
     Server::start(cmd).await
 }
 
-/// A client with the tests' generous timeout.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(WAIT)
-        .build()
-        .expect("client")
-}
-
-/// What a request was answered: status, `Retry-After`, body.
-pub struct Answer {
-    pub status: StatusCode,
-    pub retry_after: Option<String>,
-    pub body: Value,
-}
-
-/// Sends a JSON request; `None` if no whole answer came back.
-pub async fn send(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-    token: Option<&str>,
-) -> Option<Answer> {
-    let mut req = client.request(method, url);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let resp = req.send().await.ok()?;
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let bytes = resp.bytes().await.ok()?;
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Some(Answer {
-        status,
-        retry_after,
-        body,
-    })
-}
-
-/// Signs `email` up; the answer.
-pub async fn signup(client: &reqwest::Client, base: &str, email: &str) -> Option<Answer> {
-    let body = json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD});
-    send(
-        client,
-        reqwest::Method::POST,
-        format!("{base}/users/signup"),
-        Some(body),
-        None,
-    )
-    .await
-}
-
 /// Whether the running server knows `email` (signed up, not yet verified):
 /// the right password answers `403 EMAIL_NOT_VERIFIED`, an unknown address `401`.
-pub async fn knows_unverified(client: &reqwest::Client, base: &str, email: &str) -> bool {
-    let answer = send(
-        client,
-        reqwest::Method::POST,
-        format!("{base}/users/login"),
-        Some(json!({"email": email, "password": PASSWORD})),
-        None,
-    )
-    .await
-    .expect("login answers");
+pub async fn knows_unverified(api: &Api, email: &str) -> bool {
+    let answer = api.login(email, PASSWORD).await;
     match answer.status {
         StatusCode::FORBIDDEN => true,
         StatusCode::UNAUTHORIZED => false,
-        other => panic!("login of {email} answered {other}: {}", answer.body),
+        other => panic!("login of {email} answered {other}: {}", answer.text),
     }
 }
 
 /// Asserts a refused write has the contract's shape for a storage fault.
 pub fn assert_storage_unavailable(answer: &Answer, what: &str) {
+    let body = &answer.body;
     assert_eq!(
         answer.status,
         StatusCode::SERVICE_UNAVAILABLE,
         "{what}: {}",
-        answer.body
+        answer.text
     );
-    assert_eq!(answer.body["error"], true, "{what}: {}", answer.body);
-    assert_eq!(
-        answer.body["code"], "STORAGE_UNAVAILABLE",
-        "{what}: {}",
-        answer.body
-    );
+    assert_eq!(body["error"], true, "{what}: {body}");
+    assert_eq!(body["code"], "STORAGE_UNAVAILABLE", "{what}: {body}");
     let retry: u64 = answer
-        .retry_after
-        .as_deref()
+        .header("retry-after")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{what}: a 503 carries Retry-After in seconds"));
     assert!(retry >= 1, "{what}: Retry-After {retry}");
 }
 
 /// `/health/ready`'s status.
-pub async fn ready(client: &reqwest::Client, base: &str) -> StatusCode {
-    client
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .expect("readiness answers")
-        .status()
+pub async fn ready(api: &Api) -> StatusCode {
+    api.health_ready().await.status
 }
 
 /// How many log lines carry `message`.
@@ -233,56 +159,30 @@ pub fn count_log(server: &Server, message: &str) -> usize {
 }
 
 /// Signs up, activates with the emailed code and logs in; the access token.
-pub async fn active_user(
-    client: &reqwest::Client,
-    base: &str,
-    mail: &MailServer,
-    email: &str,
-) -> String {
-    active_user_session(client, base, mail, email).await.0
+pub async fn active_user(api: &Api, mail: &MailServer, email: &str) -> String {
+    active_user_session(api, mail, email).await.0
 }
 
 /// Signs up, activates with the emailed code and logs in; the access and
 /// refresh tokens.
-pub async fn active_user_session(
-    client: &reqwest::Client,
-    base: &str,
-    mail: &MailServer,
-    email: &str,
-) -> (String, String) {
-    let answer = signup(client, base, email).await.expect("signup answers");
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-    let message = mail.wait_for_mail_to(email, 1, WAIT).await;
-    let code = find_six_digit_code(&message.text_body()).expect("a code");
-    let answer = send(
-        client,
-        reqwest::Method::PATCH,
-        format!("{base}/users/activate"),
-        Some(json!({"email": email, "code": code})),
-        None,
+pub async fn active_user_session(api: &Api, mail: &MailServer, email: &str) -> (String, String) {
+    api.signup(&Signup::new(email))
+        .await
+        .expect(StatusCode::CREATED);
+    let code = mail.wait_for_mail_to(email, 1, WAIT).await.code();
+    api.activate(email, &code).await.expect(StatusCode::OK);
+    let tokens = api.login(email, PASSWORD).await.expect(StatusCode::OK);
+    (
+        str_field(&tokens, "accessToken"),
+        str_field(&tokens, "refreshToken"),
     )
-    .await
-    .expect("activate answers");
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let answer = send(
-        client,
-        reqwest::Method::POST,
-        format!("{base}/users/login"),
-        Some(json!({"email": email, "password": PASSWORD})),
-        None,
-    )
-    .await
-    .expect("login answers");
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let token = |name: &str| answer.body[name].as_str().expect("a token").to_owned();
-    (token("accessToken"), token("refreshToken"))
 }
 
 /// `PRAGMA integrity_check` of the database file (server stopped).
-pub fn integrity(dir: &Path) -> String {
-    let conn = rusqlite::Connection::open(db_file(dir)).expect("open the database");
-    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity check")
+pub async fn integrity(dir: &Path) -> String {
+    TestDb::in_dir(dir)
+        .scalar("PRAGMA integrity_check", &[])
+        .await
 }
 
 /// Stops the server with SIGTERM, as an operator would, and waits.
@@ -296,16 +196,11 @@ pub async fn stop(server: &mut Server) {
     );
 }
 
-/// Asserts every address in `acknowledged` is known to the server at `base`.
-pub async fn assert_all_known(
-    client: &reqwest::Client,
-    base: &str,
-    acknowledged: &[String],
-    when: &str,
-) {
+/// Asserts every address in `acknowledged` is known to the server `api` talks to.
+pub async fn assert_all_known(api: &Api, acknowledged: &[String], when: &str) {
     let mut missing = Vec::new();
     for email in acknowledged {
-        if !knows_unverified(client, base, email).await {
+        if !knows_unverified(api, email).await {
             missing.push(email.clone());
         }
     }
@@ -322,14 +217,14 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_signup_and_recovers_by_it
     let disk = Tmpfs::mount("8m");
     let mail = MailServer::start().await;
     let mut server = serve(disk.path(), &mail, &[]).await;
-    let (client, base) = (client(), server.address.clone());
-    let token = active_user(&client, &base, &mail, "reader@example.com").await;
+    let client = Api::new(&server.address);
+    let token = active_user(&client, &mail, "reader@example.com").await;
 
     let mut acknowledged = Vec::new();
     let mut refused = 0;
     for i in 0..10 {
         let email = format!("before-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = client.signup(&Signup::new(&email)).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
         acknowledged.push(email);
     }
@@ -337,7 +232,7 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_signup_and_recovers_by_it
     let filler = disk.fill();
     for i in 0..40 {
         let email = format!("full-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = client.signup(&Signup::new(&email)).await;
         match answer.status {
             StatusCode::CREATED => acknowledged.push(email),
             _ => {
@@ -347,28 +242,20 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_signup_and_recovers_by_it
         }
     }
     assert!(refused > 0, "a full disk refuses signups");
-    assert_eq!(ready(&client, &base).await, StatusCode::SERVICE_UNAVAILABLE);
-    let me = send(
-        &client,
-        reqwest::Method::GET,
-        format!("{base}/users/me"),
-        None,
-        Some(&token),
-    )
-    .await
-    .expect("answer");
+    assert_eq!(ready(&client).await, StatusCode::SERVICE_UNAVAILABLE);
+    let me = client.me(&token).await;
     assert_eq!(me.status, StatusCode::OK, "reads keep working: {}", me.body);
-    assert_all_known(&client, &base, &acknowledged, "on the full disk").await;
+    assert_all_known(&client, &acknowledged, "on the full disk").await;
     assert_eq!(count_log(&server, FAULT_LOG), 1, "{}", server.output());
 
     std::fs::remove_file(filler).expect("free the space");
     eventually("readiness once space is free", || async {
-        (ready(&client, &base).await == StatusCode::OK).then_some(())
+        (ready(&client).await == StatusCode::OK).then_some(())
     })
     .await;
     for i in 0..10 {
         let email = format!("after-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = client.signup(&Signup::new(&email)).await;
         assert_eq!(
             answer.status,
             StatusCode::CREATED,
@@ -377,14 +264,15 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_signup_and_recovers_by_it
         );
         acknowledged.push(email);
     }
-    assert_all_known(&client, &base, &acknowledged, "after the fault").await;
+    assert_all_known(&client, &acknowledged, "after the fault").await;
     assert_eq!(count_log(&server, FAULT_LOG), 1, "{}", server.output());
     assert_eq!(count_log(&server, RECOVERED_LOG), 1, "{}", server.output());
 
     stop(&mut server).await;
-    assert_eq!(integrity(disk.path()), "ok");
+    assert_eq!(integrity(disk.path()).await, "ok");
     let mut server = serve(disk.path(), &mail, &[]).await;
-    assert_all_known(&client, &server.address, &acknowledged, "after a restart").await;
+    let client = Api::new(&server.address);
+    assert_all_known(&client, &acknowledged, "after a restart").await;
     stop(&mut server).await;
 }
 
@@ -443,10 +331,8 @@ async fn a_relay_that_never_greets_times_out_is_retried_and_mail_flows_once_a_re
     .env("SESAME_SMTP_TIMEOUT_SECS", "1")
     .arg("serve");
     let server = Server::start(cmd).await;
-    let client = client();
-    let answer = signup(&client, &server.address, "patient@example.com")
-        .await
-        .expect("answer");
+    let client = Api::new(&server.address);
+    let answer = client.signup(&Signup::new("patient@example.com")).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
 
     // The first attempt times out and a later one connects again.
@@ -525,12 +411,12 @@ async fn a_lock_held_past_the_busy_timeout_answers_503_and_writes_resume_when_it
     let mail = MailServer::start().await;
     let busy = [("SESAME_DB_BUSY_TIMEOUT_MS", "300")];
     let mut server = serve(dir.path(), &mail, &busy).await;
-    let (client, base) = (client(), server.address.clone());
-    let token = active_user(&client, &base, &mail, "reader@example.com").await;
+    let client = Api::new(&server.address);
+    let token = active_user(&client, &mail, "reader@example.com").await;
     let mut acknowledged = Vec::new();
     for i in 0..5 {
         let email = format!("before-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = client.signup(&Signup::new(&email)).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
         acknowledged.push(email);
     }
@@ -538,7 +424,7 @@ async fn a_lock_held_past_the_busy_timeout_answers_503_and_writes_resume_when_it
     let lock = LockHolder::take(&db_file(dir.path())).await;
     for i in 0..5 {
         let email = format!("locked-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = client.signup(&Signup::new(&email)).await;
         match answer.status {
             StatusCode::CREATED => acknowledged.push(email),
             _ => {
@@ -550,37 +436,30 @@ async fn a_lock_held_past_the_busy_timeout_answers_503_and_writes_resume_when_it
         !acknowledged.iter().any(|e| e.starts_with("locked-")),
         "no write gets through a held lock"
     );
-    assert_eq!(ready(&client, &base).await, StatusCode::SERVICE_UNAVAILABLE);
-    let me = send(
-        &client,
-        reqwest::Method::GET,
-        format!("{base}/users/me"),
-        None,
-        Some(&token),
-    )
-    .await
-    .expect("answer");
+    assert_eq!(ready(&client).await, StatusCode::SERVICE_UNAVAILABLE);
+    let me = client.me(&token).await;
     assert_eq!(me.status, StatusCode::OK, "reads keep working: {}", me.body);
 
     lock.release().await;
     eventually("readiness once the lock is released", || async {
-        (ready(&client, &base).await == StatusCode::OK).then_some(())
+        (ready(&client).await == StatusCode::OK).then_some(())
     })
     .await;
     for i in 0..5 {
         let email = format!("after-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = client.signup(&Signup::new(&email)).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
         acknowledged.push(email);
     }
-    assert_all_known(&client, &base, &acknowledged, "after the lock").await;
+    assert_all_known(&client, &acknowledged, "after the lock").await;
     assert_eq!(count_log(&server, FAULT_LOG), 1, "{}", server.output());
     assert_eq!(count_log(&server, RECOVERED_LOG), 1, "{}", server.output());
 
     stop(&mut server).await;
-    assert_eq!(integrity(dir.path()), "ok");
+    assert_eq!(integrity(dir.path()).await, "ok");
     let mut server = serve(dir.path(), &mail, &busy).await;
-    assert_all_known(&client, &server.address, &acknowledged, "after a restart").await;
+    let client = Api::new(&server.address);
+    assert_all_known(&client, &acknowledged, "after a restart").await;
     stop(&mut server).await;
 }
 
@@ -679,12 +558,12 @@ async fn a_file_system_turned_read_only_answers_503_keeps_reads_and_loses_no_ack
     let disk = Ext4::create();
     let mail = MailServer::start().await;
     let mut server = serve(&disk.mount, &mail, &[]).await;
-    let (client, base) = (client(), server.address.clone());
-    let token = active_user(&client, &base, &mail, "reader@example.com").await;
+    let client = Api::new(&server.address);
+    let token = active_user(&client, &mail, "reader@example.com").await;
     let mut acknowledged = Vec::new();
     for i in 0..5 {
         let email = format!("before-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = client.signup(&Signup::new(&email)).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
         acknowledged.push(email);
     }
@@ -692,7 +571,7 @@ async fn a_file_system_turned_read_only_answers_503_keeps_reads_and_loses_no_ack
     disk.fail();
     for i in 0..10 {
         let email = format!("read-only-{i}@example.com");
-        let answer = signup(&client, &base, &email).await.expect("answer");
+        let answer = client.signup(&Signup::new(&email)).await;
         match answer.status {
             StatusCode::CREATED => acknowledged.push(email),
             _ => assert_storage_unavailable(&answer, "a signup on a read-only file system"),
@@ -702,41 +581,25 @@ async fn a_file_system_turned_read_only_answers_503_keeps_reads_and_loses_no_ack
         !acknowledged.iter().any(|e| e.starts_with("read-only-")),
         "nothing is written to a read-only file system"
     );
-    assert_eq!(ready(&client, &base).await, StatusCode::SERVICE_UNAVAILABLE);
-    let me = send(
-        &client,
-        reqwest::Method::GET,
-        format!("{base}/users/me"),
-        None,
-        Some(&token),
-    )
-    .await
-    .expect("answer");
+    assert_eq!(ready(&client).await, StatusCode::SERVICE_UNAVAILABLE);
+    let me = client.me(&token).await;
     assert_eq!(me.status, StatusCode::OK, "reads keep working: {}", me.body);
-    assert_all_known(
-        &client,
-        &base,
-        &acknowledged,
-        "on the read-only file system",
-    )
-    .await;
+    assert_all_known(&client, &acknowledged, "on the read-only file system").await;
     assert_eq!(count_log(&server, FAULT_LOG), 1, "{}", server.output());
 
     // Still read-only seconds later (the probe keeps failing quietly).
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(ready(&client, &base).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready(&client).await, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(count_log(&server, FAULT_LOG), 1, "{}", server.output());
 
     stop(&mut server).await;
     disk.repair();
-    assert_eq!(integrity(&disk.mount), "ok");
+    assert_eq!(integrity(&disk.mount).await, "ok");
     let mut server = serve(&disk.mount, &mail, &[]).await;
-    let base = server.address.clone();
-    assert_all_known(&client, &base, &acknowledged, "after the repair").await;
-    let answer = signup(&client, &base, "later@example.com")
-        .await
-        .expect("answer");
+    let client = Api::new(&server.address);
+    assert_all_known(&client, &acknowledged, "after the repair").await;
+    let answer = client.signup(&Signup::new("later@example.com")).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-    assert_eq!(ready(&client, &base).await, StatusCode::OK);
+    assert_eq!(ready(&client).await, StatusCode::OK);
     stop(&mut server).await;
 }

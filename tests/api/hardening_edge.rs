@@ -3,11 +3,10 @@
 //! the contract gives instead.
 
 use reqwest::StatusCode;
-use serde_json::json;
 use tempfile::TempDir;
 
 use crate::support::process::{Finished, Server, run, sesame};
-use crate::support::{PASSWORD, WAIT, eventually, expect_json, spawn_app, str_field};
+use crate::support::{Api, PASSWORD, Signup, WAIT, eventually, expect_json, spawn_app, str_field};
 
 /// A stranger can type anyone's address and any words as a name; the email
 /// that then lands in the owner's mailbox must not carry those words.
@@ -15,21 +14,10 @@ use crate::support::{PASSWORD, WAIT, eventually, expect_json, spawn_app, str_fie
 async fn the_verification_email_does_not_carry_the_name_typed_at_signup() {
     let app = spawn_app().await;
     let words = "Call +1 555 0100 to claim your prize";
-    let resp = app
-        .post(
-            "/users/signup",
-            json!({"email": "owner@example.com", "password": PASSWORD,
-                   "confirmPassword": PASSWORD, "name": words}),
-        )
-        .await;
-    expect_json(resp, StatusCode::CREATED).await;
-    let resent = app
-        .post(
-            "/users/activate/resend",
-            json!({"email": "owner@example.com"}),
-        )
-        .await;
-    assert!(resent.status().is_success(), "{}", resent.status());
+    let form = Signup::new("owner@example.com").name(words);
+    expect_json(app.api.signup(&form).await, StatusCode::CREATED).await;
+    let resent = app.api.resend_activation("owner@example.com").await;
+    assert!(resent.status.is_success(), "{}", resent.text);
 
     for nth in [1, 2] {
         let mail = app
@@ -238,15 +226,11 @@ async fn secrets_are_read_from_the_files_their_file_settings_name() {
 /// Signs up, activates with the code the log transport printed, and logs in
 /// on a server run as a process; returns the access token.
 async fn issued_access_token(server: &Server) -> String {
-    let client = reqwest::Client::new();
+    let api = Api::new(&server.address);
     let email = "file-secret@example.com";
-    let resp = client
-        .post(format!("{}/users/signup", server.address))
-        .json(&json!({"email": email, "password": PASSWORD, "confirmPassword": PASSWORD}))
-        .send()
+    api.signup(&Signup::new(email))
         .await
-        .expect("signup");
-    expect_json(resp, StatusCode::CREATED).await;
+        .expect(StatusCode::CREATED);
     let marker = "verification code is: ";
     let code = eventually("the verification email in the log", || async {
         let output = server.output();
@@ -254,20 +238,9 @@ async fn issued_access_token(server: &Server) -> String {
         output.get(at..at + 6).map(str::to_owned)
     })
     .await;
-    let resp = client
-        .patch(format!("{}/users/activate", server.address))
-        .json(&json!({"email": email, "code": code}))
-        .send()
-        .await
-        .expect("activate");
-    expect_json(resp, StatusCode::OK).await;
-    let resp = client
-        .post(format!("{}/users/login", server.address))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    str_field(&expect_json(resp, StatusCode::OK).await, "accessToken")
+    api.activate(email, &code).await.expect(StatusCode::OK);
+    let tokens = api.login(email, PASSWORD).await.expect(StatusCode::OK);
+    str_field(&tokens, "accessToken")
 }
 
 /// The permission bits of a file.

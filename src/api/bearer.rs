@@ -20,5 +20,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     let state = req
         .data::<Arc<AppState>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-    Ok(sessions::authenticate(state, &bearer.token).await?)
+    Ok(sessions::authenticate(state, &bearer.token)
+        .await
+        .map_err(ApiError::from)?)
 }
