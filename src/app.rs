@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use poem::Server;
-use poem::listener::{Acceptor, Listener, TcpListener};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -14,7 +13,8 @@ use crate::config::{Config, MailTransport};
 use crate::domain::password::PasswordHasher;
 use crate::flows::signing::SigningKeys;
 use crate::http::rate_limits::IpRateLimits;
-use crate::http::routes::routes;
+use crate::http::routes::{metrics_routes, routes};
+use crate::http::server::{self, ConnectionTimeouts};
 use crate::mail::transport::Transport;
 use crate::mail::worker::OutboxWorker;
 use crate::metrics::Metrics;
@@ -24,9 +24,11 @@ use crate::store::Store;
 /// A bound, running server.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    metrics_server: Option<JoinHandle<std::io::Result<()>>>,
     worker: JoinHandle<()>,
 }
 
@@ -35,15 +37,20 @@ impl Application {
     /// listener and starts serving and delivering email in the background.
     pub async fn start(config: Config) -> anyhow::Result<Application> {
         // Bind first: a port in use is reported before the database is touched.
-        let acceptor = TcpListener::bind(config.bind.to_string())
-            .into_acceptor()
+        let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("SESAME_BIND: cannot listen on {}", config.bind))?;
-        let local = acceptor
+        let local = listener
             .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no local address")?;
+        let metrics_listener = match config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("SESAME_METRICS_BIND: cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
         let store = Store::open_with(&config.database_url, config.db_busy_timeout).await?;
         let keys = SigningKeys::load(&config, &store)
             .await
@@ -58,7 +65,11 @@ impl Application {
         }
 
         let mail_queued = Arc::new(Notify::new());
-        let rate_limits = IpRateLimits::new(config.ip_rate_limit, config.ip_rate_window);
+        let rate_limits = IpRateLimits::new(
+            config.ip_rate_limit,
+            config.ip_rate_window,
+            config.ipv6_prefix_len,
+        );
         let metrics = Arc::new(Metrics::new());
         let state = Arc::new(AppState {
             config,
@@ -84,26 +95,45 @@ impl Application {
         };
         let worker = tokio::spawn(worker.run(shutdown_rx.clone()));
 
-        let routes = routes(state.clone());
-        let mut stop = shutdown_rx;
+        let timeouts = ConnectionTimeouts {
+            header: state.config.header_timeout,
+            body: state.config.body_timeout,
+            idle: state.config.idle_timeout,
+        };
         let grace = state.config.shutdown_timeout;
-        let server = tokio::spawn(async move {
-            Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    routes,
-                    async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    },
-                    Some(grace),
-                )
-                .await
-        });
+        let server = tokio::spawn(server::serve(
+            listener,
+            routes(state.clone()),
+            timeouts,
+            shutdown_rx.clone(),
+            grace,
+        ));
         tracing::info!("sesame listening on http://{local}; Swagger UI at http://{local}/docs");
+        let mut metrics_port = None;
+        let metrics_server = match metrics_listener {
+            Some(listener) => {
+                let address = listener
+                    .local_addr()
+                    .context("metrics listener has no address")?;
+                metrics_port = Some(address.port());
+                tracing::info!("metrics on http://{address}/metrics");
+                Some(tokio::spawn(server::serve(
+                    listener,
+                    metrics_routes(state.clone()),
+                    timeouts,
+                    shutdown_rx,
+                    grace,
+                )))
+            }
+            None => None,
+        };
         Ok(Application {
             port: local.port(),
+            metrics_port,
             state,
             shutdown,
             server,
+            metrics_server,
             worker,
         })
     }
@@ -111,6 +141,11 @@ impl Application {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `GET /metrics` is served on (`SESAME_METRICS_BIND`), if any.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// The shared state (tests use it to reach the store).
@@ -135,6 +170,12 @@ impl Application {
             .await
             .context("server task panicked")?
             .context("server failed")?;
+        if let Some(metrics_server) = self.metrics_server {
+            metrics_server
+                .await
+                .context("metrics server task panicked")?
+                .context("metrics server failed")?;
+        }
         let grace = self.state.config.shutdown_timeout;
         let mut worker = self.worker;
         match tokio::time::timeout(grace, &mut worker).await {

@@ -16,6 +16,9 @@ use crate::http::rate_limits::TrustedProxies;
 /// ended sessions and finished emails) runs.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long a keep-alive connection with nothing in flight stays open.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Every setting of the server. Each flag has a matching `SESAME_*` variable.
 ///
 /// Mark every secret (or anything that can hold one, like a URL with a
@@ -120,6 +123,22 @@ pub struct ServeArgs {
     /// Proxies (comma-separated IPs/CIDRs) whose X-Forwarded-For names the client.
     #[arg(long, env = "SESAME_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    /// Rate limits count IPv6 clients by network: the first this many bits
+    /// of the address (IPv4 clients count by address).
+    #[arg(long, env = "SESAME_IPV6_PREFIX_LEN", default_value_t = 64)]
+    pub ipv6_prefix_len: u8,
+    /// Seconds a request's head (request line and headers) may take to
+    /// arrive, from its first byte; then the connection is closed.
+    #[arg(long, env = "SESAME_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive, after its head; then
+    /// the connection is closed.
+    #[arg(long, env = "SESAME_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Address serving `GET /metrics` (e.g. `127.0.0.1:9100`); unset: no
+    /// metrics. Never served on SESAME_BIND.
+    #[arg(long, env = "SESAME_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
     /// Consecutive failed logins before an account is locked.
     #[arg(long, env = "SESAME_LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: u32,
@@ -206,6 +225,17 @@ pub struct Config {
     pub ip_rate_limit: u32,
     pub ip_rate_window: Duration,
     pub trusted_proxies: TrustedProxies,
+    /// IPv6 clients are rate-limited by this prefix of their address.
+    pub ipv6_prefix_len: u8,
+    /// How long a request's head may take to arrive.
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may sit idle (not a setting: a
+    /// minute; tests shorten it).
+    pub idle_timeout: Duration,
+    /// Where `GET /metrics` is served; `None`: nowhere.
+    pub metrics_bind: Option<SocketAddr>,
     pub login_max_failures: u32,
     pub login_lockout: Duration,
     pub email_min_interval: Duration,
@@ -328,6 +358,15 @@ impl ServeArgs {
         if self.ip_rate_window_secs == 0 {
             bail!("SESAME_IP_RATE_WINDOW_SECS must be positive");
         }
+        if !(1..=128).contains(&self.ipv6_prefix_len) {
+            bail!("SESAME_IPV6_PREFIX_LEN must be between 1 and 128");
+        }
+        if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 {
+            bail!("SESAME_HEADER_TIMEOUT_SECS and SESAME_BODY_TIMEOUT_SECS must be positive");
+        }
+        if self.metrics_bind == Some(self.bind) && self.bind.port() != 0 {
+            bail!("SESAME_METRICS_BIND must differ from SESAME_BIND: metrics are never public");
+        }
         if self.login_max_failures == 0 {
             bail!("SESAME_LOGIN_MAX_FAILURES must be positive");
         }
@@ -359,6 +398,11 @@ impl ServeArgs {
             ip_rate_limit: self.ip_rate_limit,
             ip_rate_window: Duration::from_secs(self.ip_rate_window_secs),
             trusted_proxies,
+            ipv6_prefix_len: self.ipv6_prefix_len,
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            idle_timeout: IDLE_TIMEOUT,
+            metrics_bind: self.metrics_bind,
             login_max_failures: self.login_max_failures,
             login_lockout: Duration::from_secs(self.login_lockout_secs),
             email_min_interval: Duration::from_secs(self.email_min_interval_secs),

@@ -24,6 +24,8 @@ pub(super) struct Pipeline {
     pub(super) routes: RouteNames,
     pub(super) metrics: Arc<Metrics>,
     pub(super) max_body: usize,
+    /// How long a request's body may take to arrive.
+    pub(super) body_timeout: std::time::Duration,
     /// The Content-Security-Policy of the Swagger UI page (hashes of its inline scripts).
     pub(super) docs_csp: String,
     pub(super) state: Arc<AppState>,
@@ -104,7 +106,7 @@ impl Pipeline {
                 .into());
             }
         }
-        limit_body(req, self.max_body).await
+        limit_body(req, self.max_body, self.body_timeout).await
     }
 }
 

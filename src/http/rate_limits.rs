@@ -1,5 +1,6 @@
-//! Per-client-IP rate limits on the anonymous auth endpoints, and how the
-//! client IP is found behind a reverse proxy.
+//! Per-client rate limits on the anonymous auth endpoints (a client is an
+//! IPv4 address or an IPv6 network), and how the client IP is found behind
+//! a reverse proxy.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,9 +8,18 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use ipnet::IpNet;
 use poem::http::Method;
+
+use super::bounded_store::BoundedStateStore;
+
+/// The most clients each endpoint's limiter remembers (see
+/// [`BoundedStateStore`]): with nine endpoints, a few megabytes at most,
+/// however many addresses a flood comes from.
+pub const MAX_CLIENTS_PER_ENDPOINT: usize = 16_384;
+
+type Limiter = RateLimiter<IpAddr, BoundedStateStore<IpAddr>, DefaultClock>;
 
 /// The endpoints an attacker can repeat without an account: each has its
 /// own budget per IP. (`/verify` and `/reset-password` are the form posts of
@@ -26,33 +36,43 @@ const LIMITED_PATHS: &[&str] = &[
     "/reset-password",
 ];
 
-/// One GCRA limiter per limited endpoint, keyed by client IP.
+/// One GCRA limiter per limited endpoint, keyed by client network
+/// ([`network_of`]): an IPv4 address, or an IPv6 address's first
+/// `ipv6_prefix_len` bits, since one subscriber usually holds a whole /64.
 ///
-/// Memory: governor keeps one small state per IP seen; [`IpRateLimits::prune`]
-/// (run every window) drops IPs whose budget is full again, so memory is
-/// bounded by the IPs active within one window.
+/// Memory: one small state per client, at most [`MAX_CLIENTS_PER_ENDPOINT`]
+/// per endpoint; [`IpRateLimits::prune`] (every minute) also drops clients
+/// whose budget is full again.
 pub struct IpRateLimits {
-    limiters: HashMap<&'static str, DefaultKeyedRateLimiter<IpAddr>>,
+    limiters: HashMap<&'static str, Limiter>,
     clock: DefaultClock,
+    ipv6_prefix_len: u8,
 }
 
 impl IpRateLimits {
-    /// `per_window` requests per `window` per IP on each endpoint; `None` when 0 (off).
-    pub fn new(per_window: u32, window: Duration) -> Option<IpRateLimits> {
+    /// `per_window` requests per `window` per client on each endpoint; `None` when 0 (off).
+    pub fn new(per_window: u32, window: Duration, ipv6_prefix_len: u8) -> Option<IpRateLimits> {
         let burst = NonZeroU32::new(per_window)?;
         let replenish = window / per_window;
         let quota = Quota::with_period(replenish.max(Duration::from_nanos(1)))?.allow_burst(burst);
         let limiters = LIMITED_PATHS
             .iter()
-            .map(|path| (*path, RateLimiter::keyed(quota)))
+            .map(|path| {
+                let store = BoundedStateStore::new(MAX_CLIENTS_PER_ENDPOINT);
+                (
+                    *path,
+                    RateLimiter::new(quota, store, DefaultClock::default()),
+                )
+            })
             .collect();
         Some(IpRateLimits {
             limiters,
             clock: DefaultClock::default(),
+            ipv6_prefix_len,
         })
     }
 
-    /// Counts a request; `Err(wait)` when this IP has used up its budget on this endpoint.
+    /// Counts a request; `Err(wait)` when this client has used up its budget on this endpoint.
     pub fn check(&self, method: &Method, path: &str, ip: IpAddr) -> Result<(), Duration> {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return Ok(());
@@ -61,11 +81,11 @@ impl IpRateLimits {
             return Ok(());
         };
         limiter
-            .check_key(&ip)
+            .check_key(&network_of(ip, self.ipv6_prefix_len))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
-    /// Forgets IPs whose budget has fully recovered.
+    /// Forgets clients whose budget has fully recovered.
     pub fn prune(&self) {
         for limiter in self.limiters.values() {
             limiter.retain_recent();
@@ -73,9 +93,20 @@ impl IpRateLimits {
         }
     }
 
-    /// How many IPs are tracked in all (for tests and metrics).
+    /// How many clients are tracked in all (for tests and metrics).
     pub fn tracked(&self) -> usize {
         self.limiters.values().map(|l| l.len()).sum()
+    }
+}
+
+/// The network a client is counted by: an IPv4 address itself (also when
+/// written as an IPv4-mapped IPv6 address), an IPv6 address's first
+/// `ipv6_prefix_len` bits.
+pub fn network_of(ip: IpAddr, ipv6_prefix_len: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, ipv6_prefix_len.min(128))
+            .map_or(IpAddr::V6(v6), |net| IpAddr::V6(net.network())),
     }
 }
 
@@ -168,7 +199,7 @@ mod tests {
 
     #[test]
     fn each_endpoint_has_its_own_budget_and_gets_run_out() {
-        let limits = IpRateLimits::new(2, Duration::from_secs(60)).unwrap();
+        let limits = IpRateLimits::new(2, Duration::from_secs(60), 64).unwrap();
         let a = ip("192.0.2.1");
         assert!(limits.check(&Method::POST, "/users/login", a).is_ok());
         assert!(limits.check(&Method::POST, "/users/login", a).is_ok());
@@ -184,6 +215,55 @@ mod tests {
                 .is_ok()
         );
         assert!(limits.check(&Method::GET, "/users/me", a).is_ok());
-        assert!(IpRateLimits::new(0, Duration::from_secs(60)).is_none());
+        assert!(IpRateLimits::new(0, Duration::from_secs(60), 64).is_none());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_network_and_ipv4_clients_by_address() {
+        assert_eq!(
+            network_of(ip("2001:db8:1:2:aaaa::1"), 64),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            network_of(ip("2001:db8:1:2:aaaa::1"), 48),
+            ip("2001:db8:1::")
+        );
+        assert_eq!(network_of(ip("2001:db8::1"), 128), ip("2001:db8::1"));
+        assert_eq!(network_of(ip("203.0.113.7"), 64), ip("203.0.113.7"));
+        assert_eq!(network_of(ip("::ffff:203.0.113.7"), 64), ip("203.0.113.7"));
+
+        let limits = IpRateLimits::new(2, Duration::from_secs(60), 64).unwrap();
+        let login = |addr| limits.check(&Method::POST, "/users/login", ip(addr));
+        assert!(login("2001:db8:1:2::1").is_ok());
+        assert!(login("2001:db8:1:2::2").is_ok());
+        assert!(
+            login("2001:db8:1:2:ffff::3").is_err(),
+            "same /64, one budget"
+        );
+        assert!(login("2001:db8:1:3::1").is_ok(), "the next /64 has its own");
+    }
+
+    #[test]
+    fn the_limiter_remembers_a_bounded_number_of_clients_however_many_come() {
+        // A window long enough that no budget comes back during the test.
+        let limits = IpRateLimits::new(20, Duration::from_secs(3600), 64).unwrap();
+        let forgot = |client| limits.check(&Method::POST, "/users/forgot", client);
+        let exhausted = ip("198.51.100.1");
+        while forgot(exhausted).is_ok() {}
+        let mut most = 0;
+        for n in 0u32..200_000 {
+            // Every request from a new IPv4 address and a new /64.
+            let v4 = IpAddr::from(n.to_be_bytes());
+            let v6 = IpAddr::from((u128::from(n) << 64).to_be_bytes());
+            for client in [v4, v6] {
+                let _ = forgot(client);
+            }
+            most = most.max(limits.tracked());
+        }
+        assert!(most <= MAX_CLIENTS_PER_ENDPOINT, "{most}");
+        assert!(most > MAX_CLIENTS_PER_ENDPOINT / 2, "{most}");
+        // The flood made room by forgetting the clients with the most
+        // budget left, not the one that had used its budget up.
+        assert!(forgot(exhausted).is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! The route table: the API, its spec, Swagger UI, the metrics page and the
-//! pages behind the links in emails, wrapped in the request pipeline.
+//! The route table: the API, its spec, Swagger UI and the pages behind the
+//! links in emails, wrapped in the request pipeline; and, for its own
+//! listener, the metrics page.
 
 use std::sync::Arc;
 
@@ -17,15 +18,15 @@ use crate::metrics;
 use crate::pages;
 use crate::state::AppState;
 
-/// All routes: the API, its spec, Swagger UI, the metrics page and the
-/// pages behind the links in emails, with the shared middleware.
+/// All routes of the API listener: the API, its spec, Swagger UI and the
+/// pages behind the links in emails, with the shared middleware. Not
+/// `/metrics` (see [`metrics_routes`]): it answers `404` here.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = api::service(&state.config.public_url);
     let spec = service.spec();
     let docs_html = service.swagger_ui_html();
     let allowed = pages::PATHS.iter().fold(
         AllowedMethods::from_spec(&spec)
-            .with_route("/metrics", "GET, HEAD")
             // `GET /`, hidden from the spec (see `api::system`).
             .with_route("/", "GET, HEAD"),
         |allowed, (path, methods)| allowed.with_route(path, methods),
@@ -35,6 +36,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         routes: RouteNames::from_spec(&spec),
         metrics: state.metrics.clone(),
         max_body: state.config.max_body_bytes,
+        body_timeout: state.config.body_timeout,
         docs_csp: headers::docs_csp(&docs_html, &state.config.public_url),
         state: state.clone(),
     });
@@ -51,7 +53,6 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let cors = headers::cors(&state.config.cors_origins);
     pages::mount(Route::new())
         .at("/openapi.json", spec_endpoint)
-        .at("/metrics", get(metrics_page))
         .at("/docs", docs_endpoint)
         .nest("/", service)
         .data(state.clone())
@@ -66,8 +67,18 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .catch_all_error(|err| async move { bare_error_response(err) })
 }
 
-/// `GET /metrics`: Prometheus text format. Public like every route: restrict
-/// it at the reverse proxy (see docs/deployment.md).
+/// The metrics listener (`SESAME_METRICS_BIND`): `GET /metrics` and
+/// nothing else (`404`, in the contract's shape).
+pub fn metrics_routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    Route::new()
+        .at("/metrics", get(metrics_page))
+        .data(state)
+        .catch_all_error(|err| async move { bare_error_response(err) })
+}
+
+/// `GET /metrics`: Prometheus text format, on the metrics listener only:
+/// its counters (signups, emails queued) would tell a stranger which
+/// addresses have accounts.
 #[handler]
 async fn metrics_page(state: Data<&Arc<AppState>>) -> poem::Result<Response> {
     let gauges = metrics::StoredGauges {

@@ -68,7 +68,7 @@ fn is_well_formed(id: &str) -> bool {
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Routes served outside the OpenAPI document, each its own label.
-const FIXED_ROUTES: [&str; 2] = ["/openapi.json", "/metrics"];
+const FIXED_ROUTES: [&str; 1] = ["/openapi.json"];
 
 /// Names the route template of a request (`/users/me/sessions/{sessionId}`,
 /// never the raw path), for metrics and the log line.

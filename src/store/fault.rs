@@ -269,9 +269,11 @@ async fn probe_until_recovered(health: Arc<WriteHealth>, writer: SqlitePool) {
     health.state().probing = false;
 }
 
-/// How much the probe writes: a write that small requests make fits in
-/// the space the write-ahead log already has, even on a full disk, and
-/// would call the fault over while signups still fail.
+/// How much the probe writes. A one-row probe fits in the space the
+/// write-ahead log already has, even on a full disk, and called the fault
+/// over while signups still failed (six fault/recovery pairs in one
+/// full-disk run); with 64 KiB there was one. A heuristic: a large WAL
+/// can still hold it, and then the fault is logged again when it returns.
 const PROBE_BYTES: i64 = 64 * 1024;
 
 /// One real write of [`PROBE_BYTES`], committed: it fails as any write

@@ -2,18 +2,30 @@
 //! test performs the attack against the real server and checks the answer
 //! the contract gives instead.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use reqwest::StatusCode;
+use serde_json::json;
+use sesame::http::rate_limits::TrustedProxies;
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::support::process::{Finished, Server, run, sesame};
-use crate::support::{Api, PASSWORD, Signup, WAIT, eventually, expect_json, spawn_app, str_field};
+use crate::support::{
+    Api, PASSWORD, Signup, TestApp, WAIT, eventually, expect_error, expect_json, spawn_app,
+    spawn_app_with, str_field,
+};
 
 /// A stranger can type anyone's address and any words as a name; the email
 /// that then lands in the owner's mailbox must not carry those words.
 #[tokio::test]
 async fn the_verification_email_does_not_carry_the_name_typed_at_signup() {
     let app = spawn_app().await;
-    let words = "Call +1 555 0100 to claim your prize";
+    let words = "Claim your prize at evil.example";
     let form = Signup::new("owner@example.com").name(words);
     expect_json(app.api.signup(&form).await, StatusCode::CREATED).await;
     let resent = app.api.resend_activation("owner@example.com").await;
@@ -33,7 +45,7 @@ async fn the_verification_email_does_not_carry_the_name_typed_at_signup() {
                 "the typed name reached the email: {body}"
             );
             assert!(
-                !body.contains("555"),
+                !body.contains("evil.example"),
                 "the typed name reached the email: {body}"
             );
         }
@@ -285,4 +297,355 @@ async fn the_database_its_wal_and_a_backup_are_readable_by_their_owner_only() {
         vec![std::ffi::OsString::from("sesame-backup.db")],
         "no temporary file left"
     );
+}
+
+// ------------------------------------------------- body limit on HTTP/2
+
+/// A client for HTTP/2 over cleartext with prior knowledge, as
+/// `curl --http2-prior-knowledge` speaks it.
+fn http2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(WAIT)
+        .build()
+        .expect("HTTP/2 client")
+}
+
+/// A body of `total` bytes with no stated length (HTTP/2 frames carry
+/// none), counting in `pulled` how much of it the client got to send.
+fn lengthless_body(total: usize, pulled: Arc<AtomicUsize>) -> reqwest::Body {
+    const CHUNK: usize = 16 * 1024;
+    let chunks = (0..total / CHUNK).map(move |_| {
+        pulled.fetch_add(CHUNK, Ordering::Relaxed);
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; CHUNK]))
+    });
+    reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+}
+
+/// The attack of the review: 10 MB to `/users/login` over HTTP/2 with
+/// prior knowledge, no length anywhere. It is cut at the limit: `413` in
+/// the error shape, and the client could push little more than the flow
+/// control window, not the 10 MB (the server stopped reading).
+#[tokio::test]
+async fn a_10_mb_http2_body_without_a_length_is_cut_at_the_limit_with_413() {
+    let app = spawn_app().await;
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let total = 10 * 1024 * 1024;
+    let resp = http2_client()
+        .post(format!("{}/users/login", app.address))
+        .header("content-type", "application/json")
+        .body(lengthless_body(total, pulled.clone()))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert!(
+        resp.headers()
+            .get("content-length")
+            .is_none_or(|l| l != "0")
+    );
+    expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE").await;
+    let sent = pulled.load(Ordering::Relaxed);
+    assert!(
+        sent < 4 * 1024 * 1024,
+        "the server read on: {sent} of {total} bytes went out"
+    );
+}
+
+/// HTTP/2 is served, not only refused: a body within the limit gets its
+/// real answer (and parallel oversized streams are each cut).
+#[tokio::test]
+async fn http2_bodies_within_the_limit_get_their_answer_and_oversized_ones_413() {
+    let app = spawn_app().await;
+    let client = http2_client();
+    let resp = client
+        .post(format!("{}/users/login", app.address))
+        .json(&json!({"email": "nobody@example.com", "password": "wrong password"}))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    expect_error(resp, StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS").await;
+
+    let oversized = (0..8).map(|_| {
+        client
+            .post(format!("{}/users/login", app.address))
+            .header("content-type", "application/json")
+            .body(lengthless_body(
+                2 * app.config.max_body_bytes,
+                Arc::new(AtomicUsize::new(0)),
+            ))
+            .send()
+    });
+    for resp in futures_util::future::join_all(oversized).await {
+        let resp = resp.expect("an answer");
+        expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE").await;
+    }
+}
+
+// ------------------------------------------------------- slow clients
+
+/// An app whose connection deadlines are short enough to wait for.
+async fn impatient_app() -> TestApp {
+    spawn_app_with(|config| {
+        config.header_timeout = Duration::from_secs(1);
+        config.body_timeout = Duration::from_secs(1);
+        config.idle_timeout = Duration::from_secs(2);
+    })
+    .await
+}
+
+/// Reads until the server closes the connection; returns what it sent and
+/// how long that took. Fails if the connection is still open after [`WAIT`].
+async fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(started + WAIT, stream.read(&mut buf)).await {
+            Err(_) => panic!("the connection is still open after {WAIT:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return (received, started.elapsed()),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn host(app: &TestApp) -> &str {
+    app.address.trim_start_matches("http://")
+}
+
+/// Slowloris: half a request head, then nothing. The connection is closed
+/// after the header timeout, unanswered, for every one of many such
+/// connections at once.
+#[tokio::test]
+async fn connections_that_send_half_a_header_are_closed_after_the_header_timeout() {
+    let app = impatient_app().await;
+    let mut connections = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(host(&app)).await.expect("connect");
+        stream
+            .write_all(b"POST /users/login HTTP/1.1\r\nHost: sesame\r\nContent-Ty")
+            .await
+            .expect("half a header");
+        connections.push(stream);
+    }
+    let started = Instant::now();
+    for stream in &mut connections {
+        let (received, _) = read_until_closed(stream).await;
+        assert!(
+            received.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&received)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?} to close 200 connections",
+        started.elapsed()
+    );
+    // The server is not held: it still answers.
+    assert_eq!(app.get("/ping").await.status(), StatusCode::OK);
+}
+
+/// The slowloris variant that keeps sending: a byte of the head every
+/// 200 ms never completes it, and the header timeout counts from the
+/// first byte, not the last.
+#[tokio::test]
+async fn a_head_that_trickles_in_is_cut_at_the_header_timeout() {
+    let app = impatient_app().await;
+    let mut stream = TcpStream::connect(host(&app)).await.expect("connect");
+    let head = b"GET /ping HTTP/1.1\r\nHost: sesame\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in head {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (received, _) = read_until_closed(&mut stream).await;
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    let took = started.elapsed();
+    // 67 bytes at 5 a second would take 13 s; the timeout is 1 s.
+    assert!(cut || took < Duration::from_secs(13), "{took:?}");
+}
+
+/// A body announced at 1000 bytes that arrives a byte every 200 ms: the
+/// connection is closed after the body timeout, long before the body ends.
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_at_the_body_timeout() {
+    let app = impatient_app().await;
+    let mut stream = TcpStream::connect(host(&app)).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /users/login HTTP/1.1\r\nHost: sesame\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{",
+        )
+        .await
+        .expect("head");
+    let started = Instant::now();
+    let writer = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if stream.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    };
+    // The writer stops at the first write after the close (a reset).
+    tokio::time::timeout(WAIT, writer)
+        .await
+        .expect("the connection was closed while the body trickled");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "{took:?} (the body needs 200 s)"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut before the timeout: {took:?}"
+    );
+}
+
+/// A keep-alive connection nobody uses is closed after the idle timeout;
+/// one that is used in time stays open.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let app = impatient_app().await;
+    let mut stream = TcpStream::connect(host(&app)).await.expect("connect");
+    let request = b"GET /ping HTTP/1.1\r\nHost: sesame\r\n\r\n";
+    stream.write_all(request).await.expect("request");
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).await.expect("response");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    let (received, idle) = read_until_closed(&mut stream).await;
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        idle >= Duration::from_millis(1500),
+        "closed after {idle:?}, idle timeout 2 s"
+    );
+}
+
+/// The default deadlines are those of the contract.
+#[test]
+fn the_default_connection_deadlines_are_10_s_30_s_and_60_s() {
+    let config = sesame::config::Config::defaults();
+    assert_eq!(config.header_timeout, Duration::from_secs(10));
+    assert_eq!(config.body_timeout, Duration::from_secs(30));
+    assert_eq!(config.idle_timeout, Duration::from_secs(60));
+    assert_eq!(config.ipv6_prefix_len, 64);
+    assert_eq!(config.metrics_bind, None, "metrics are off by default");
+}
+
+// ----------------------------------------------- IPv6 grouped by network
+
+/// `PATCH /users/forgot` through a trusted proxy that forwards for `client`.
+async fn forgot_from(app: &TestApp, client: &str) -> reqwest::Response {
+    app.client
+        .patch(format!("{}/users/forgot", app.address))
+        .header("x-forwarded-for", client)
+        .json(&json!({"email": "nobody@example.com"}))
+        .send()
+        .await
+        .expect("an answer")
+}
+
+/// 21 requests from 21 addresses of one /64 share one budget of 20: the
+/// 21st is refused. Another /64, and IPv4 addresses, have their own.
+#[tokio::test]
+async fn ipv6_clients_of_one_64_share_one_rate_limit_budget() {
+    let app = spawn_app_with(|config| {
+        config.ip_rate_limit = 20;
+        config.ip_rate_window = Duration::from_secs(3600);
+        config.trusted_proxies = TrustedProxies::parse("127.0.0.1").expect("valid");
+    })
+    .await;
+    for n in 1..=20 {
+        let resp = forgot_from(&app, &format!("2001:db8:5:6:{n:x}::{n:x}")).await;
+        assert_ne!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "request {n}");
+    }
+    let resp = forgot_from(&app, "2001:db8:5:6:ffff:ffff:ffff:ffff").await;
+    let body = expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
+    assert!(body["message"].is_string());
+
+    let other_network = forgot_from(&app, "2001:db8:5:7::1").await;
+    assert_ne!(other_network.status(), StatusCode::TOO_MANY_REQUESTS);
+    for n in 1..=3 {
+        let v4 = forgot_from(&app, &format!("203.0.113.{n}")).await;
+        assert_ne!(v4.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
+/// The prefix is a setting: with /128 every IPv6 address counts alone.
+#[tokio::test]
+async fn the_ipv6_prefix_length_is_a_setting() {
+    let app = spawn_app_with(|config| {
+        config.ip_rate_limit = 2;
+        config.ip_rate_window = Duration::from_secs(3600);
+        config.ipv6_prefix_len = 128;
+        config.trusted_proxies = TrustedProxies::parse("127.0.0.1").expect("valid");
+    })
+    .await;
+    for n in 1..=6 {
+        let resp = forgot_from(&app, &format!("2001:db8:5:6::{n}")).await;
+        assert_ne!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "address {n}");
+    }
+}
+
+// ------------------------------------------------ metrics not public
+
+/// `/metrics` on the API listener is an unknown route; the metrics
+/// listener serves it, and nothing else.
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_and_never_on_the_api() {
+    let app = spawn_app().await;
+    expect_error(
+        app.get("/metrics").await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    )
+    .await;
+
+    let resp = app.metrics_page().await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.expect("body");
+    assert!(page.contains("sesame_signups_total"), "{page}");
+
+    let metrics = app.metrics_address.clone().expect("a metrics listener");
+    for path in ["/ping", "/users/login", "/docs"] {
+        let resp = app
+            .client
+            .get(format!("{metrics}{path}"))
+            .send()
+            .await
+            .expect("an answer");
+        expect_error(resp, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    }
+}
+
+/// Off by default: no listener, and still `404` on the API.
+#[tokio::test]
+async fn without_a_metrics_bind_there_are_no_metrics_anywhere() {
+    let app = spawn_app_with(|config| config.metrics_bind = None).await;
+    assert!(app.metrics_address.is_none());
+    expect_error(
+        app.get("/metrics").await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    )
+    .await;
 }

@@ -46,6 +46,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A running server, its mailbox and its database directory.
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, when there is one.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     /// The typed client of this server's API.
     pub api: Api,
@@ -73,6 +75,8 @@ pub fn test_config(dir: &TempDir, mail: &MailServer) -> Config {
     // from one IP; the tests of the limits themselves turn them back on.
     config.ip_rate_limit = 0;
     config.email_min_interval = Duration::ZERO;
+    // The metrics listener, on a port of its own (never the API's).
+    config.metrics_bind = Some("127.0.0.1:0".parse().expect("valid address"));
     config
 }
 
@@ -100,8 +104,12 @@ async fn start(config: Config, mail: MailServer, dir: Arc<TempDir>) -> TestApp {
         .await
         .expect("app starts");
     let api = Api::new(&format!("http://127.0.0.1:{}", app.port()));
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     TestApp {
         address: api.address.clone(),
+        metrics_address,
         client: api.http.clone(),
         api,
         mail,
@@ -112,6 +120,19 @@ async fn start(config: Config, mail: MailServer, dir: Arc<TempDir>) -> TestApp {
 }
 
 impl TestApp {
+    /// `GET /metrics` on the metrics listener.
+    pub async fn metrics_page(&self) -> Response {
+        let address = self
+            .metrics_address
+            .as_deref()
+            .expect("this app serves metrics (SESAME_METRICS_BIND)");
+        self.client
+            .get(format!("{address}/metrics"))
+            .send()
+            .await
+            .expect("the metrics listener answers")
+    }
+
     /// Stops the server gracefully (database closed).
     pub async fn stop(&mut self) {
         if let Some(app) = self.app.take() {

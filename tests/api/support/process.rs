@@ -176,6 +176,17 @@ async fn collect(pipe: impl AsyncRead + Unpin, into: Arc<Mutex<String>>) {
 }
 
 /// The port from the start-up line `sesame listening on http://127.0.0.1:PORT; …`.
+impl Server {
+    /// `http://127.0.0.1:PORT` of the metrics listener, from the log line
+    /// that announced it.
+    pub fn metrics_address(&self) -> Option<String> {
+        let output = self.output();
+        let rest = output.split("metrics on http://127.0.0.1:").nth(1)?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some(format!("http://127.0.0.1:{digits}"))
+    }
+}
+
 fn listening_port(output: &str) -> Option<u16> {
     let rest = output.split("listening on http://127.0.0.1:").nth(1)?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
