@@ -193,7 +193,8 @@ impl Application {
 }
 
 /// Periodic housekeeping: keeps the rate limiters' memory bounded by
-/// forgetting recovered IPs, prunes idle failed-login counts, and deletes
+/// forgetting recovered IPs, prunes idle failed-login counts and ended
+/// wrong-code budgets, and deletes
 /// sessions and emails that ended longer ago than `SESAME_RETENTION_SECS`.
 async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -208,6 +209,16 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
             tracing::warn!(
                 error = format!("{e:#}"),
                 "pruning failed-login counts failed"
+            );
+        }
+        if let Err(e) = state
+            .store
+            .prune_code_failures(crate::domain::CODE_BUDGET_WINDOW)
+            .await
+        {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "pruning wrong-code budgets failed"
             );
         }
         // A retention too long to subtract from now keeps everything.

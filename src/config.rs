@@ -92,6 +92,13 @@ pub struct ServeArgs {
     /// Lifetime of verification codes and reset tokens, in seconds.
     #[arg(long, env = "SESAME_CODE_TTL_SECS", default_value_t = 900)]
     pub code_ttl_secs: u64,
+    /// Wrong codes of one kind (verification, email change) allowed per
+    /// address per 24 h; then every such code for it is refused and none is sent.
+    #[arg(long, env = "SESAME_CODE_MAX_FAILURES_PER_DAY", default_value_t = 20)]
+    pub code_max_failures_per_day: u32,
+    /// How long the link that undoes an email change (sent to the old address) works, in seconds.
+    #[arg(long, env = "SESAME_EMAIL_REVERT_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub email_revert_ttl_secs: u64,
     /// argon2id memory cost in KiB.
     #[arg(long, env = "SESAME_ARGON2_MEMORY_KIB", default_value_t = 19456)]
     pub argon2_memory_kib: u32,
@@ -212,6 +219,10 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub refresh_reuse_grace: Duration,
     pub code_ttl: Duration,
+    /// Wrong codes of one kind allowed per address per 24 h.
+    pub code_max_failures_per_day: u32,
+    /// Lifetime of the link that undoes an email change.
+    pub email_revert_ttl: Duration,
     pub argon2: Argon2Params,
     pub hash_concurrency: usize,
     pub max_body_bytes: usize,
@@ -313,6 +324,12 @@ impl ServeArgs {
         if self.code_ttl_secs == 0 {
             bail!("SESAME_CODE_TTL_SECS must be positive");
         }
+        if self.code_max_failures_per_day == 0 {
+            bail!("SESAME_CODE_MAX_FAILURES_PER_DAY must be positive");
+        }
+        if self.email_revert_ttl_secs == 0 {
+            bail!("SESAME_EMAIL_REVERT_TTL_SECS must be positive");
+        }
         let argon2 = Argon2Params {
             memory_kib: self.argon2_memory_kib,
             iterations: self.argon2_iterations,
@@ -382,6 +399,8 @@ impl ServeArgs {
             refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
             refresh_reuse_grace: Duration::from_secs(self.refresh_reuse_grace_secs),
             code_ttl: Duration::from_secs(self.code_ttl_secs),
+            code_max_failures_per_day: self.code_max_failures_per_day,
+            email_revert_ttl: Duration::from_secs(self.email_revert_ttl_secs),
             argon2,
             hash_concurrency,
             max_body_bytes: self.max_body_bytes,

@@ -83,7 +83,7 @@ error_responses!(
 error_responses!(
     /// Errors of an email change confirmation.
     ConfirmEmailChangeErrors {
-        400 => "`INVALID_CODE` (wrong, expired, used up, replaced by a newer one, or no change pending: one answer for all) or `VALIDATION_FAILED`.",
+        400 => "`INVALID_CODE` (wrong, expired, used up, replaced by a newer one, no change pending, or the daily budget of wrong codes spent: one answer for all) or `VALIDATION_FAILED`.",
         401 => "`UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         409 => "`EMAIL_IN_USE`: another account took the address since the code was sent.",
         413 => "`PAYLOAD_TOO_LARGE`.",
@@ -97,7 +97,8 @@ impl AccountApi {
     /// Change my password
     ///
     /// Needs the current password. Every other session of the account is
-    /// logged out; this one stays. The account gets an email saying so.
+    /// logged out; this one stays. Pending reset links and email change
+    /// codes stop working. The account gets an email saying so.
     #[oai(
         path = "/users/me/password",
         method = "patch",
@@ -128,7 +129,9 @@ impl AccountApi {
     ///
     /// Needs the password. Sends a 6-digit code (valid 15 minutes, 5 tries)
     /// to the new address and a notice to the current one; a newer request
-    /// voids the older code. Nothing changes until the code is confirmed
+    /// voids the older code. Wrong codes count in the account's daily budget
+    /// (`SESAME_CODE_MAX_FAILURES_PER_DAY`); while it is spent, nothing is
+    /// sent (same answer). Nothing changes until the code is confirmed
     /// with `PATCH /users/me/email`.
     #[oai(
         path = "/users/me/email",
@@ -152,7 +155,9 @@ impl AccountApi {
     /// Confirm my new email address
     ///
     /// Spends the code sent to the new address and moves the account there.
-    /// If another account took the address meanwhile, answers `409`.
+    /// Every other session of the account ends, and reset links sent to the
+    /// old address stop working. If another account took the address
+    /// meanwhile, answers `409`.
     #[oai(
         path = "/users/me/email",
         method = "patch",

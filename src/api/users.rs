@@ -159,7 +159,7 @@ error_responses!(
 error_responses!(
     /// Errors of activation.
     ActivateErrors {
-        400 => "`INVALID_CODE` (wrong, expired, used up, or unknown email: one answer for all) or `VALIDATION_FAILED`.",
+        400 => "`INVALID_CODE` (wrong, expired, used up, unknown email, or the address's daily budget of wrong codes spent: one answer for all) or `VALIDATION_FAILED`.",
         409 => "`ALREADY_ACTIVE`: the account was already activated with this code.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
@@ -255,7 +255,11 @@ impl AuthApi {
     /// Activate an account
     ///
     /// Spends the emailed 6-digit code. Five wrong tries void the code; ask
-    /// for a new one with `POST /users/activate/resend`.
+    /// for a new one with `POST /users/activate/resend`. Wrong codes for one
+    /// address also count in a daily budget (`SESAME_CODE_MAX_FAILURES_PER_DAY`,
+    /// default 20, across resends): once it is spent, every code for that
+    /// address is refused until the day is over. A password reset activates
+    /// the account too.
     #[oai(path = "/users/activate", method = "patch", operation_id = "activate")]
     async fn activate(
         &self,
@@ -269,7 +273,8 @@ impl AuthApi {
     /// Send a new verification code
     ///
     /// Replaces the previous code. Answers the same whether or not the
-    /// account exists or is already active.
+    /// account exists or is already active, and sends nothing while the
+    /// address's daily budget of wrong codes is spent.
     #[oai(
         path = "/users/activate/resend",
         method = "post",
@@ -351,7 +356,8 @@ impl AuthApi {
     /// Reset password
     ///
     /// Sets a new password with the emailed token and ends every session of
-    /// the account.
+    /// the account. Voids a pending email change code, and activates an
+    /// account whose address was not verified yet (the link proves it).
     #[oai(
         path = "/users/reset",
         method = "patch",

@@ -7,6 +7,7 @@ use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::email::EmailAddress;
 use super::secret::Secret;
 
 /// A 6-digit email verification code.
@@ -85,6 +86,12 @@ impl OpaqueToken {
     pub fn hash(&self) -> Vec<u8> {
         sha256(&[self.expose().as_bytes()])
     }
+}
+
+/// The key of an address's budget of wrong codes (`code_failures`): a hash,
+/// so the table does not list the addresses guessers tried.
+pub fn budget_key(address: &EmailAddress) -> Vec<u8> {
+    sha256(&[b"code-budget:", address.as_str().as_bytes()])
 }
 
 /// Compares two hashes without leaking where they differ.

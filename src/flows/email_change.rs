@@ -10,13 +10,15 @@ use ipnet::IpNet;
 use super::profile::{confirm_password, current_user};
 use super::refusal::{FlowResult, Refusal};
 use super::sessions::Principal;
+use super::signup::code_budget;
 use crate::domain::MAX_CODE_ATTEMPTS;
-use crate::domain::codes::{VerificationCode, hashes_equal};
+use crate::domain::codes::{VerificationCode, budget_key, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::user::User;
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::account::{EmailChangeAttempt, NewEmailChange};
+use crate::store::code_budget::CodeKind;
 
 /// Checks the password and sends a confirmation code to `new_email`, at
 /// most one per `SESAME_EMAIL_MIN_INTERVAL_SECS` to one address (so an
@@ -43,6 +45,16 @@ pub async fn request(
         ));
     }
     confirm_password(state, user, network, password).await?;
+    let key = budget_key(&user.email);
+    if state
+        .store
+        .code_budget_spent(&code_budget(state, &key, CodeKind::EmailChange))
+        .await?
+    {
+        // Too many wrong codes today: no new one until the budget refills
+        // (the answer is the same as when a code is sent).
+        return Ok(());
+    }
     if state.store.user_by_email(&new_email).await?.is_some() {
         if state.config.signup_conceals_existing {
             return Ok(());
@@ -82,11 +94,16 @@ pub async fn request(
 pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> FlowResult<User> {
     let code = VerificationCode::parse(code).ok_or(Refusal::InvalidCode)?;
     let presented = code.hash_for_email_change(principal.user_id());
+    let key = budget_key(&principal.user.email);
     let outcome = state
         .store
-        .attempt_email_change(principal.user_id(), MAX_CODE_ATTEMPTS, |stored| {
-            hashes_equal(stored, &presented)
-        })
+        .attempt_email_change(
+            principal.user_id(),
+            &principal.session_id,
+            &code_budget(state, &key, CodeKind::EmailChange),
+            MAX_CODE_ATTEMPTS,
+            |stored| hashes_equal(stored, &presented),
+        )
         .await?;
     match outcome {
         EmailChangeAttempt::Changed => current_user(state, principal).await,

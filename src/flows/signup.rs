@@ -5,15 +5,16 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 
 use super::refusal::{FlowResult, Refusal};
-use crate::domain::MAX_CODE_ATTEMPTS;
-use crate::domain::codes::{VerificationCode, hashes_equal};
+use crate::domain::codes::{VerificationCode, budget_key, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::name::{MAX_NAME_LEN, sanitize_name};
 use crate::domain::password::NewPassword;
 use crate::domain::referral::ReferralCode;
 use crate::domain::user::User;
+use crate::domain::{CODE_BUDGET_WINDOW, MAX_CODE_ATTEMPTS};
 use crate::mail::{OutgoingEmail, templates};
 use crate::state::AppState;
+use crate::store::code_budget::{CodeBudget, CodeKind};
 use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser};
 
 /// A signup request as received.
@@ -137,19 +138,24 @@ pub async fn signup(state: &AppState, req: SignupRequest<'_>) -> FlowResult<Sign
 /// Unknown addresses, wrong, expired and used-up codes all answer the same
 /// `INVALID_CODE`. `ALREADY_ACTIVE` is only answered to someone who presents
 /// the very code that activated the account, so it reveals nothing to a
-/// guesser about which addresses exist.
+/// guesser about which addresses exist. Every refused code counts in the
+/// address's daily budget, with or without an account; once it is spent,
+/// every code is refused until the budget refills.
 pub async fn activate(state: &AppState, email: &str, code: &str) -> FlowResult<()> {
     let (Ok(email), Some(code)) = (EmailAddress::parse(email), VerificationCode::parse(code))
     else {
         return Err(Refusal::InvalidCode);
     };
+    let key = budget_key(&email);
+    let budget = code_budget(state, &key, CodeKind::Activation);
     let Some(user) = state.store.user_by_email(&email).await? else {
+        state.store.reject_code(&budget).await?;
         return Err(Refusal::InvalidCode);
     };
     let presented = code.hash_for(&user.id);
     let outcome = state
         .store
-        .attempt_activation(&user.id, MAX_CODE_ATTEMPTS, |stored| {
+        .attempt_activation(&user.id, &budget, MAX_CODE_ATTEMPTS, |stored| {
             hashes_equal(stored, &presented)
         })
         .await?;
@@ -160,7 +166,19 @@ pub async fn activate(state: &AppState, email: &str, code: &str) -> FlowResult<(
     }
 }
 
+/// The budget of wrong codes of `kind` for the address behind `key`.
+pub(super) fn code_budget<'a>(state: &AppState, key: &'a [u8], kind: CodeKind) -> CodeBudget<'a> {
+    CodeBudget {
+        address_key: key,
+        kind,
+        max_failures: state.config.code_max_failures_per_day,
+        window: CODE_BUDGET_WINDOW,
+    }
+}
+
 /// Sends a new verification code to an inactive account; silent otherwise.
+/// Nothing is sent while the address's budget of wrong codes is spent (a
+/// new code would be refused anyway); the answer is the same.
 pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> {
     let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
     let Some(user) = state.store.user_by_email(&email).await? else {
@@ -170,9 +188,18 @@ pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> 
 }
 
 /// Sends a new verification code to `user` unless the account is active or
-/// disabled, or a code went out moments ago (the email throttle).
+/// disabled, the address's budget of wrong codes is spent, or a code went
+/// out moments ago (the email throttle).
 pub(super) async fn resend_code(state: &AppState, user: &User) -> FlowResult<()> {
     if user.active || user.disabled {
+        return Ok(());
+    }
+    let key = budget_key(&user.email);
+    if state
+        .store
+        .code_budget_spent(&code_budget(state, &key, CodeKind::Activation))
+        .await?
+    {
         return Ok(());
     }
     let code = VerificationCode::generate();

@@ -16,4 +16,8 @@ pub struct OutgoingEmail {
     pub subject: String,
     pub text_body: String,
     pub html_body: String,
+    /// The code or token the bodies carry, if any: once the email is
+    /// delivered (or given up), every copy of it in the stored bodies is
+    /// replaced, so nothing usable stays in the outbox.
+    pub secret: Option<String>,
 }

@@ -29,6 +29,7 @@ pub fn password_changed(app_url: &str, recipient: &EmailAddress) -> OutgoingEmai
         subject: "Your password was changed".to_owned(),
         text_body: text,
         html_body: html,
+        secret: None,
     }
 }
 
@@ -54,6 +55,7 @@ pub fn email_change_code(recipient: &EmailAddress, code: &str, ttl: Duration) ->
         subject: "Confirm your new email address".to_owned(),
         text_body: text,
         html_body: html,
+        secret: Some(code.to_owned()),
     }
 }
 
@@ -85,6 +87,7 @@ pub fn email_change_requested(
         subject: "Your email address is about to change".to_owned(),
         text_body: text,
         html_body: html,
+        secret: None,
     }
 }
 

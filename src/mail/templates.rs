@@ -43,6 +43,7 @@ pub fn verification(
         subject: "Verify your email".to_owned(),
         text_body: text,
         html_body: html,
+        secret: Some(code.to_owned()),
     }
 }
 
@@ -67,6 +68,7 @@ pub fn signup_attempt(app_url: &str, recipient: &EmailAddress) -> OutgoingEmail 
         subject: "Someone tried to sign up with your address".to_owned(),
         text_body: text,
         html_body: html,
+        secret: None,
     }
 }
 
@@ -101,6 +103,7 @@ pub fn password_reset(
         subject: "Reset your password".to_owned(),
         text_body: text,
         html_body: html,
+        secret: Some(token.to_owned()),
     }
 }
 
@@ -128,6 +131,7 @@ pub fn account_locked(app_url: &str, recipient: &EmailAddress, lockout: Duration
         subject: "Your account was locked".to_owned(),
         text_body: text,
         html_body: html,
+        secret: None,
     }
 }
 

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 
+use super::code_budget::CodeBudget;
 use super::{Store, is_unique_violation, outbox, parse_ts, ts};
 use crate::domain::email::EmailAddress;
 use crate::mail::OutgoingEmail;
@@ -54,7 +56,9 @@ impl Store {
     }
 
     /// Stores a new password hash, revokes every session of the user but
-    /// `keep_session`, and queues the notice, atomically.
+    /// `keep_session`, voids pending reset tokens and email change codes
+    /// (secrets sent while the old password was the key), and queues the
+    /// notice, atomically.
     pub async fn change_password(
         &self,
         user_id: &str,
@@ -73,13 +77,14 @@ impl Store {
                 .await?;
             sqlx::query(
                 "UPDATE sessions SET revoked_at = ? \
-             WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
+                 WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
             )
             .bind(&now)
             .bind(user_id)
             .bind(keep_session)
             .execute(&mut *tx)
             .await?;
+            void_codes(&mut tx, user_id, &["password_reset", "email_change"]).await?;
             outbox::enqueue(&mut tx, Some(user_id), notice).await?;
             tx.commit().await?;
             Ok(())
@@ -150,46 +155,59 @@ impl Store {
 
     /// Presents an email change code; `matches` compares the stored hash in
     /// constant time. A wrong try is counted in the same transaction that
-    /// checks the limit, so parallel guesses cannot exceed it. On the right
+    /// checks the limits (`max_attempts` per code, `budget` per address and
+    /// day), so parallel guesses cannot exceed them; while the budget is
+    /// spent every code is refused, the right one too. On the right
     /// code the unique index on `users.email` decides a race for the
     /// address: the loser's transaction is rolled back and its code stays.
+    /// The move ends every session of the user but `keep_session` and voids
+    /// pending reset tokens.
     pub async fn attempt_email_change(
         &self,
         user_id: &str,
+        keep_session: &str,
+        budget: &CodeBudget<'_>,
         max_attempts: u32,
         matches: impl Fn(&[u8]) -> bool,
     ) -> anyhow::Result<EmailChangeAttempt> {
         self.writing(async {
             let mut tx = self.begin_immediate().await?;
+            if budget.spent(&mut tx).await? {
+                return Ok(EmailChangeAttempt::Rejected);
+            }
             let pending: Option<PendingChange> = sqlx::query_as(
                 "SELECT id, code_hash, new_email, failed_attempts, expires_at FROM one_time_codes \
-             WHERE user_id = ? AND purpose = 'email_change' AND used_at IS NULL",
+                 WHERE user_id = ? AND purpose = 'email_change' AND used_at IS NULL",
             )
             .bind(user_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(pending) = pending else {
-                return Ok(EmailChangeAttempt::Rejected);
-            };
             let now = Utc::now();
-            let Some(new_email) = pending.new_email else {
-                return Ok(EmailChangeAttempt::Rejected);
+            let live = match &pending {
+                Some(code) => {
+                    code.new_email.is_some()
+                        && code.failed_attempts < i64::from(max_attempts)
+                        && parse_ts(&code.expires_at)? > now
+                }
+                None => false,
             };
-            if pending.failed_attempts >= i64::from(max_attempts)
-                || parse_ts(&pending.expires_at)? <= now
-            {
-                return Ok(EmailChangeAttempt::Rejected);
-            }
-            if !matches(&pending.code_hash) {
-                sqlx::query(
-                    "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE id = ?",
-                )
-                .bind(&pending.id)
-                .execute(&mut *tx)
-                .await?;
+            let Some((pending, new_email)) = pending
+                .filter(|code| live && matches(&code.code_hash))
+                .and_then(|code| code.new_email.clone().map(|email| (code, email)))
+            else {
+                if live {
+                    sqlx::query(
+                        "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 \
+                         WHERE user_id = ? AND purpose = 'email_change'",
+                    )
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                budget.count_failure(&mut tx).await?;
                 tx.commit().await?;
                 return Ok(EmailChangeAttempt::Rejected);
-            }
+            };
             let moved = sqlx::query("UPDATE users SET email = ?, updated_at = ? WHERE id = ?")
                 .bind(&new_email)
                 .bind(ts(now))
@@ -208,9 +226,37 @@ impl Store {
                 .bind(&pending.id)
                 .execute(&mut *tx)
                 .await?;
+            // Whoever holds another session or a reset link sent to the old
+            // address loses it with the address.
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = ? \
+                 WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
+            )
+            .bind(ts(now))
+            .bind(user_id)
+            .bind(keep_session)
+            .execute(&mut *tx)
+            .await?;
+            void_codes(&mut tx, user_id, &["password_reset"]).await?;
             tx.commit().await?;
             Ok(EmailChangeAttempt::Changed)
         })
         .await
     }
+}
+
+/// Deletes the user's pending one-time secrets of these purposes.
+pub(super) async fn void_codes(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+    purposes: &[&str],
+) -> sqlx::Result<()> {
+    for purpose in purposes {
+        sqlx::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = ?")
+            .bind(user_id)
+            .bind(purpose)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

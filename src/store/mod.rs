@@ -20,6 +20,7 @@
 pub mod account;
 pub mod admin;
 pub mod backup;
+pub mod code_budget;
 pub mod fault;
 pub mod files;
 pub mod inline;

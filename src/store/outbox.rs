@@ -8,6 +8,18 @@ use sqlx::SqliteConnection;
 use super::{Store, ts};
 use crate::mail::OutgoingEmail;
 
+/// The assignments that take an email's secret out of its bodies once it
+/// is delivered or given up (every copy, `[redacted]` in its place: the code
+/// itself, the link that carries it) and forget it. Codes and
+/// tokens are digits and base64url, which HTML escaping and URL encoding
+/// leave as they are, so each copy in the bodies is the literal secret.
+const REDACT: &str = "\
+    text_body = CASE WHEN secret IS NULL OR secret = '' THEN text_body \
+                ELSE replace(text_body, secret, '[redacted]') END, \
+    html_body = CASE WHEN secret IS NULL OR secret = '' THEN html_body \
+                ELSE replace(html_body, secret, '[redacted]') END, \
+    secret = NULL";
+
 /// A queued email awaiting delivery.
 pub struct QueuedEmail {
     pub id: i64,
@@ -24,8 +36,9 @@ pub(super) async fn enqueue(
     email: &OutgoingEmail,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO outbox (user_id, recipient, kind, subject, text_body, html_body, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO outbox \
+         (user_id, recipient, kind, subject, text_body, html_body, secret, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(user_id)
     .bind(&email.recipient)
@@ -33,6 +46,7 @@ pub(super) async fn enqueue(
     .bind(&email.subject)
     .bind(&email.text_body)
     .bind(&email.html_body)
+    .bind(&email.secret)
     .bind(ts(Utc::now()))
     .execute(&mut *conn)
     .await?;
@@ -106,10 +120,13 @@ impl Store {
             .collect())
     }
 
-    /// Records a delivery.
+    /// Records a delivery, and removes the email's secret from its bodies.
     pub async fn mark_email_sent(&self, id: i64) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?")
+            let sql = format!(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, {REDACT} WHERE id = ?"
+            );
+            sqlx::query(&sql)
                 .bind(ts(Utc::now()))
                 .bind(id)
                 .execute(&self.write)
@@ -119,7 +136,8 @@ impl Store {
         .await
     }
 
-    /// Records a failed attempt; with `permanent`, the email is given up.
+    /// Records a failed attempt; with `permanent`, the email is given up
+    /// and its secret removed from its bodies.
     pub async fn mark_email_failed(
         &self,
         id: i64,
@@ -128,14 +146,21 @@ impl Store {
     ) -> anyhow::Result<()> {
         self.writing(async {
             let failed_at = permanent.then(|| ts(Utc::now()));
-            sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ? WHERE id = ?",
-        )
-        .bind(error)
-        .bind(failed_at)
-        .bind(id)
-        .execute(&self.write)
-        .await?;
+            let sql = if permanent {
+                format!(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ?, \
+                     {REDACT} WHERE id = ?"
+                )
+            } else {
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ? WHERE id = ?"
+                    .to_owned()
+            };
+            sqlx::query(&sql)
+                .bind(error)
+                .bind(failed_at)
+                .bind(id)
+                .execute(&self.write)
+                .await?;
             Ok(())
         })
         .await
@@ -180,6 +205,53 @@ mod tests {
     use super::*;
 
     const TTL: Duration = Duration::from_secs(60);
+
+    fn email_with(secret: &str) -> OutgoingEmail {
+        OutgoingEmail {
+            recipient: "a@example.com".into(),
+            kind: "password_reset",
+            subject: "Reset".into(),
+            text_body: format!("token {secret}, link https://x/?token={secret}"),
+            html_body: format!("<code>{secret}</code>"),
+            secret: Some(secret.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn delivered_and_given_up_emails_lose_their_secret_and_retried_ones_keep_it() {
+        let (_dir, store) = crate::store::temp_store().await;
+        for secret in ["sent-secret", "retried-secret", "given-up-secret"] {
+            assert!(
+                store
+                    .queue_email(None, &email_with(secret), Duration::ZERO)
+                    .await
+                    .unwrap()
+            );
+        }
+        store.mark_email_sent(1).await.unwrap();
+        store
+            .mark_email_failed(2, "421 later", false)
+            .await
+            .unwrap();
+        store.mark_email_failed(3, "550 no", true).await.unwrap();
+
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT text_body, html_body, secret FROM outbox ORDER BY id")
+                .fetch_all(&store.write)
+                .await
+                .unwrap();
+        let redacted = (
+            "token [redacted], link https://x/?token=[redacted]".to_owned(),
+            "<code>[redacted]</code>".to_owned(),
+            None,
+        );
+        assert_eq!(rows[0], redacted);
+        assert_eq!(rows[1], {
+            let mail = email_with("retried-secret");
+            (mail.text_body, mail.html_body, mail.secret)
+        });
+        assert_eq!(rows[2], redacted);
+    }
 
     #[tokio::test]
     async fn one_holder_at_a_time_until_it_gives_up_or_its_lease_expires() {

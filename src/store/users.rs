@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
+use super::code_budget::CodeBudget;
 use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
 use super::{Store, is_unique_violation, outbox, parse_ts, ts};
 use crate::domain::email::EmailAddress;
@@ -246,56 +247,59 @@ impl Store {
 
     /// Presents an activation code. `matches` compares a stored hash with the
     /// presented code in constant time. Counting a wrong try and checking the
-    /// code happen in one transaction, so parallel guesses cannot exceed the limit.
+    /// code happen in one transaction, so parallel guesses cannot exceed the
+    /// limits: `max_attempts` per code, and `budget` per address and day.
+    /// While the budget is spent every code is refused, the right one too.
+    /// Every refused code but those counts against the budget (and costs the
+    /// same one write), whatever the state of the account.
     pub async fn attempt_activation(
         &self,
         user_id: &str,
+        budget: &CodeBudget<'_>,
         max_attempts: u32,
         matches: impl Fn(&[u8]) -> bool,
     ) -> anyhow::Result<CodeAttempt> {
         self.writing(async {
-            let mut tx = self.write.begin().await?;
+            let mut tx = self.begin_immediate().await?;
+            if budget.spent(&mut tx).await? {
+                return Ok(CodeAttempt::Rejected);
+            }
             let row: Option<StoredCode> = sqlx::query_as(
                 "SELECT id, code_hash, failed_attempts, expires_at, used_at FROM one_time_codes \
-             WHERE user_id = ? AND purpose = 'activation'",
+                 WHERE user_id = ? AND purpose = 'activation'",
             )
             .bind(user_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(StoredCode {
-                id: code_id,
-                code_hash: hash,
-                failed_attempts: failed,
-                expires_at,
-                used_at,
-            }) = row
-            else {
-                return Ok(CodeAttempt::Rejected);
-            };
             let now = Utc::now();
-            if used_at.is_some() {
-                return Ok(if matches(&hash) {
-                    CodeAttempt::AlreadyUsed
-                } else {
-                    CodeAttempt::Rejected
-                });
-            }
-            if failed >= i64::from(max_attempts) || parse_ts(&expires_at)? <= now {
-                return Ok(CodeAttempt::Rejected);
-            }
-            if !matches(&hash) {
-                sqlx::query(
-                    "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE id = ?",
-                )
-                .bind(&code_id)
-                .execute(&mut *tx)
-                .await?;
+            let live = match &row {
+                Some(code) if code.used_at.is_some() && matches(&code.code_hash) => {
+                    return Ok(CodeAttempt::AlreadyUsed);
+                }
+                Some(code) => {
+                    code.used_at.is_none()
+                        && code.failed_attempts < i64::from(max_attempts)
+                        && parse_ts(&code.expires_at)? > now
+                }
+                None => false,
+            };
+            let Some(code) = row.filter(|code| live && matches(&code.code_hash)) else {
+                if live {
+                    sqlx::query(
+                        "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 \
+                         WHERE user_id = ? AND purpose = 'activation'",
+                    )
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                budget.count_failure(&mut tx).await?;
                 tx.commit().await?;
                 return Ok(CodeAttempt::Rejected);
-            }
+            };
             sqlx::query("UPDATE one_time_codes SET used_at = ? WHERE id = ?")
                 .bind(ts(now))
-                .bind(&code_id)
+                .bind(&code.id)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("UPDATE users SET active = TRUE, updated_at = ? WHERE id = ?")
@@ -309,9 +313,12 @@ impl Store {
         .await
     }
 
-    /// Spends a password reset token: sets the new hash, revokes every
-    /// session of the user and queues `notice` (the "password changed" email). Returns the user id, or `None` if the token is
-    /// unknown, used or expired.
+    /// Spends a password reset token: sets the new hash, activates the
+    /// account if it was not, revokes every session of the user, voids a
+    /// pending email change code and queues `notice` (the "password
+    /// changed" email). The spent token was the user's only reset token.
+    /// Returns the user id, or `None` if the token is unknown, used or
+    /// expired.
     pub async fn reset_password(
         &self,
         token_hash: &[u8],
@@ -319,34 +326,41 @@ impl Store {
         notice: &OutgoingEmail,
     ) -> anyhow::Result<Option<String>> {
         self.writing(async {
-        let mut tx = self.write.begin().await?;
-        let now = ts(Utc::now());
-        let user_id: Option<String> = sqlx::query_scalar(
-            "UPDATE one_time_codes SET used_at = ? \
-             WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ? \
-             RETURNING user_id",
-        )
-        .bind(&now)
-        .bind(token_hash)
-        .bind(&now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user_id) = user_id else {
-            return Ok(None);
-        };
-        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+            let mut tx = self.write.begin().await?;
+            let now = ts(Utc::now());
+            let user_id: Option<String> = sqlx::query_scalar(
+                "UPDATE one_time_codes SET used_at = ? \
+                 WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ? \
+                 RETURNING user_id",
+            )
+            .bind(&now)
+            .bind(token_hash)
+            .bind(&now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(user_id) = user_id else {
+                return Ok(None);
+            };
+            // The link reached the address's mailbox: that proves the address
+            // like an activation code does, so an account never verified (its
+            // codes refused after too many wrong guesses) is active now.
+            sqlx::query(
+                "UPDATE users SET password_hash = ?, active = TRUE, updated_at = ? WHERE id = ?",
+            )
             .bind(new_hash)
             .bind(&now)
             .bind(&user_id)
             .execute(&mut *tx)
             .await?;
-        // A reset unlocks: the owner has proven control of the address.
-        super::lockout::clear(&mut tx, &user_id).await?;
-        super::sessions::revoke_all(&mut tx, &user_id, &now).await?;
-        outbox::enqueue(&mut tx, Some(&user_id), notice).await?;
-        tx.commit().await?;
-        Ok(Some(user_id))
-        }).await
+            // A reset unlocks: the owner has proven control of the address.
+            super::lockout::clear(&mut tx, &user_id).await?;
+            super::sessions::revoke_all(&mut tx, &user_id, &now).await?;
+            super::account::void_codes(&mut tx, &user_id, &["email_change"]).await?;
+            outbox::enqueue(&mut tx, Some(&user_id), notice).await?;
+            tx.commit().await?;
+            Ok(Some(user_id))
+        })
+        .await
     }
 
     /// The owner of a live (unused, unexpired) password reset token.

@@ -13,6 +13,7 @@ mod clients;
 mod crash;
 mod faults;
 mod front_door;
+mod hardening_codes;
 mod hardening_edge;
 mod hardening_login;
 mod headers;
