@@ -2,16 +2,16 @@
 //! extract, call the domain, and map the answer. The doc comments here are
 //! the Swagger page.
 
-pub mod account;
 pub mod admin;
+pub mod auth;
 pub mod bearer;
+pub mod credentials;
 pub mod me;
 pub mod refusal;
 pub mod sessions;
 pub mod shared;
 pub mod system;
 pub mod text;
-pub mod users;
 
 use poem_openapi::OpenApiService;
 
@@ -20,9 +20,9 @@ pub use shared::{ApiTags, MessageResponse, State};
 /// Every resource of the API, combined.
 pub type Apis = (
     system::SystemApi,
-    users::AuthApi,
+    auth::AuthApi,
     me::MeApi,
-    account::AccountApi,
+    credentials::AccountApi,
     sessions::SessionsApi,
     admin::AdminApi,
 );
@@ -34,9 +34,9 @@ pub fn service(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             system::SystemApi,
-            users::AuthApi,
+            auth::AuthApi,
             me::MeApi,
-            account::AccountApi,
+            credentials::AccountApi,
             sessions::SessionsApi,
             admin::AdminApi,
         ),
