@@ -121,10 +121,9 @@ impl ClientIp {
     /// usually one home or one server, which can pick any address in it).
     /// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 one.
     pub fn network(&self, ipv6_prefix_len: u8) -> IpNet {
-        match self.0.to_canonical() {
-            IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
-            IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), ipv6_prefix_len.min(128))
-                .map_or(IpNet::from(IpAddr::V6(v6)), |net| net.trunc()),
+        match network_of(self.0, ipv6_prefix_len) {
+            v4 @ IpAddr::V4(_) => IpNet::from(v4),
+            v6 => IpNet::new(v6, ipv6_prefix_len.min(128)).unwrap_or(IpNet::from(v6)),
         }
     }
 }
