@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 
+use crate::domain::passkey::RelyingParty;
 use crate::domain::secret::Secret;
 use crate::http::rate_limits::TrustedProxies;
 
@@ -164,6 +165,18 @@ pub struct ServeArgs {
     /// Answer `202` without revealing whether a signup address is taken.
     #[arg(long, env = "SESAME_SIGNUP_CONCEALS_EXISTING", default_value_t = false)]
     pub signup_conceals_existing: bool,
+    /// The relying party ID passkeys are bound to: a domain name, the
+    /// origins' host or a parent of it (default: the host of SESAME_APP_URL).
+    /// Changing it later makes every registered passkey unusable.
+    #[arg(long, env = "SESAME_WEBAUTHN_RP_ID")]
+    pub webauthn_rp_id: Option<String>,
+    /// Origins (comma-separated) whose pages may use passkeys, e.g.
+    /// `https://app.example.com` (default: the origin of SESAME_APP_URL).
+    #[arg(long, env = "SESAME_WEBAUTHN_ORIGINS", default_value = "")]
+    pub webauthn_origins: String,
+    /// The name authenticators show for this relying party.
+    #[arg(long, env = "SESAME_WEBAUTHN_RP_NAME", default_value = "sesame")]
+    pub webauthn_rp_name: String,
     /// Log format: `pretty` or `json`.
     #[arg(long, env = "SESAME_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,
@@ -257,6 +270,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long a write waits for another process's lock.
     pub db_busy_timeout: Duration,
+    /// The relying party of passkeys; `None` (passkeys off) when neither
+    /// SESAME_WEBAUTHN_RP_ID is set nor SESAME_APP_URL has a domain name
+    /// (WebAuthn refuses IP addresses).
+    pub passkeys: Option<RelyingParty>,
 }
 
 /// argon2id cost parameters.
@@ -380,6 +397,12 @@ impl ServeArgs {
         if self.login_max_failures_all < self.login_max_failures {
             bail!("SESAME_LOGIN_MAX_FAILURES_ALL must be at least SESAME_LOGIN_MAX_FAILURES");
         }
+        let passkeys = relying_party(
+            self.webauthn_rp_id.as_deref(),
+            &self.webauthn_origins,
+            &self.webauthn_rp_name,
+            &app_url,
+        )?;
         if self.retention_secs < self.email_min_interval_secs {
             // The email throttle reads the outbox rows of that interval.
             bail!("SESAME_RETENTION_SECS must be at least SESAME_EMAIL_MIN_INTERVAL_SECS");
@@ -424,6 +447,7 @@ impl ServeArgs {
             outbox_retry_max: Duration::from_millis(self.outbox_retry_max_ms.max(1)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             db_busy_timeout: Duration::from_millis(self.db_busy_timeout_ms),
+            passkeys,
         })
     }
 }
@@ -528,6 +552,47 @@ fn refuse_plain_text_credentials(url: &url::Url) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The relying party of passkeys from its settings, defaulting to the
+/// host and origin of the app URL. An RP ID or origin that is set and
+/// invalid stops the start (naming the setting); an app URL on an IP
+/// address without an RP ID set only turns passkeys off.
+fn relying_party(
+    rp_id: Option<&str>,
+    origins: &str,
+    rp_name: &str,
+    app_url: &str,
+) -> anyhow::Result<Option<RelyingParty>> {
+    let app = url::Url::parse(app_url).context("SESAME_APP_URL is not a valid URL")?;
+    let origins = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            url::Url::parse(o)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+                .with_context(|| {
+                    format!("SESAME_WEBAUTHN_ORIGINS: `{o}` is not an origin like https://app.example.com")
+                })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let origins = if origins.is_empty() {
+        vec![app.clone()]
+    } else {
+        origins
+    };
+    let rp_id = match rp_id.map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => id.to_owned(),
+        None => match app.domain() {
+            Some(host) => host.to_owned(),
+            None => return Ok(None),
+        },
+    };
+    RelyingParty::new(&rp_id, &origins, rp_name)
+        .map(Some)
+        .context("SESAME_WEBAUTHN_RP_ID and SESAME_WEBAUTHN_ORIGINS do not fit together")
 }
 
 /// Parses an http(s) base URL and drops any trailing slash.

@@ -154,6 +154,13 @@ fn effective(args: ServeArgs) -> Vec<String> {
         format!("#   email: {mail}"),
         format!("#   access tokens: {signing}"),
         format!("#   password hashes at once: {}", config.hash_concurrency),
+        match &config.passkeys {
+            Some(rp) => format!("#   passkeys: RP ID {}", rp.rp_id()),
+            None => {
+                "#   passkeys: off (set SESAME_WEBAUTHN_RP_ID: SESAME_APP_URL has no domain name)"
+                    .to_owned()
+            }
+        },
     ]
 }
 

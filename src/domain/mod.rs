@@ -1,6 +1,6 @@
 //! The rules of sesame, free of HTTP and SQL: valid-by-construction types
 //! (users and roles, email addresses, passwords, codes, referral codes,
-//! tokens) and the pure rules on them. The workflows that use them, with
+//! tokens, passkeys) and the pure rules on them. The workflows that use them, with
 //! the store and the mail, are in [`crate::flows`]. Nothing here imports
 //! poem, sqlx or `store/`.
 
@@ -9,6 +9,7 @@ pub mod codes;
 pub mod email;
 pub mod hashing;
 pub mod name;
+pub mod passkey;
 pub mod password;
 pub mod referral;
 pub mod secret;
