@@ -14,9 +14,10 @@
 //! - [`api`]: poem-openapi resources, one file each; thin handlers, the Swagger documentation.
 //! - [`pages`]: the small HTML pages behind the links in emails (`/verify`, `/reset-password`).
 //! - [`flows`]: the workflows (signup, activation, login, sessions, profile, email
-//!   change, administration, signing keys); they take and return domain types.
+//!   change, passkeys, administration, signing keys); they take and return domain types.
 //! - [`domain`]: valid-by-construction types and pure rules (`User`, `Role`,
-//!   `EmailAddress`, passwords, codes, tokens, referral codes); no HTTP, no SQL.
+//!   `EmailAddress`, passwords, codes, tokens, referral codes, the passkey
+//!   relying party); no HTTP, no SQL.
 //! - [`store`]: every SQL statement, behind named functions; transactions.
 //! - [`mail`]: email templates, transports and the outbox worker.
 //! - [`metrics`]: the Prometheus registry behind `GET /metrics`, one per app;

@@ -124,7 +124,7 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn new(message: &str, pair: TokenPair) -> Json<TokenResponse> {
+    pub(super) fn new(message: &str, pair: TokenPair) -> Json<TokenResponse> {
         Json(TokenResponse {
             success: true,
             message: message.into(),

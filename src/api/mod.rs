@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bearer;
 pub mod credentials;
 pub mod me;
+pub mod passkeys;
 pub mod refusal;
 pub mod sessions;
 pub mod shared;
@@ -23,6 +24,8 @@ pub type Apis = (
     auth::AuthApi,
     me::MeApi,
     credentials::AccountApi,
+    passkeys::PasskeysApi,
+    passkeys::PasskeyLoginApi,
     sessions::SessionsApi,
     admin::AdminApi,
 );
@@ -37,6 +40,8 @@ pub fn service(server_url: &str) -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             me::MeApi,
             credentials::AccountApi,
+            passkeys::PasskeysApi,
+            passkeys::PasskeyLoginApi,
             sessions::SessionsApi,
             admin::AdminApi,
         ),

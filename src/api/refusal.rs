@@ -52,6 +52,14 @@ impl From<Refusal> for ApiError {
             Refusal::SessionEnded => {
                 ApiError::new(ErrorCode::Unauthorized, "Session has ended; log in again")
             }
+            Refusal::InvalidPasskey => ApiError::new(
+                ErrorCode::InvalidCredential,
+                "The passkey could not be verified, or its challenge is unknown, used or expired: start again",
+            ),
+            Refusal::PasskeysOff => ApiError::new(
+                ErrorCode::NotFound,
+                "Passkeys are off on this server (SESAME_WEBAUTHN_RP_ID is not set and SESAME_APP_URL has no domain name)",
+            ),
             Refusal::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
             Refusal::NotFound(what) => ApiError::new(ErrorCode::NotFound, what),
             Refusal::Internal(cause) => ApiError::internal(cause),

@@ -222,6 +222,32 @@ impl TextKind for Name {
     }
 }
 
+/// The id of a started passkey ceremony (a UUID).
+pub struct ChallengeId;
+
+impl TextKind for ChallengeId {
+    const NAME: &'static str = "challenge_id";
+    const MAX_CHARS: usize = 64;
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            format: Some("uuid"),
+            ..string(None, 36)
+        }
+    }
+}
+
+/// A passkey's name: at most 64 characters once HTML is stripped.
+pub struct PasskeyName;
+
+impl TextKind for PasskeyName {
+    const NAME: &'static str = "passkey_name";
+    // Markup around a 64-character name is stripped, not counted.
+    const MAX_CHARS: usize = 640;
+    fn schema() -> MetaSchema {
+        string(None, crate::domain::passkey::MAX_PASSKEY_NAME_LEN)
+    }
+}
+
 /// The kind of a JSON value, without the value itself.
 pub fn json_kind(value: &Value) -> &'static str {
     match value {

@@ -17,6 +17,12 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// How the session was authenticated (RFC 8176): `["pwd"]` after a
+    /// password, `["hwk"]` or `["hwk", "mfa"]` after a passkey. Always
+    /// present in issued tokens; a token issued before the claim existed
+    /// reads as empty.
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 /// Why a token was refused.

@@ -138,6 +138,7 @@ mod tests {
             nbf: NOW,
             exp: NOW + exp_in,
             jti: "j1".into(),
+            amr: vec!["pwd".into()],
         }
     }
 

@@ -42,6 +42,9 @@ impl Ed25519Key {
     }
 }
 
+/// The `amr` of a session opened with a password (RFC 8176).
+pub const PASSWORD_AMR: &str = "pwd";
+
 /// How long after a key stopped signing it is still trusted, on top of the
 /// access token lifetime and leeway: covers an instance that signed with it
 /// just before it noticed the rotation.
@@ -146,12 +149,26 @@ impl Keyring {
         }
     }
 
-    /// Signs an access token for a session.
+    /// Signs an access token for a session opened with a password
+    /// (`amr: ["pwd"]`).
     pub fn issue(
         &self,
         user_id: &str,
         session_id: &str,
         role: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        self.issue_with_amr(user_id, session_id, role, &[PASSWORD_AMR.to_owned()], ttl)
+    }
+
+    /// Signs an access token whose session was authenticated by `amr`
+    /// (RFC 8176 method names, e.g. `["hwk", "mfa"]` after a passkey).
+    pub fn issue_with_amr(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        role: &str,
+        amr: &[String],
         ttl: Duration,
     ) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
@@ -165,6 +182,7 @@ impl Keyring {
             nbf: now,
             exp: now + ttl.as_secs() as i64,
             jti: uuid::Uuid::now_v7().to_string(),
+            amr: amr.to_vec(),
         };
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.signing_kid.clone());

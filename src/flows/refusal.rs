@@ -37,6 +37,12 @@ pub enum Refusal {
     AccessTokenExpired,
     /// The access token's session has ended.
     SessionEnded,
+    /// A new passkey's credential does not prove what it must, or its
+    /// ceremony is unknown, spent or expired.
+    InvalidPasskey,
+    /// Passkeys are off on this server (no relying party: see
+    /// SESAME_WEBAUTHN_RP_ID).
+    PasskeysOff,
     /// The caller may not do this; the sentence says why.
     Forbidden(&'static str),
     /// There is no such thing; the sentence says which.

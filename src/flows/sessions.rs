@@ -14,6 +14,7 @@ use crate::domain::codes::OpaqueToken;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::{NewPassword, Verdict};
 use crate::domain::session::Session;
+use crate::domain::tokens::PASSWORD_AMR;
 use crate::domain::user::{Role, User};
 use crate::state::AppState;
 use crate::store::fault::fault_of;
@@ -114,21 +115,30 @@ pub async fn login(
     if verdict == Verdict::CorrectNeedsRehash {
         upgrade_hash(state, &user.id, password).await;
     }
+    open_session(state, &user, &client, &[PASSWORD_AMR.to_owned()]).await
+}
+
+/// Opens a session for a user who proved who they are by `amr` (RFC 8176
+/// method names) and returns its first token pair.
+pub(super) async fn open_session(
+    state: &AppState,
+    user: &User,
+    client: &ClientInfo,
+    amr: &[String],
+) -> FlowResult<TokenPair> {
     let session_id = uuid::Uuid::now_v7().to_string();
     let refresh_token = OpaqueToken::generate();
     let refresh_hash = refresh_token.hash();
-    state
-        .store
-        .create_session(&NewSession {
-            id: &session_id,
-            user_id: &user.id,
-            user_agent: client.user_agent.as_deref(),
-            ip: client.ip.as_deref(),
-            expires_at: Utc::now() + state.config.refresh_token_ttl,
-            refresh_hash: &refresh_hash,
-        })
-        .await?;
-    issue_pair(state, &user.id, &session_id, user.role, refresh_token).await
+    let session = NewSession {
+        id: &session_id,
+        user_id: &user.id,
+        user_agent: client.user_agent.as_deref(),
+        ip: client.ip.as_deref(),
+        expires_at: Utc::now() + state.config.refresh_token_ttl,
+        refresh_hash: &refresh_hash,
+    };
+    state.store.create_session_with_amr(&session, amr).await?;
+    issue_pair(state, &user.id, &session_id, user.role, amr, refresh_token).await
 }
 
 /// Sends the verification code again (throttled like a resend), after the
@@ -160,7 +170,8 @@ pub async fn refresh(state: &AppState, presented: &str) -> FlowResult<TokenPair>
             session_id,
             user_id,
             role,
-        } => issue_pair(state, &user_id, &session_id, role, successor).await,
+            amr,
+        } => issue_pair(state, &user_id, &session_id, role, &amr, successor).await,
         RefreshOutcome::ReuseDetected => {
             tracing::warn!("spent refresh token presented again; session revoked");
             Err(Refusal::InvalidRefreshToken)
@@ -240,11 +251,12 @@ async fn issue_pair(
     user_id: &str,
     session_id: &str,
     role: Role,
+    amr: &[String],
     refresh_token: OpaqueToken,
 ) -> FlowResult<TokenPair> {
     let ttl = state.config.access_token_ttl;
     let keys = state.keys.for_signing(&state.store).await?;
-    let access_token = keys.issue(user_id, session_id, role.as_str(), ttl)?;
+    let access_token = keys.issue_with_amr(user_id, session_id, role.as_str(), amr, ttl)?;
     Ok(TokenPair {
         access_token,
         refresh_token,

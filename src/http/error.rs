@@ -21,6 +21,9 @@ pub enum ErrorCode {
     InvalidCode,
     AlreadyActive,
     InvalidCredentials,
+    /// A passkey being registered could not be verified (or its challenge
+    /// is unknown, used or expired).
+    InvalidCredential,
     EmailNotVerified,
     AccountDisabled,
     AccountLocked,
@@ -48,9 +51,8 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            ValidationFailed | InvalidReferralCode | InvalidCode | InvalidToken => {
-                StatusCode::BAD_REQUEST
-            }
+            ValidationFailed | InvalidReferralCode | InvalidCode | InvalidToken
+            | InvalidCredential => StatusCode::BAD_REQUEST,
             EmailInUse | AlreadyActive => StatusCode::CONFLICT,
             InvalidCredentials | Unauthorized | TokenExpired => StatusCode::UNAUTHORIZED,
             EmailNotVerified | AccountDisabled | Forbidden => StatusCode::FORBIDDEN,

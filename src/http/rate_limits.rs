@@ -15,7 +15,7 @@ use poem::http::Method;
 use super::bounded_store::BoundedStateStore;
 
 /// The most clients each endpoint's limiter remembers (see
-/// [`BoundedStateStore`]): with nine endpoints, a few megabytes at most,
+/// [`BoundedStateStore`]): with eleven endpoints, a few megabytes at most,
 /// however many addresses a flood comes from.
 pub const MAX_CLIENTS_PER_ENDPOINT: usize = 16_384;
 
@@ -32,6 +32,8 @@ const LIMITED_PATHS: &[&str] = &[
     "/users/forgot",
     "/users/reset",
     "/users/token/refresh",
+    "/users/login/passkey/start",
+    "/users/login/passkey/finish",
     "/verify",
     "/reset-password",
 ];

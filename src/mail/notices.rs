@@ -1,4 +1,5 @@
-//! Emails about changes to an account: a new password, a new address.
+//! Emails about changes to an account: a new password, a new address,
+//! passkeys added, removed or refused.
 
 use std::time::Duration;
 
@@ -85,6 +86,76 @@ pub fn email_change_requested(
         recipient: recipient.as_str().to_owned(),
         kind: "email_change_requested",
         subject: "Your email address is about to change".to_owned(),
+        text_body: text,
+        html_body: html,
+        secret: None,
+    }
+}
+
+/// Tells the owner that a passkey was added to the account.
+pub fn passkey_added(app_url: &str, recipient: &EmailAddress) -> OutgoingEmail {
+    passkey_notice(
+        app_url,
+        recipient,
+        "passkey_added",
+        "A passkey was added to your account",
+        "A passkey was just added to your sesame account: it can now log in without \
+         your password.",
+    )
+}
+
+/// Tells the owner that a passkey was removed from the account.
+pub fn passkey_removed(app_url: &str, recipient: &EmailAddress) -> OutgoingEmail {
+    passkey_notice(
+        app_url,
+        recipient,
+        "passkey_removed",
+        "A passkey was removed from your account",
+        "A passkey was just removed from your sesame account: it can no longer log in.",
+    )
+}
+
+/// Tells the owner that a login was refused because a passkey's signature
+/// counter went backwards: a copy of that passkey may exist.
+pub fn passkey_counter_regressed(app_url: &str, recipient: &EmailAddress) -> OutgoingEmail {
+    passkey_notice(
+        app_url,
+        recipient,
+        "passkey_counter_regressed",
+        "A login with one of your passkeys was refused",
+        "A login to your sesame account with one of your passkeys was refused: the \
+         passkey's signature counter went backwards, which can mean that someone copied \
+         it. If you did not restore that passkey from a backup, remove it from your \
+         account and add a new one.",
+    )
+}
+
+/// A notice about the account's passkeys, with the way out if it was not
+/// the owner.
+fn passkey_notice(
+    app_url: &str,
+    recipient: &EmailAddress,
+    kind: &'static str,
+    subject: &str,
+    what: &str,
+) -> OutgoingEmail {
+    let forgot = format!("{app_url}/reset-password");
+    let text = format!(
+        "{what}\n\n\
+         If it was not you, someone may be signed in to your account: reset your \
+         password here: {forgot}\n"
+    );
+    let html = layout(&format!(
+        "<p>{what}</p>\
+         <p>If it was not you, someone may be signed in to your account: \
+         <a href=\"{forgot}\">reset your password</a>.</p>",
+        what = esc(what),
+        forgot = esc(&forgot),
+    ));
+    OutgoingEmail {
+        recipient: recipient.as_str().to_owned(),
+        kind,
+        subject: subject.to_owned(),
         text_body: text,
         html_body: html,
         secret: None,

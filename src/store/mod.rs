@@ -27,6 +27,7 @@ pub mod inline;
 pub mod keys;
 pub mod lockout;
 pub mod outbox;
+pub mod passkeys;
 pub mod retention;
 pub mod sessions;
 pub mod stats;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use super::user_rows::{USER_FIELDS, UserRow};
 use super::{Store, parse_ts, ts};
 use crate::domain::session::Session;
+use crate::domain::tokens::PASSWORD_AMR;
 use crate::domain::user::{Role, User};
 
 /// What a login writes.
@@ -31,6 +32,8 @@ pub enum RefreshOutcome {
         session_id: String,
         user_id: String,
         role: Role,
+        /// How the session was authenticated at login.
+        amr: Vec<String>,
     },
     /// The token was spent before the grace window: the session is now revoked.
     ReuseDetected,
@@ -72,17 +75,31 @@ struct PresentedToken {
     revoked_at: Option<String>,
     role: String,
     disabled: bool,
+    amr: String,
 }
 
 impl Store {
-    /// Creates a session with its first refresh token; records the login.
+    /// Creates a session opened with a password (`amr: ["pwd"]`) with its
+    /// first refresh token; records the login.
     pub async fn create_session(&self, s: &NewSession<'_>) -> anyhow::Result<()> {
+        self.create_session_with_amr(s, &[PASSWORD_AMR.to_owned()])
+            .await
+    }
+
+    /// Creates a session with its first refresh token; records the login.
+    /// `amr` (RFC 8176) says how the login was authenticated: the access
+    /// tokens of later refreshes carry it too.
+    pub async fn create_session_with_amr(
+        &self,
+        s: &NewSession<'_>,
+        amr: &[String],
+    ) -> anyhow::Result<()> {
         self.writing(async {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, expires_at, amr) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id)
         .bind(s.user_id)
@@ -91,6 +108,7 @@ impl Store {
         .bind(&now)
         .bind(&now)
         .bind(ts(s.expires_at))
+        .bind(amr.join(" "))
         .execute(&mut *tx)
         .await?;
         insert_refresh_token(&mut tx, s.refresh_hash, s.id, &now).await?;
@@ -229,7 +247,7 @@ impl Store {
         let mut tx = self.begin_immediate().await?;
         let now = Utc::now();
         let row: Option<PresentedToken> = sqlx::query_as(
-            "SELECT rt.session_id, rt.spent_at, s.user_id, s.expires_at, s.revoked_at, u.role, u.disabled \
+            "SELECT rt.session_id, rt.spent_at, s.user_id, s.expires_at, s.revoked_at, u.role, u.disabled, s.amr \
              FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id \
              WHERE rt.token_hash = ?",
         )
@@ -244,6 +262,7 @@ impl Store {
             revoked_at,
             role,
             disabled,
+            amr,
         }) = row
         else {
             return Ok(RefreshOutcome::Invalid);
@@ -282,6 +301,7 @@ impl Store {
             session_id,
             user_id,
             role,
+            amr: amr.split_whitespace().map(str::to_owned).collect(),
         })
         }).await
     }

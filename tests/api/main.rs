@@ -27,6 +27,7 @@ mod nullability;
 mod observability;
 mod outbox;
 mod pages;
+mod passkeys;
 mod password;
 mod referrals;
 mod sessions;

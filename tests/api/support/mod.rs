@@ -1,10 +1,12 @@
 //! What the test modules share: a running app ([`app`]), the typed API
-//! client ([`client`]), accounts in given states ([`accounts`]), the test
-//! database ([`database`]), the captured mail ([`mailbox`]) and the
+//! client ([`client`]), accounts in given states ([`accounts`]), a
+//! software passkey authenticator ([`authenticator`]), the test database
+//! ([`database`]), the captured mail ([`mailbox`]) and the
 //! `sesame` binary as a process ([`process`]).
 
 pub mod accounts;
 pub mod app;
+pub mod authenticator;
 pub mod client;
 pub mod database;
 pub mod mailbox;
