@@ -1,8 +1,9 @@
 //! The workflows: signup, activation, login, sessions, profile, email
-//! change, passkeys, administration and the signing keys in use.
+//! change and its revert, passkeys, administration and the signing keys in use.
 
 pub mod admin;
 pub mod email_change;
+pub mod email_revert;
 pub mod passkeys;
 pub mod password_check;
 pub mod password_reset;
