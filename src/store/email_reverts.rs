@@ -120,7 +120,8 @@ impl Store {
     /// before it stay: if the address was moved twice, the first owner's
     /// link still works), pending reset tokens and email change codes are
     /// void, and a fresh reset token goes to the old address. Returns the
-    /// user id, or `None` if the token is unknown, used or expired.
+    /// user id, or `None` if the token is unknown, used or expired. Every
+    /// passkey of the account is removed too (the owner adds theirs again).
     pub async fn revert_email(
         &self,
         token_hash: &[u8],
@@ -171,6 +172,8 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
             super::sessions::revoke_all(&mut tx, &spent.user_id, &now).await?;
+            // Whoever moved the account may have added passkeys: none stays.
+            super::passkeys::delete_all(&mut tx, &spent.user_id).await?;
             super::account::void_codes(&mut tx, &spent.user_id, &["email_change"]).await?;
             replace_code(&mut tx, &spent.user_id, credentials.reset_code).await?;
             outbox::enqueue(&mut tx, Some(&spent.user_id), credentials.reset_email).await?;

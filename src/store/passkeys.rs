@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use rand::rngs::OsRng;
+use sqlx::SqliteConnection;
 
 use super::{Store, is_unique_violation, outbox, parse_ts, ts};
 use crate::mail::OutgoingEmail;
@@ -280,6 +281,21 @@ impl Store {
         })
         .await
     }
+}
+
+/// Removes every passkey of a user and the ceremonies started for it,
+/// inside the caller's transaction (an email revert: whoever moved the
+/// account may have added passkeys).
+pub(super) async fn delete_all(conn: &mut SqliteConnection, user_id: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM passkeys WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM passkey_challenges WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -550,3 +550,49 @@ async fn passkeys_are_off_when_the_app_url_has_no_domain_name() {
     expect_error(register, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     assert!(list(&app, &access).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_passkey_added_by_whoever_moved_the_account_dies_with_the_revert() {
+    let app = spawn_app().await;
+    let (owner, attacker) = ("keeper@example.com", "taker@evil.example");
+    app.logged_in_user(owner).await;
+    // Someone with the leaked password adds a passkey and moves the account.
+    let (access, _) = app.another_session(owner).await;
+    let mut authenticator = SoftAuthenticator::new();
+    register(&app, &access, &mut authenticator).await;
+    let answer = app
+        .api
+        .request_email_change(&access, attacker, PASSWORD)
+        .await;
+    answer.expect(StatusCode::ACCEPTED);
+    let code = app.mail.wait_for_mail_to(attacker, 1, WAIT).await.code();
+    app.api
+        .confirm_email_change(&access, &code)
+        .await
+        .expect(StatusCode::OK);
+    // The owner follows the link in the notice to the old address.
+    let notices = app
+        .db()
+        .count(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND id <= \
+             (SELECT MAX(id) FROM outbox WHERE recipient = ?1 AND kind = 'email_changed')",
+            &[owner],
+        )
+        .await;
+    let notice = app
+        .mail
+        .wait_for_mail_to(owner, notices as usize, WAIT)
+        .await;
+    app.api
+        .revert_email_change(&notice.link_param("token"))
+        .await
+        .expect(StatusCode::OK);
+
+    let started = login_start(&app, None).await;
+    let assertion = authenticator.get(&started["publicKey"]);
+    login_finish(&app, &started, assertion)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
+    let left = app.db().count("SELECT COUNT(*) FROM passkeys", &[]).await;
+    assert_eq!(left, 0);
+}
