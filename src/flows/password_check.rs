@@ -39,6 +39,11 @@ pub struct PasswordCheck<'a> {
     /// Whether a right password counts as a success (clearing the count).
     /// `false` where a right password must answer like a wrong one.
     pub right_counts: bool,
+    /// Whether a right password also forgets the network's earlier
+    /// failures. `false` for an account with a second factor: its password
+    /// is only half the proof, and a right one must not wipe the count of
+    /// wrong codes before it (else each new login would bring new guesses).
+    pub right_clears: bool,
 }
 
 /// Checks `password` under the lockout (see the module's steps) and returns
@@ -64,8 +69,21 @@ pub async fn check_password(
         .hasher
         .verify_in(place, password, check.stored)
         .await?;
-    let right = check.right_counts && verdict != Verdict::Wrong;
-    settle(state, check.subject, &network, counted, right, check.owner).await?;
+    let settled = match check.right_counts && verdict != Verdict::Wrong {
+        true if check.right_clears => Settled::Right,
+        // Only this attempt is taken back; earlier failures stay.
+        true => Settled::NotChecked,
+        false => Settled::Wrong,
+    };
+    settle(
+        state,
+        check.subject,
+        &network,
+        counted,
+        settled,
+        check.owner,
+    )
+    .await?;
     Ok(verdict)
 }
 
@@ -94,7 +112,12 @@ pub async fn check_code(
             return Err(refusal);
         }
     };
-    settle(state, subject, &network, counted, right, owner).await?;
+    let settled = if right {
+        Settled::Right
+    } else {
+        Settled::Wrong
+    };
+    settle(state, subject, &network, counted, settled, owner).await?;
     Ok(right)
 }
 
@@ -125,14 +148,10 @@ async fn settle(
     subject: LoginSubject<'_>,
     network: &str,
     counted: Counted,
-    right: bool,
+    settled: Settled,
     owner: Option<&EmailAddress>,
 ) -> FlowResult<()> {
-    let settled = if right {
-        Settled::Right
-    } else {
-        Settled::Wrong
-    };
+    let right = settled != Settled::Wrong;
     let lockout = state.config.login_lockout;
     let notice = owner
         .filter(|_| !right && counted.locks_everywhere)

@@ -135,6 +135,7 @@ pub(super) async fn confirm_password(
         stored: Some(&user.password_hash),
         owner: Some(&user.email),
         right_counts: true,
+        right_clears: !user.mfa.totp,
     };
     match check_password(state, check, password).await? {
         Verdict::Correct | Verdict::CorrectNeedsRehash => Ok(()),

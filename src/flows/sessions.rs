@@ -97,6 +97,7 @@ pub async fn login(
         // A disabled account is counted but not told: it cannot log in anyway.
         owner: user.as_ref().filter(|u| !u.disabled).map(|u| &u.email),
         right_counts: !concealed,
+        right_clears: !user.as_ref().is_some_and(|u| u.mfa.totp),
     };
     let verdict = check_password(state, check, password).await?;
     let user = match (user, verdict) {

@@ -471,14 +471,21 @@ async fn wrong_codes_lock_the_account_for_the_network_like_wrong_passwords() {
     } else {
         "000000"
     };
+    // Three wrong codes, then a new login: the right password does not
+    // wipe their count (it is only half the proof).
     let first = password_step(&app, &user.email).await;
     let token = str_field(&first, "mfaToken");
-    for _ in 0..4 {
+    for _ in 0..3 {
         second_step(&app, &token, wrong)
             .await
             .expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
     }
-    // One wrong password, fifth failure in a row from this network: locked.
+    let again = password_step(&app, &user.email).await;
+    let token = str_field(&again, "mfaToken");
+    second_step(&app, &token, wrong)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
+    // A wrong password: the fifth failure in a row from this network locks it.
     app.api
         .login(&user.email, "not the password")
         .await
@@ -490,6 +497,23 @@ async fn wrong_codes_lock_the_account_for_the_network_like_wrong_passwords() {
         .login(&user.email, PASSWORD)
         .await
         .expect_error(StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED");
+    // The same with a step-up code, on a session from elsewhere: locked too.
+    let step_up = app
+        .delete_auth(
+            "/users/me",
+            Some(json!({"password": PASSWORD, "code": right})),
+            &user.access,
+        )
+        .await;
+    expect_error(step_up, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
+    // An administrator's `locked: false` ends it; the unspent code works.
+    let admin = app.admin_token("boss@example.com").await;
+    let user_id = str_field(&app.me(&user.access).await, "userId");
+    app.api
+        .update_account(&admin, &user_id, &json!({"locked": false}))
+        .await
+        .expect(StatusCode::OK);
+    login_with(&app, &user.email, &right).await;
 }
 
 #[tokio::test]
@@ -834,7 +858,7 @@ async fn a_password_reset_leaves_the_second_factor_on() {
 
 #[tokio::test]
 async fn an_mfa_token_expires_and_a_made_up_one_is_refused() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.housekeeping_interval = Duration::from_millis(100)).await;
     let mut user = enrolled_user(&app, "expiry@example.com").await;
     let first = password_step(&app, &user.email).await;
     let token = str_field(&first, "mfaToken");
@@ -849,6 +873,10 @@ async fn an_mfa_token_expires_and_a_made_up_one_is_refused() {
     second_step(&app, &token, &code)
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+    // Housekeeping forgets it.
+    app.db()
+        .wait_for_count("SELECT COUNT(*) FROM mfa_challenges", &[], 0)
+        .await;
     second_step(&app, &"A".repeat(43), &code)
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
