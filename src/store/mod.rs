@@ -21,6 +21,7 @@ pub mod account;
 pub mod admin;
 pub mod backup;
 pub mod code_budget;
+pub mod email_reverts;
 pub mod fault;
 pub mod files;
 pub mod inline;
