@@ -245,6 +245,33 @@ async fn a_revert_token_works_once_and_unknown_ones_not_at_all() {
     );
 }
 
+/// Guessing revert tokens through the page is limited per client like the
+/// API endpoint (`limits::every_anonymous_auth_endpoint_is_limited`);
+/// opening the page is not.
+#[tokio::test]
+async fn the_revert_page_posts_are_rate_limited_per_client() {
+    let app = spawn_app_with(|config| {
+        config.ip_rate_limit = 2;
+        config.ip_rate_window = Duration::from_secs(3600);
+    })
+    .await;
+    let unknown = "A".repeat(43);
+    let post = || {
+        app.client
+            .post(format!("{}/revert-email", app.address))
+            .form(&[("token", unknown.as_str())])
+            .send()
+    };
+    for _ in 0..2 {
+        let resp = post().await.expect("the page answers");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+    let limited = post().await.expect("the page answers");
+    expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
+    let shown = app.get(&format!("/revert-email?token={unknown}")).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+}
+
 /// A revert lives `SESAME_EMAIL_REVERT_TTL_SECS`; after that the link is
 /// refused and the old address is free again.
 #[tokio::test]
