@@ -14,8 +14,12 @@ use crate::error_responses;
 use crate::flows::mfa;
 use crate::http::rate_limits::ClientIp;
 
-/// The signed-in user's second factor, and the login step it adds.
+/// The signed-in user's second factor.
 pub struct MfaApi;
+
+/// The step a second factor adds to a login (shown with the other login
+/// operations).
+pub struct MfaLoginApi;
 
 /// The password, to start enrolling an authenticator.
 #[derive(Object)]
@@ -255,7 +259,10 @@ impl MfaApi {
             codes,
         ))
     }
+}
 
+#[OpenApi(tag = "ApiTags::Auth")]
+impl MfaLoginApi {
     /// Log in: the second step
     ///
     /// After `POST /users/login` answered `403 MFA_REQUIRED`, send its
@@ -263,12 +270,7 @@ impl MfaApi {
     /// code) to open the session. Each code works once; five wrong codes
     /// void the token, and wrong codes count towards the account's lockout
     /// like wrong passwords.
-    #[oai(
-        path = "/users/login/mfa",
-        method = "post",
-        operation_id = "loginMfa",
-        tag = "ApiTags::Auth"
-    )]
+    #[oai(path = "/users/login/mfa", method = "post", operation_id = "loginMfa")]
     async fn login_mfa(
         &self,
         state: State<'_>,

@@ -25,6 +25,7 @@ pub type Apis = (
     me::MeApi,
     credentials::AccountApi,
     mfa::MfaApi,
+    mfa::MfaLoginApi,
     sessions::SessionsApi,
     admin::AdminApi,
 );
@@ -40,6 +41,7 @@ pub fn service(server_url: &str) -> OpenApiService<Apis, ()> {
             me::MeApi,
             credentials::AccountApi,
             mfa::MfaApi,
+            mfa::MfaLoginApi,
             sessions::SessionsApi,
             admin::AdminApi,
         ),

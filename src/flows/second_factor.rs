@@ -100,10 +100,18 @@ async fn spend_code(
                 return Ok(None);
             };
             let secret = key.open(&stored.sealed, &user.id)?;
-            let Some(step) = secret.accepted_step(&code, now_unix(), stored.last_step) else {
+            let now = now_unix();
+            let Some(step) = secret.accepted_step(&code, now, stored.last_step) else {
+                if secret.accepted_step(&code, now, None).is_some() {
+                    // A code that was right once: someone saw or intercepted it.
+                    tracing::warn!(user_id = %user.id, "a TOTP code was presented again; refused");
+                }
                 return Ok(None);
             };
             let spent = store.accept_totp_step(&user.id, step).await?;
+            if !spent {
+                tracing::warn!(user_id = %user.id, "a TOTP code was spent by a parallel request; refused");
+            }
             Ok(spent.then_some(SignInMethod::PasswordAndTotp))
         }
         SecondFactorCode::Recovery(code) => {
