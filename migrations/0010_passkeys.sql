@@ -1,6 +1,6 @@
--- Passkeys (issue 16): WebAuthn credentials as a login of their own, the
--- ceremonies between their start and finish, and how each session was
--- authenticated. (0007 to 0009 are taken by work landing beside this one.)
+-- Passkeys (issue 16): WebAuthn credentials as a login of their own, and
+-- the ceremonies between their start and finish. (How a session signed in,
+-- `sessions.amr`, came with 0008.)
 
 -- One row per registered credential. `credential` is webauthn-rs's
 -- serialized passkey (the COSE public key, the counter, the backup flags):
@@ -46,8 +46,3 @@ CREATE TABLE passkey_decoy_key (
     id              INTEGER PRIMARY KEY CHECK (id = 1),
     key             BLOB NOT NULL
 );
-
--- How each session was authenticated (RFC 8176 `amr`, space-separated):
--- its access tokens carry it, refreshed ones too. Every session before this
--- one was opened with a password.
-ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';

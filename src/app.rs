@@ -194,8 +194,9 @@ impl Application {
 
 /// Periodic housekeeping: keeps the rate limiters' memory bounded by
 /// forgetting recovered IPs, prunes idle failed-login counts, ended
-/// wrong-code budgets and expired passkey challenges, and deletes sessions,
-/// emails and email reverts that ended longer ago than `SESAME_RETENTION_SECS`.
+/// wrong-code budgets, expired second login steps and passkey challenges,
+/// and deletes sessions, emails and email reverts that ended longer ago
+/// than `SESAME_RETENTION_SECS`.
 async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -219,6 +220,12 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
             tracing::warn!(
                 error = format!("{e:#}"),
                 "pruning wrong-code budgets failed"
+            );
+        }
+        if let Err(e) = state.store.prune_mfa_challenges().await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "pruning expired second login steps failed"
             );
         }
         if let Err(e) = state.store.prune_passkey_challenges().await {

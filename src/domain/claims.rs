@@ -17,11 +17,9 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
-    /// How the session was authenticated (RFC 8176): `["pwd"]` after a
-    /// password, `["hwk"]` or `["hwk", "mfa"]` after a passkey. Always
-    /// present in issued tokens; a token issued before the claim existed
-    /// reads as empty.
-    #[serde(default)]
+    /// How the session's user signed in (RFC 8176): `pwd`, plus `otp` and
+    /// `mfa` after a TOTP code, or `mfa` after a recovery code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
 }
 

@@ -19,6 +19,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::{AllowCredentials, ResidentKeyRequirement};
 
+use super::mfa::SignInMethod;
 use super::name::sanitize_name;
 
 /// How long a started ceremony can be finished.
@@ -262,14 +263,14 @@ pub fn passkey_name(raw: Option<&str>) -> Result<String, String> {
     })
 }
 
-/// The `amr` (RFC 8176) of a passkey login: `hwk` (a key held in
-/// hardware), and `mfa` when the authenticator verified the user too.
-pub fn passkey_amr(user_verified: bool) -> Vec<String> {
-    let mut amr = vec!["hwk".to_owned()];
+/// How a passkey login signed in (its `amr`, RFC 8176): `hwk` (a key held
+/// in hardware), and `mfa` when the authenticator verified the user too.
+pub fn passkey_sign_in(user_verified: bool) -> SignInMethod {
     if user_verified {
-        amr.push("mfa".to_owned());
+        SignInMethod::VerifiedPasskey
+    } else {
+        SignInMethod::Passkey
     }
-    amr
 }
 
 #[cfg(test)]
@@ -351,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_verified_passkey_is_two_factors() {
-        assert_eq!(passkey_amr(false), ["hwk"]);
-        assert_eq!(passkey_amr(true), ["hwk", "mfa"]);
+        assert_eq!(passkey_sign_in(false).amr(), "hwk");
+        assert_eq!(passkey_sign_in(true).amr(), "hwk mfa");
     }
 }

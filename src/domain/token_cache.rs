@@ -137,8 +137,8 @@ mod tests {
             iat: NOW,
             nbf: NOW,
             exp: NOW + exp_in,
+            amr: Vec::new(),
             jti: "j1".into(),
-            amr: vec!["pwd".into()],
         }
     }
 

@@ -42,9 +42,6 @@ impl Ed25519Key {
     }
 }
 
-/// The `amr` of a session opened with a password (RFC 8176).
-pub const PASSWORD_AMR: &str = "pwd";
-
 /// How long after a key stopped signing it is still trusted, on top of the
 /// access token lifetime and leeway: covers an instance that signed with it
 /// just before it noticed the rotation.
@@ -149,8 +146,7 @@ impl Keyring {
         }
     }
 
-    /// Signs an access token for a session opened with a password
-    /// (`amr: ["pwd"]`).
+    /// Signs an access token for a session signed in with a password alone.
     pub fn issue(
         &self,
         user_id: &str,
@@ -158,11 +154,11 @@ impl Keyring {
         role: &str,
         ttl: Duration,
     ) -> anyhow::Result<String> {
-        self.issue_with_amr(user_id, session_id, role, &[PASSWORD_AMR.to_owned()], ttl)
+        self.issue_with_amr(user_id, session_id, role, &["pwd".to_owned()], ttl)
     }
 
-    /// Signs an access token whose session was authenticated by `amr`
-    /// (RFC 8176 method names, e.g. `["hwk", "mfa"]` after a passkey).
+    /// Signs an access token for a session whose user signed in with the
+    /// methods `amr` names (RFC 8176).
     pub fn issue_with_amr(
         &self,
         user_id: &str,

@@ -18,7 +18,7 @@ use super::sessions::{ClientInfo, Principal, TokenPair, open_session};
 use crate::domain::email::EmailAddress;
 use crate::domain::passkey::{
     CHALLENGE_TTL, Ceremony, CeremonyError, PasskeyInfo, RelyingParty, decoy_credential_ids,
-    passkey_amr, passkey_name,
+    passkey_name, passkey_sign_in,
 };
 use crate::domain::user::User;
 use crate::mail::notices;
@@ -234,7 +234,13 @@ pub async fn finish_login(
     if !user.active {
         return Err(Refusal::EmailNotVerified);
     }
-    open_session(state, &user, &client, &passkey_amr(asserted.user_verified)).await
+    open_session(
+        state,
+        &user,
+        &client,
+        passkey_sign_in(asserted.user_verified),
+    )
+    .await
 }
 
 /// What a login for an address offers.

@@ -11,7 +11,6 @@ use anyhow::Context;
 use super::user_rows::{USER_FIELDS, UserRow};
 use super::{Store, parse_ts, ts};
 use crate::domain::session::Session;
-use crate::domain::tokens::PASSWORD_AMR;
 use crate::domain::user::{Role, User};
 
 /// What a login writes.
@@ -32,8 +31,8 @@ pub enum RefreshOutcome {
         session_id: String,
         user_id: String,
         role: Role,
-        /// How the session was authenticated at login.
-        amr: Vec<String>,
+        /// The session's `amr` values, space-separated.
+        amr: String,
     },
     /// The token was spent before the grace window: the session is now revoked.
     ReuseDetected,
@@ -79,20 +78,19 @@ struct PresentedToken {
 }
 
 impl Store {
-    /// Creates a session opened with a password (`amr: ["pwd"]`) with its
-    /// first refresh token; records the login.
+    /// Creates a session signed in with a password alone, with its first
+    /// refresh token; records the login.
     pub async fn create_session(&self, s: &NewSession<'_>) -> anyhow::Result<()> {
-        self.create_session_with_amr(s, &[PASSWORD_AMR.to_owned()])
-            .await
+        self.create_session_with_amr(s, "pwd").await
     }
 
-    /// Creates a session with its first refresh token; records the login.
-    /// `amr` (RFC 8176) says how the login was authenticated: the access
-    /// tokens of later refreshes carry it too.
+    /// Creates a session whose user signed in with the methods `amr` names
+    /// (RFC 8176 values, space-separated), with its first refresh token;
+    /// records the login.
     pub async fn create_session_with_amr(
         &self,
         s: &NewSession<'_>,
-        amr: &[String],
+        amr: &str,
     ) -> anyhow::Result<()> {
         self.writing(async {
         let mut tx = self.write.begin().await?;
@@ -108,7 +106,7 @@ impl Store {
         .bind(&now)
         .bind(&now)
         .bind(ts(s.expires_at))
-        .bind(amr.join(" "))
+        .bind(amr)
         .execute(&mut *tx)
         .await?;
         insert_refresh_token(&mut tx, s.refresh_hash, s.id, &now).await?;
@@ -301,7 +299,7 @@ impl Store {
             session_id,
             user_id,
             role,
-            amr: amr.split_whitespace().map(str::to_owned).collect(),
+            amr,
         })
         }).await
     }
