@@ -76,7 +76,7 @@ impl From<User> for UserView {
             mfa: MfaStatus {
                 totp: u.mfa.totp,
                 recovery_codes_left: u.mfa.recovery_codes_left,
-                passkeys: 0,
+                passkeys: u.mfa.passkeys,
             },
         }
     }

@@ -22,7 +22,7 @@ use super::auth::TokenResponse;
 use super::bearer::BearerAuth;
 use super::me::AuthErrors;
 use super::shared::{ApiTags, MessageResponse, State};
-use super::text::{ChallengeId, Email, PasskeyName, Password, Text};
+use super::text::{ChallengeId, Email, PasskeyName, Password, SecondFactor, Text};
 use crate::domain::passkey::PasskeyInfo;
 use crate::error_responses;
 use crate::flows::passkeys::{self, Started};
@@ -35,11 +35,16 @@ pub struct PasskeysApi;
 /// A JSON object, passed through as it is.
 pub type JsonObject = BTreeMap<String, Value>;
 
-/// The password, to confirm a change to the account's passkeys.
+/// The password (and, with two-factor authentication on, a code), to
+/// confirm a change to the account's passkeys.
 #[derive(Object)]
 pub struct PasskeyPasswordBody {
     /// The account's password.
     pub password: Text<Password>,
+    /// With two-factor authentication on: a 6-digit code from the
+    /// authenticator app, or an unused recovery code (else `400 MFA_CODE_REQUIRED`).
+    #[oai(nullable)]
+    pub code: Option<Text<SecondFactor>>,
 }
 
 /// The new passkey, as the authenticator made it.
@@ -158,12 +163,12 @@ pub struct PasskeysResponse {
 error_responses!(
     /// Errors of starting a registration.
     RegisterStartErrors {
-        400 => "`VALIDATION_FAILED`: missing fields or malformed JSON.",
+        400 => "`MFA_CODE_REQUIRED` (two-factor authentication is on and no `code` was sent), `INVALID_CODE` (a wrong or used code, or the daily budget of wrong codes spent), or `VALIDATION_FAILED`: missing fields or malformed JSON.",
         401 => "`INVALID_CREDENTIALS` (wrong password), or `UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         404 => "`NOT_FOUND`: passkeys are off on this server (no `SESAME_WEBAUTHN_RP_ID`, and `SESAME_APP_URL` has no domain name).",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
-        429 => "`ACCOUNT_LOCKED`: too many wrong passwords (here or at login); `Retry-After` says for how long.",
+        429 => "`ACCOUNT_LOCKED`: too many wrong passwords or codes (here or at login); `Retry-After` says for how long.",
         500 => "`INTERNAL_ERROR`.",
         503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
@@ -184,12 +189,12 @@ error_responses!(
 error_responses!(
     /// Errors of removing a passkey.
     DeletePasskeyErrors {
-        400 => "`VALIDATION_FAILED`: missing fields or malformed JSON.",
+        400 => "`MFA_CODE_REQUIRED` (two-factor authentication is on and no `code` was sent), `INVALID_CODE` (a wrong or used code, or the daily budget of wrong codes spent), or `VALIDATION_FAILED`: missing fields or malformed JSON.",
         401 => "`INVALID_CREDENTIALS` (wrong password), or `UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         404 => "`NOT_FOUND`: the account has no passkey with this id.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
-        429 => "`ACCOUNT_LOCKED`: too many wrong passwords (here or at login); `Retry-After` says for how long.",
+        429 => "`ACCOUNT_LOCKED`: too many wrong passwords or codes (here or at login); `Retry-After` says for how long.",
         500 => "`INTERNAL_ERROR`.",
         503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
@@ -244,7 +249,7 @@ impl PasskeysApi {
     /// Start adding a passkey
     ///
     /// Needs the password (checked like a login: wrong ones count towards
-    /// the lockout). Answers the options for `navigator.credentials.create()`:
+    /// the lockout) and, with two-factor authentication on, a `code`. Answers the options for `navigator.credentials.create()`:
     /// a discoverable credential with user verification, for this site's
     /// RP ID, excluding the account's passkeys. Finish within 5 minutes with
     /// `POST /users/me/passkeys/register/finish`.
@@ -261,8 +266,14 @@ impl PasskeysApi {
         body: Json<PasskeyPasswordBody>,
     ) -> Result<Json<ChallengeResponse>, RegisterStartErrors> {
         let network = client_ip.network(state.config.ipv6_prefix_len);
-        let started =
-            passkeys::start_registration(&state, &auth.0, network, &body.password).await?;
+        let started = passkeys::start_registration(
+            &state,
+            &auth.0,
+            network,
+            &body.password,
+            body.code.as_deref(),
+        )
+        .await?;
         Ok(challenge(
             "Create the passkey with these options, then send it to /users/me/passkeys/register/finish.",
             started,
@@ -320,8 +331,8 @@ impl PasskeysApi {
 
     /// Remove a passkey
     ///
-    /// Needs the password. The passkey stops working at once; the account
-    /// is told by email.
+    /// Needs the password and, with two-factor authentication on, a `code`.
+    /// The passkey stops working at once; the account is told by email.
     #[oai(
         path = "/users/me/passkeys/:passkeyId",
         method = "delete",
@@ -338,7 +349,15 @@ impl PasskeysApi {
         body: Json<PasskeyPasswordBody>,
     ) -> Result<Json<MessageResponse>, DeletePasskeyErrors> {
         let network = client_ip.network(state.config.ipv6_prefix_len);
-        passkeys::delete(&state, &auth.0, network, &body.password, &passkey_id).await?;
+        passkeys::delete(
+            &state,
+            &auth.0,
+            network,
+            &body.password,
+            body.code.as_deref(),
+            &passkey_id,
+        )
+        .await?;
         Ok(Json(MessageResponse::new("Passkey removed.")))
     }
 }

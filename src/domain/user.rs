@@ -57,6 +57,8 @@ pub struct MfaSummary {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: u32,
+    /// Registered passkeys.
+    pub passkeys: u32,
 }
 
 impl std::fmt::Debug for User {

@@ -14,6 +14,7 @@ use webauthn_rs::prelude::{Passkey, PublicKeyCredential, RegisterPublicKeyCreden
 
 use super::profile::confirm_password;
 use super::refusal::{FlowResult, Refusal};
+use super::second_factor::{check_step_up, require_code};
 use super::sessions::{ClientInfo, Principal, TokenPair, open_session};
 use crate::domain::email::EmailAddress;
 use crate::domain::passkey::{
@@ -38,16 +39,20 @@ pub struct Started {
 }
 
 /// Starts adding a passkey to the caller's account, after checking the
-/// password (like a login: locked networks are refused before any hash).
+/// password (like a login: locked networks are refused before any hash)
+/// and, with a second factor on, `code` (step-up).
 pub async fn start_registration(
     state: &AppState,
     principal: &Principal,
     network: IpNet,
     password: &str,
+    code: Option<&str>,
 ) -> FlowResult<Started> {
     let rp = relying_party(state)?;
     let user = &principal.user;
+    let code = require_code(user, code)?;
     confirm_password(state, user, network, password).await?;
+    check_step_up(state, user, network, code).await?;
     let existing = passkeys_of(state, &user.id).await?;
     let existing: Vec<Passkey> = existing.into_iter().map(|(_, p)| p).collect();
     let (options, ceremony) = rp.start_registration(
@@ -127,17 +132,21 @@ pub async fn list(state: &AppState, principal: &Principal) -> FlowResult<Vec<Pas
     Ok(stored.into_iter().map(info_of).collect())
 }
 
-/// Removes one of the caller's passkeys after checking the password, and
-/// emails the owner; `404` if the caller has no such passkey.
+/// Removes one of the caller's passkeys after checking the password (and,
+/// with a second factor on, `code`), and emails the owner; `404` if the
+/// caller has no such passkey.
 pub async fn delete(
     state: &AppState,
     principal: &Principal,
     network: IpNet,
     password: &str,
+    code: Option<&str>,
     passkey_id: &str,
 ) -> FlowResult<()> {
     let user = &principal.user;
+    let code = require_code(user, code)?;
     confirm_password(state, user, network, password).await?;
+    check_step_up(state, user, network, code).await?;
     let notice = notices::passkey_removed(&state.config.app_url, &user.email);
     if !state
         .store

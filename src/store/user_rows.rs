@@ -23,16 +23,18 @@ pub(super) struct UserRow {
     updated_at: String,
     totp_enabled: bool,
     recovery_codes_left: i64,
+    passkeys: i64,
 }
 
 /// The columns of a [`UserRow`]: `u` is the user, `r` their referrer. The
-/// second factor's state is two lookups by the user's key (no commas inside:
+/// second factor's state and the passkeys are three lookups by the user's key (no commas inside:
 /// [`UserRow::COLUMNS`] counts them).
 pub(super) const USER_FIELDS: &str = "u.id, u.email, u.password_hash, u.name, u.active, \
      u.disabled, u.role, u.referral_code, r.referral_code AS referred_by_code, u.created_at, \
      u.updated_at, EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id \
      AND t.confirmed_at IS NOT NULL) AS totp_enabled, (SELECT COUNT(*) FROM recovery_codes c \
-     WHERE c.user_id = u.id AND c.used_at IS NULL) AS recovery_codes_left";
+     WHERE c.user_id = u.id AND c.used_at IS NULL) AS recovery_codes_left, \
+     (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = u.id) AS passkeys";
 
 /// The tables [`USER_FIELDS`] come from.
 pub(super) const USER_TABLES: &str = "users u LEFT JOIN users r ON r.id = u.referred_by";
@@ -56,6 +58,7 @@ impl UserRow {
             updated_at: row.get(10)?,
             totp_enabled: row.get(11)?,
             recovery_codes_left: row.get(12)?,
+            passkeys: row.get(13)?,
         })
     }
 
@@ -92,6 +95,7 @@ impl UserRow {
             mfa: MfaSummary {
                 totp: self.totp_enabled,
                 recovery_codes_left: u32::try_from(self.recovery_codes_left).unwrap_or(0),
+                passkeys: u32::try_from(self.passkeys).unwrap_or(0),
             },
         })
     }

@@ -596,3 +596,90 @@ async fn a_passkey_added_by_whoever_moved_the_account_dies_with_the_revert() {
     let left = app.db().count("SELECT COUNT(*) FROM passkeys", &[]).await;
     assert_eq!(left, 0);
 }
+
+/// Turns TOTP on for a signed-in user; the recovery codes.
+async fn with_totp(app: &TestApp, access: &str) -> Vec<String> {
+    let started = app
+        .post_auth("/users/me/mfa/totp", json!({"password": PASSWORD}), access)
+        .await;
+    let body = expect_json(started, StatusCode::CREATED).await;
+    let totp = totp_rs::TOTP::from_url(str_field(&body, "otpauthUri")).expect("an otpauth URI");
+    // One step of skew either way is accepted: a code made now still works
+    // if the step turns before it arrives.
+    let code = totp.generate_current().expect("the clock is after 1970");
+    let confirmed = app
+        .patch_auth("/users/me/mfa/totp", json!({"code": code}), access)
+        .await;
+    let body = expect_json(confirmed, StatusCode::OK).await;
+    body["recoveryCodes"]
+        .as_array()
+        .expect("recoveryCodes")
+        .iter()
+        .map(|c| c.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn with_two_factor_on_adding_or_removing_a_passkey_needs_a_code() {
+    let app = spawn_app().await;
+    let email = "steps@example.com";
+    let (access, _) = app.logged_in_user(email).await;
+    let codes = with_totp(&app, &access).await;
+    let start = "/users/me/passkeys/register/start";
+
+    let no_code = app
+        .post_auth(start, json!({"password": PASSWORD}), &access)
+        .await;
+    expect_error(no_code, StatusCode::BAD_REQUEST, "MFA_CODE_REQUIRED").await;
+    let wrong = app
+        .post_auth(
+            start,
+            json!({"password": PASSWORD, "code": "000000"}),
+            &access,
+        )
+        .await;
+    expect_error(wrong, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    let started = app
+        .post_auth(
+            start,
+            json!({"password": PASSWORD, "code": codes[0]}),
+            &access,
+        )
+        .await;
+    let started = expect_json(started, StatusCode::OK).await;
+    let mut authenticator = SoftAuthenticator::new();
+    let credential = authenticator.create(&started["publicKey"]);
+    let created = register_finish(&app, &access, &started, credential)
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(app.me(&access).await["mfa"]["passkeys"], json!(1));
+
+    // A verified passkey is two factors by itself: no TOTP step.
+    let login = login_start(&app, None).await;
+    let assertion = authenticator.get(&login["publicKey"]);
+    let tokens = login_finish(&app, &login, assertion)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        claims(&str_field(&tokens, "accessToken"))["amr"],
+        json!(["hwk", "mfa"])
+    );
+
+    let path = format!(
+        "/users/me/passkeys/{}",
+        str_field(&created["passkey"], "passkeyId")
+    );
+    let no_code = app
+        .delete_auth(&path, Some(json!({"password": PASSWORD})), &access)
+        .await;
+    expect_error(no_code, StatusCode::BAD_REQUEST, "MFA_CODE_REQUIRED").await;
+    let removed = app
+        .delete_auth(
+            &path,
+            Some(json!({"password": PASSWORD, "code": codes[1]})),
+            &access,
+        )
+        .await;
+    expect_json(removed, StatusCode::OK).await;
+    assert_eq!(app.me(&access).await["mfa"]["passkeys"], json!(0));
+}
