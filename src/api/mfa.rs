@@ -5,13 +5,16 @@ use poem::web::Data;
 use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::Value;
 
 use super::auth::{TokenResponse, client_info};
 use super::bearer::BearerAuth;
+use super::passkeys::JsonObject;
 use super::shared::{ApiTags, MessageResponse, State};
 use super::text::{Password, SecondFactor, Text, Token};
 use crate::error_responses;
-use crate::flows::mfa;
+use crate::flows::{mfa, passkey_step};
+use crate::http::error::ApiError;
 use crate::http::rate_limits::ClientIp;
 
 /// The signed-in user's second factor.
@@ -82,14 +85,21 @@ impl RecoveryCodesResponse {
     }
 }
 
-/// The second step of a login.
+/// The second step of a login: `mfaToken` and either `code` or `credential`.
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 pub struct LoginMfaBody {
     /// The `mfaToken` of the `403 MFA_REQUIRED` answer to the password.
     pub mfa_token: Text<Token>,
-    /// A 6-digit code from the authenticator app, or an unused recovery code.
-    pub code: Text<SecondFactor>,
+    /// A 6-digit code from the authenticator app, or an unused recovery
+    /// code. Send this or `credential`.
+    #[oai(nullable)]
+    pub code: Option<Text<SecondFactor>>,
+    /// With `"passkey"` in `methods`: the `PublicKeyCredential` from
+    /// `navigator.credentials.get()` (as `credential.toJSON()` gives it)
+    /// answering `POST /users/login/mfa/passkey/start`. Send this or `code`.
+    #[oai(nullable)]
+    pub credential: Option<JsonObject>,
 }
 
 /// Answer to the start of an enrolment.
@@ -143,7 +153,7 @@ error_responses!(
 error_responses!(
     /// Errors of a login's second step.
     LoginMfaErrors {
-        400 => "`INVALID_CODE` (wrong or used code, or the account's daily budget of wrong codes spent; the fifth wrong code voids `mfaToken`) or `VALIDATION_FAILED`.",
+        400 => "`INVALID_CODE` (wrong or used code, a passkey credential that does not verify, or the account's daily budget of wrong codes spent; the fifth wrong code voids `mfaToken`) or `VALIDATION_FAILED` (neither or both of `code` and `credential`).",
         401 => "`INVALID_TOKEN`: `mfaToken` is unknown, expired (5 minutes), used, or void after five wrong codes: log in again.",
         403 => "`ACCOUNT_DISABLED`.",
         413 => "`PAYLOAD_TOO_LARGE`.",
@@ -267,7 +277,8 @@ impl MfaLoginApi {
     ///
     /// After `POST /users/login` answered `403 MFA_REQUIRED`, send its
     /// `mfaToken` with a code from the authenticator app (or a recovery
-    /// code) to open the session. Each code works once; five wrong codes
+    /// code), or with a passkey's `credential` (see
+    /// `POST /users/login/mfa/passkey/start`), to open the session. Each code works once; five wrong codes
     /// void the token, and wrong codes count towards the account's lockout
     /// like wrong passwords.
     #[oai(path = "/users/login/mfa", method = "post", operation_id = "loginMfa")]
@@ -281,7 +292,18 @@ impl MfaLoginApi {
         body: Json<LoginMfaBody>,
     ) -> Result<Json<TokenResponse>, LoginMfaErrors> {
         let client = client_info(&state, &client_ip, user_agent.0);
-        let pair = mfa::finish_login(&state, &body.mfa_token, &body.code, client).await?;
+        let pair = match (&body.code, &body.credential) {
+            (Some(code), None) => mfa::finish_login(&state, &body.mfa_token, code, client).await?,
+            (None, Some(credential)) => {
+                let credential = Value::Object(credential.clone().into_iter().collect());
+                passkey_step::finish(&state, &body.mfa_token, credential, client).await?
+            }
+            _ => {
+                return Err(
+                    ApiError::invalid_field("code", "send either code or credential").into(),
+                );
+            }
+        };
         Ok(TokenResponse::new("Login successful.", pair))
     }
 }

@@ -22,9 +22,10 @@ use super::auth::TokenResponse;
 use super::bearer::BearerAuth;
 use super::me::AuthErrors;
 use super::shared::{ApiTags, MessageResponse, State};
-use super::text::{ChallengeId, Email, PasskeyName, Password, SecondFactor, Text};
+use super::text::{ChallengeId, Email, PasskeyName, Password, SecondFactor, Text, Token};
 use crate::domain::passkey::PasskeyInfo;
 use crate::error_responses;
+use crate::flows::passkey_step;
 use crate::flows::passkeys::{self, Started};
 use crate::flows::sessions::ClientInfo;
 use crate::http::rate_limits::ClientIp;
@@ -73,6 +74,14 @@ pub struct LoginStartBody {
     /// same shape whether or not the address has an account or passkeys.
     #[oai(nullable)]
     pub email: Option<Text<Email>>,
+}
+
+/// The second step of a login, to be finished with a passkey.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SecondStepStartBody {
+    /// The `mfaToken` of the `403 MFA_REQUIRED` answer to the password.
+    pub mfa_token: Text<Token>,
 }
 
 /// The assertion that answers a login challenge.
@@ -219,6 +228,19 @@ error_responses!(
         401 => "`INVALID_CREDENTIALS`: the credential does not verify (another origin or RP ID, no user verification, a bad signature, a passkey not of the address given, a signature counter that went backwards: the owner is emailed), is not a registered passkey, or the challenge is unknown, used or expired. One answer for all.",
         403 => "`ACCOUNT_DISABLED`, or `EMAIL_NOT_VERIFIED`.",
         404 => "`NOT_FOUND`: passkeys are off on this server.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`RATE_LIMITED`: too many requests from this network; `Retry-After` says for how long.",
+        500 => "`INTERNAL_ERROR`.",
+    }
+);
+
+error_responses!(
+    /// Errors of starting a passkey as a login's second step.
+    SecondStepStartErrors {
+        400 => "`VALIDATION_FAILED`: missing fields or malformed JSON.",
+        401 => "`INVALID_TOKEN`: `mfaToken` is unknown, expired (5 minutes), used, or void after five wrong codes: log in again.",
+        404 => "`NOT_FOUND`: the account has no passkey (`methods` did not list `passkey`), or passkeys are off on this server.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         429 => "`RATE_LIMITED`: too many requests from this network; `Retry-After` says for how long.",
@@ -388,6 +410,30 @@ impl PasskeyLoginApi {
         let started = passkeys::start_login(&state, body.email.as_deref()).await?;
         Ok(challenge(
             "Sign the challenge with a passkey, then send it to /users/login/passkey/finish.",
+            started,
+        ))
+    }
+
+    /// Log in: a passkey as the second step
+    ///
+    /// After `POST /users/login` answered `403 MFA_REQUIRED` with
+    /// `"passkey"` in `methods`, answers the options for
+    /// `navigator.credentials.get()` offering the account's passkeys (asking
+    /// again replaces them). Send the credential with the `mfaToken` to
+    /// `POST /users/login/mfa` within 5 minutes.
+    #[oai(
+        path = "/users/login/mfa/passkey/start",
+        method = "post",
+        operation_id = "startPasskeySecondStep"
+    )]
+    async fn second_step_start(
+        &self,
+        state: State<'_>,
+        body: Json<SecondStepStartBody>,
+    ) -> Result<Json<ChallengeResponse>, SecondStepStartErrors> {
+        let started = passkey_step::start(&state, &body.mfa_token).await?;
+        Ok(challenge(
+            "Sign the challenge with a passkey, then send it with the mfaToken to /users/login/mfa.",
             started,
         ))
     }

@@ -268,6 +268,8 @@ pub enum SignInMethod {
     PasswordAndTotp,
     /// A password and a recovery code.
     PasswordAndRecoveryCode,
+    /// A password and a passkey (the second step of a login).
+    PasswordAndPasskey,
     /// A passkey whose authenticator did not verify the user (presence only).
     Passkey,
     /// A passkey whose authenticator verified the user (PIN, biometrics):
@@ -282,6 +284,7 @@ impl SignInMethod {
             SignInMethod::Password => "pwd",
             SignInMethod::PasswordAndTotp => "pwd otp mfa",
             SignInMethod::PasswordAndRecoveryCode => "pwd mfa",
+            SignInMethod::PasswordAndPasskey => "pwd hwk mfa",
             SignInMethod::Passkey => "hwk",
             SignInMethod::VerifiedPasskey => "hwk mfa",
         }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod email_change;
 pub mod email_revert;
 pub mod mfa;
+pub mod passkey_step;
 pub mod passkeys;
 pub mod password_check;
 pub mod password_reset;

@@ -183,55 +183,19 @@ pub async fn start_login(state: &AppState, email: Option<&str>) -> FlowResult<St
 }
 
 /// Finishes a login with a passkey: the credential must answer the
-/// ceremony, be a stored passkey (of the address the login named, if
-/// any), be verified by webauthn-rs against it, and its counter must move
-/// forward; then a session opens like a password login's.
+/// ceremony (see [`check_assertion`]); then a session opens like a
+/// password login's.
 pub async fn finish_login(
     state: &AppState,
     challenge_id: &str,
     credential: Value,
     client: ClientInfo,
 ) -> FlowResult<TokenPair> {
-    let rp = relying_party(state)?;
     let taken = take(state, challenge_id, LOGIN)
         .await?
         .ok_or(Refusal::InvalidCredentials)?;
-    let Ceremony::Login(ceremony) = ceremony_of(&taken)? else {
-        return Err(Refusal::InvalidCredentials);
-    };
-    let credential: PublicKeyCredential =
-        serde_json::from_value(credential).map_err(|_| Refusal::InvalidCredentials)?;
-    let stored = state
-        .store
-        .passkey_by_credential_id(&credential.raw_id)
-        .await?
-        .ok_or(Refusal::InvalidCredentials)?;
-    let named_account = taken
-        .user_id
-        .as_deref()
-        .is_none_or(|id| id == stored.user_id);
-    let handle = rp.user_handle_of(&credential);
-    let handle_matches = handle.is_none_or(|h| h.to_string() == stored.user_id);
-    // A discoverable login has only the authenticator's word for the account.
-    let handle_required = taken.user_id.is_some() || handle.is_some();
-    if !named_account || !handle_matches || !handle_required {
-        return Err(Refusal::InvalidCredentials);
-    }
-    let passkey = passkey_of(&stored)?;
-    let asserted = match rp.finish_login(&credential, ceremony, &passkey) {
-        Ok(asserted) => asserted,
-        Err(CeremonyError::Refused) => return Err(Refusal::InvalidCredentials),
-        Err(CeremonyError::CounterRegressed) => {
-            warn_owner_of_a_clone(state, &stored).await?;
-            return Err(Refusal::InvalidCredentials);
-        }
-    };
-    let updated = serde_json::to_string(&asserted.updated(passkey))
-        .map_err(|e| anyhow::anyhow!("serializing a passkey failed: {e}"))?;
-    state
-        .store
-        .record_passkey_use(&stored.id, &updated, asserted.counter)
-        .await?;
+    let (stored, user_verified) =
+        check_assertion(state, &taken, credential, || Refusal::InvalidCredentials).await?;
     let user = state
         .store
         .user_by_id(&stored.user_id)
@@ -243,13 +207,59 @@ pub async fn finish_login(
     if !user.active {
         return Err(Refusal::EmailNotVerified);
     }
-    open_session(
-        state,
-        &user,
-        &client,
-        passkey_sign_in(asserted.user_verified),
-    )
-    .await
+    open_session(state, &user, &client, passkey_sign_in(user_verified)).await
+}
+
+/// Checks an assertion against a taken login ceremony: the credential must
+/// be a stored passkey (of the account the ceremony is for, if any; else of
+/// the account its user handle names), verified by webauthn-rs against the
+/// passkey as stored now, with a counter that moved forward (else the owner
+/// is emailed). Records the use; the passkey and whether the user was
+/// verified. Every refusal is `refused()`.
+pub(super) async fn check_assertion(
+    state: &AppState,
+    taken: &TakenChallenge,
+    credential: Value,
+    refused: fn() -> Refusal,
+) -> FlowResult<(StoredPasskey, bool)> {
+    let rp = relying_party(state)?;
+    let Ceremony::Login(ceremony) = ceremony_of(taken)? else {
+        return Err(refused());
+    };
+    let credential: PublicKeyCredential =
+        serde_json::from_value(credential).map_err(|_| refused())?;
+    let stored = state
+        .store
+        .passkey_by_credential_id(&credential.raw_id)
+        .await?
+        .ok_or_else(refused)?;
+    let named_account = taken
+        .user_id
+        .as_deref()
+        .is_none_or(|id| id == stored.user_id);
+    let handle = rp.user_handle_of(&credential);
+    let handle_matches = handle.is_none_or(|h| h.to_string() == stored.user_id);
+    // A discoverable login has only the authenticator's word for the account.
+    let handle_required = taken.user_id.is_some() || handle.is_some();
+    if !named_account || !handle_matches || !handle_required {
+        return Err(refused());
+    }
+    let passkey = passkey_of(&stored)?;
+    let asserted = match rp.finish_login(&credential, ceremony, &passkey) {
+        Ok(asserted) => asserted,
+        Err(CeremonyError::Refused) => return Err(refused()),
+        Err(CeremonyError::CounterRegressed) => {
+            warn_owner_of_a_clone(state, &stored).await?;
+            return Err(refused());
+        }
+    };
+    let updated = serde_json::to_string(&asserted.updated(passkey))
+        .map_err(|e| anyhow::anyhow!("serializing a passkey failed: {e}"))?;
+    state
+        .store
+        .record_passkey_use(&stored.id, &updated, asserted.counter)
+        .await?;
+    Ok((stored, asserted.user_verified))
 }
 
 /// What a login for an address offers.
@@ -301,7 +311,7 @@ async fn warn_owner_of_a_clone(state: &AppState, stored: &StoredPasskey) -> Flow
     Ok(())
 }
 
-fn relying_party(state: &AppState) -> FlowResult<&RelyingParty> {
+pub(super) fn relying_party(state: &AppState) -> FlowResult<&RelyingParty> {
     state.config.passkeys.as_ref().ok_or(Refusal::PasskeysOff)
 }
 
@@ -317,7 +327,10 @@ fn display_name(user: &User) -> &str {
     user.name.as_deref().unwrap_or(user.email.as_str())
 }
 
-async fn passkeys_of(state: &AppState, user_id: &str) -> FlowResult<Vec<(StoredPasskey, Passkey)>> {
+pub(super) async fn passkeys_of(
+    state: &AppState,
+    user_id: &str,
+) -> FlowResult<Vec<(StoredPasskey, Passkey)>> {
     let stored = state.store.passkeys_of(user_id).await?;
     stored
         .into_iter()
@@ -350,23 +363,35 @@ async fn keep(
     ceremony: &Ceremony,
 ) -> FlowResult<String> {
     let id = Uuid::new_v4().to_string();
+    keep_as(state, &id, user_id, purpose, ceremony).await?;
+    Ok(id)
+}
+
+/// Keeps a started ceremony under `id`.
+pub(super) async fn keep_as(
+    state: &AppState,
+    id: &str,
+    user_id: Option<&str>,
+    purpose: &str,
+    ceremony: &Ceremony,
+) -> FlowResult<()> {
     let serialized = serde_json::to_string(ceremony)
         .map_err(|e| anyhow::anyhow!("serializing a ceremony failed: {e}"))?;
     state
         .store
         .insert_challenge(&NewChallenge {
-            id: &id,
+            id,
             user_id,
             purpose,
             state: &serialized,
             expires_at: Utc::now() + CHALLENGE_TTL,
         })
         .await?;
-    Ok(id)
+    Ok(())
 }
 
 /// Takes (spends) a kept ceremony; `None` if unknown, spent or expired.
-async fn take(
+pub(super) async fn take(
     state: &AppState,
     challenge_id: &str,
     purpose: &str,
@@ -380,7 +405,10 @@ fn ceremony_of(taken: &TakenChallenge) -> FlowResult<Ceremony> {
         .map_err(|e| anyhow::anyhow!("a kept ceremony does not parse: {e}").into())
 }
 
-fn started(challenge_id: String, public_key: &impl serde::Serialize) -> FlowResult<Started> {
+pub(super) fn started(
+    challenge_id: String,
+    public_key: &impl serde::Serialize,
+) -> FlowResult<Started> {
     let public_key = serde_json::to_value(public_key)
         .map_err(|e| anyhow::anyhow!("serializing WebAuthn options failed: {e}"))?;
     Ok(Started {

@@ -135,6 +135,9 @@ async fn second_step(state: &AppState, user: &User) -> FlowResult<Refusal> {
     if user.mfa.recovery_codes_left > 0 {
         methods.push("recovery");
     }
+    if user.mfa.passkeys > 0 {
+        methods.push("passkey");
+    }
     Ok(Refusal::MfaRequired {
         mfa_token: token.expose().to_owned(),
         methods,

@@ -104,7 +104,7 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none, rename = "mfaToken")]
     pub mfa_token: Option<String>,
     /// Only with `MFA_REQUIRED`: the second factors the account can use
-    /// (`totp`, `recovery`).
+    /// (`totp`, `recovery`, `passkey`).
     #[oai(skip_serializing_if_is_none)]
     pub methods: Option<Vec<String>>,
 }

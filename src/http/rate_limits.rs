@@ -15,7 +15,7 @@ use poem::http::Method;
 use super::bounded_store::BoundedStateStore;
 
 /// The most clients each endpoint's limiter remembers (see
-/// [`BoundedStateStore`]): with thirteen endpoints, a few megabytes at most,
+/// [`BoundedStateStore`]): with fourteen endpoints, a few megabytes at most,
 /// however many addresses a flood comes from.
 pub const MAX_CLIENTS_PER_ENDPOINT: usize = 16_384;
 
@@ -36,6 +36,7 @@ const LIMITED_PATHS: &[&str] = &[
     "/users/email/revert",
     "/users/login/passkey/start",
     "/users/login/passkey/finish",
+    "/users/login/mfa/passkey/start",
     "/verify",
     "/reset-password",
     "/revert-email",

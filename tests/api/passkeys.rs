@@ -683,3 +683,89 @@ async fn with_two_factor_on_adding_or_removing_a_passkey_needs_a_code() {
     expect_json(removed, StatusCode::OK).await;
     assert_eq!(app.me(&access).await["mfa"]["passkeys"], json!(0));
 }
+
+#[tokio::test]
+async fn a_passkey_finishes_the_second_step_after_a_password() {
+    let app = spawn_app().await;
+    let email = "second@example.com";
+    let (access, _) = app.logged_in_user(email).await;
+    let codes = with_totp(&app, &access).await;
+    let started = app
+        .post_auth(
+            "/users/me/passkeys/register/start",
+            json!({"password": PASSWORD, "code": codes[0]}),
+            &access,
+        )
+        .await;
+    let started = expect_json(started, StatusCode::OK).await;
+    let mut authenticator = SoftAuthenticator::new();
+    let credential = authenticator.create(&started["publicKey"]);
+    register_finish(&app, &access, &started, credential)
+        .await
+        .expect(StatusCode::CREATED);
+
+    let first = app.api.login(email, PASSWORD).await;
+    let first = first.expect_error(StatusCode::FORBIDDEN, "MFA_REQUIRED");
+    assert_eq!(first["methods"], json!(["totp", "recovery", "passkey"]));
+    let mfa_token = str_field(&first, "mfaToken");
+    let step = app
+        .post(
+            "/users/login/mfa/passkey/start",
+            json!({"mfaToken": mfa_token}),
+        )
+        .await;
+    let step = expect_json(step, StatusCode::OK).await;
+    assert_eq!(
+        step["publicKey"]["allowCredentials"],
+        json!([{"type": "public-key", "id": b64(&authenticator.credentials[0].id)}])
+    );
+    // Another account's passkey does not answer it, and counts as a wrong code.
+    let (_, mut other) = user_with_passkey(&app, "other2@example.com").await;
+    let mut options = step["publicKey"].clone();
+    options["allowCredentials"] = json!([]);
+    let wrong = app
+        .post(
+            "/users/login/mfa",
+            json!({"mfaToken": mfa_token, "credential": other.get(&options)}),
+        )
+        .await;
+    expect_error(wrong, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    // That spent the ceremony: start again, then the right passkey.
+    let step = app
+        .post(
+            "/users/login/mfa/passkey/start",
+            json!({"mfaToken": mfa_token}),
+        )
+        .await;
+    let step = expect_json(step, StatusCode::OK).await;
+    let assertion = authenticator.get(&step["publicKey"]);
+    let done = app
+        .post(
+            "/users/login/mfa",
+            json!({"mfaToken": mfa_token, "credential": assertion}),
+        )
+        .await;
+    let tokens = expect_json(done, StatusCode::OK).await;
+    assert_eq!(
+        claims(&str_field(&tokens, "accessToken"))["amr"],
+        json!(["pwd", "hwk", "mfa"])
+    );
+    // The mfaToken is spent.
+    let again = app
+        .post(
+            "/users/login/mfa/passkey/start",
+            json!({"mfaToken": mfa_token}),
+        )
+        .await;
+    expect_error(again, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
+    // Neither a code nor a credential, or both: a validation error.
+    let first = app.api.login(email, PASSWORD).await;
+    let mfa_token = str_field(
+        &first.expect_error(StatusCode::FORBIDDEN, "MFA_REQUIRED"),
+        "mfaToken",
+    );
+    let neither = app
+        .post("/users/login/mfa", json!({"mfaToken": mfa_token}))
+        .await;
+    expect_error(neither, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+}
