@@ -194,8 +194,8 @@ impl Application {
 
 /// Periodic housekeeping: keeps the rate limiters' memory bounded by
 /// forgetting recovered IPs, prunes idle failed-login counts and ended
-/// wrong-code budgets, and deletes
-/// sessions and emails that ended longer ago than `SESAME_RETENTION_SECS`.
+/// wrong-code budgets, and deletes sessions, emails and email reverts that
+/// ended longer ago than `SESAME_RETENTION_SECS`.
 async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -239,10 +239,11 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
             continue;
         };
         match state.store.prune_ended(cutoff).await {
-            Ok(pruned) if pruned.sessions + pruned.emails > 0 => tracing::info!(
+            Ok(pruned) if pruned.sessions + pruned.emails + pruned.reverts > 0 => tracing::info!(
                 sessions = pruned.sessions,
                 emails = pruned.emails,
-                "deleted ended sessions and finished emails past the retention"
+                email_reverts = pruned.reverts,
+                "deleted ended sessions, finished emails and email reverts past the retention"
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(

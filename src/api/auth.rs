@@ -8,12 +8,13 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::shared::{ApiTags, MessageResponse, State};
 use super::text::{Code, Email, Name, Password, ReferralCode, Text, Token};
 use crate::error_responses;
-use crate::flows::password_reset;
 use crate::flows::sessions::{self, ClientInfo, TokenPair};
 use crate::flows::signup::{self, SignupOutcome, SignupRequest};
+use crate::flows::{email_revert, password_reset};
 use crate::http::rate_limits::ClientIp;
 
-/// Sign-up, activation, login, token refresh and password reset.
+/// Sign-up, activation, login, token refresh, password reset, and undoing
+/// an email change from the old address.
 pub struct AuthApi;
 
 /// A new account.
@@ -103,6 +104,13 @@ pub struct ResetBody {
     pub new_password: Text<Password>,
     /// Must equal `newPassword`.
     pub confirm_password: Text<Password>,
+}
+
+/// The token from the link in the "your email address was changed" notice.
+#[derive(Object)]
+pub struct RevertEmailBody {
+    /// The token from the link sent to the old address.
+    pub token: Text<Token>,
 }
 
 /// A session's tokens.
@@ -209,6 +217,17 @@ error_responses!(
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         500 => "`INTERNAL_ERROR`.",
         503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
+    }
+);
+
+error_responses!(
+    /// Errors of undoing an email change.
+    RevertEmailErrors {
+        400 => "`INVALID_TOKEN` (unknown, expired or used token, or one voided because a revert of an earlier change was spent) or `VALIDATION_FAILED`.",
+        413 => "`PAYLOAD_TOO_LARGE`.",
+        415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        500 => "`INTERNAL_ERROR`.",
+        503 => "`BUSY`: more password hashes are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
 );
 
@@ -377,7 +396,36 @@ impl AuthApi {
         .await?;
         Ok(Json(MessageResponse::new("Password has been changed")))
     }
+
+    /// Undo an email change
+    ///
+    /// Spends the token from the link that a confirmed email change sends to
+    /// the old address (valid `SESAME_EMAIL_REVERT_TTL_SECS`, default 7 days,
+    /// single use). The old address is back on the account, every session
+    /// ends, the current password stops working, pending reset links and
+    /// email change codes are void, and a link to choose a new password goes
+    /// to the old address. Reverts of later changes of the same account are
+    /// void; those of earlier ones still work. While a revert is possible,
+    /// the old address stays reserved: signups and other accounts' email
+    /// changes are answered as for a taken address.
+    #[oai(
+        path = "/users/email/revert",
+        method = "patch",
+        operation_id = "revertEmailChange"
+    )]
+    async fn revert_email(
+        &self,
+        state: State<'_>,
+        body: Json<RevertEmailBody>,
+    ) -> Result<Json<MessageResponse>, RevertEmailErrors> {
+        email_revert::revert(&state, &body.token).await?;
+        Ok(Json(MessageResponse::new(REVERTED)))
+    }
 }
+
+/// The answer to a revert.
+const REVERTED: &str = "Your old email address is back and every session was signed out. \
+     Check that address for a link to choose a new password.";
 
 /// The answer to every signup when existing accounts are concealed.
 const CONCEALED_SIGNUP: &str = "Check your email to continue.";

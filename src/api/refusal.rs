@@ -39,6 +39,10 @@ impl From<Refusal> for ApiError {
                 ErrorCode::InvalidToken,
                 "Password reset token is invalid or has expired",
             ),
+            Refusal::InvalidRevertToken => ApiError::new(
+                ErrorCode::InvalidToken,
+                "This link to undo an email change is invalid, has expired or was already used",
+            ),
             // The contract answers a bad refresh token `401`, a bad reset token `400`.
             Refusal::InvalidRefreshToken => ApiError::new(
                 ErrorCode::InvalidToken,

@@ -12,13 +12,14 @@ use super::refusal::{FlowResult, Refusal};
 use super::sessions::Principal;
 use super::signup::code_budget;
 use crate::domain::MAX_CODE_ATTEMPTS;
-use crate::domain::codes::{VerificationCode, budget_key, hashes_equal};
+use crate::domain::codes::{OpaqueToken, VerificationCode, budget_key, hashes_equal};
 use crate::domain::email::EmailAddress;
 use crate::domain::user::User;
 use crate::mail::notices;
 use crate::state::AppState;
 use crate::store::account::{EmailChangeAttempt, NewEmailChange};
 use crate::store::code_budget::CodeKind;
+use crate::store::email_reverts::NewEmailRevert;
 
 /// Checks the password and sends a confirmation code to `new_email`, at
 /// most one per `SESAME_EMAIL_MIN_INTERVAL_SECS` to one address (so an
@@ -55,7 +56,9 @@ pub async fn request(
         // (the answer is the same as when a code is sent).
         return Ok(());
     }
-    if state.store.user_by_email(&new_email).await?.is_some() {
+    let taken = state.store.user_by_email(&new_email).await?.is_some()
+        || state.store.address_reserved(&new_email, &user.id).await?;
+    if taken {
         if state.config.signup_conceals_existing {
             return Ok(());
         }
@@ -91,22 +94,45 @@ pub async fn request(
 }
 
 /// Spends the code sent to the new address and moves the account there.
+/// The old address gets a notice with a link that undoes the move (see
+/// [`super::email_revert`]); until that link expires, the old address stays
+/// reserved for this account.
 pub async fn confirm(state: &AppState, principal: &Principal, code: &str) -> FlowResult<User> {
     let code = VerificationCode::parse(code).ok_or(Refusal::InvalidCode)?;
     let presented = code.hash_for_email_change(principal.user_id());
     let key = budget_key(&principal.user.email);
+    let token = OpaqueToken::generate();
+    let notice = |new_email: &EmailAddress| {
+        notices::email_changed(
+            &state.config.app_url,
+            &principal.user.email,
+            new_email,
+            token.expose(),
+            state.config.email_revert_ttl,
+        )
+    };
+    let revert = NewEmailRevert {
+        old_email: &principal.user.email,
+        token_hash: &token.hash(),
+        expires_at: Utc::now() + state.config.email_revert_ttl,
+        notice: &notice,
+    };
     let outcome = state
         .store
         .attempt_email_change(
             principal.user_id(),
             &principal.session_id,
+            &revert,
             &code_budget(state, &key, CodeKind::EmailChange),
             MAX_CODE_ATTEMPTS,
             |stored| hashes_equal(stored, &presented),
         )
         .await?;
     match outcome {
-        EmailChangeAttempt::Changed => current_user(state, principal).await,
+        EmailChangeAttempt::Changed => {
+            state.wake_mailer();
+            current_user(state, principal).await
+        }
         EmailChangeAttempt::EmailTaken => Err(Refusal::EmailInUse),
         EmailChangeAttempt::Rejected => Err(Refusal::InvalidCode),
     }

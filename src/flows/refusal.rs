@@ -29,6 +29,9 @@ pub enum Refusal {
     AccountLocked { retry_after_secs: u64 },
     /// A password reset token that is unknown, expired or used.
     InvalidResetToken,
+    /// A token to undo an email change that is unknown, expired, used, or
+    /// void (a revert of an earlier move was spent).
+    InvalidRevertToken,
     /// A refresh token that is unknown, expired, spent or revoked.
     InvalidRefreshToken,
     /// No valid access token (missing, malformed, or its account is gone).

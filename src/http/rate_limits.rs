@@ -15,15 +15,15 @@ use poem::http::Method;
 use super::bounded_store::BoundedStateStore;
 
 /// The most clients each endpoint's limiter remembers (see
-/// [`BoundedStateStore`]): with nine endpoints, a few megabytes at most,
+/// [`BoundedStateStore`]): with eleven endpoints, a few megabytes at most,
 /// however many addresses a flood comes from.
 pub const MAX_CLIENTS_PER_ENDPOINT: usize = 16_384;
 
 type Limiter = RateLimiter<IpAddr, BoundedStateStore<IpAddr>, DefaultClock>;
 
 /// The endpoints an attacker can repeat without an account: each has its
-/// own budget per IP. (`/verify` and `/reset-password` are the form posts of
-/// the built-in pages.)
+/// own budget per IP. (`/verify`, `/reset-password` and `/revert-email` are
+/// the form posts of the built-in pages.)
 const LIMITED_PATHS: &[&str] = &[
     "/users/signup",
     "/users/login",
@@ -32,8 +32,10 @@ const LIMITED_PATHS: &[&str] = &[
     "/users/forgot",
     "/users/reset",
     "/users/token/refresh",
+    "/users/email/revert",
     "/verify",
     "/reset-password",
+    "/revert-email",
 ];
 
 /// One GCRA limiter per limited endpoint, keyed by client network

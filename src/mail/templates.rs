@@ -135,7 +135,7 @@ pub fn account_locked(app_url: &str, recipient: &EmailAddress, lockout: Duration
     }
 }
 
-fn link(base: &str, path: &str, params: &[(&str, &str)]) -> String {
+pub(super) fn link(base: &str, path: &str, params: &[(&str, &str)]) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();

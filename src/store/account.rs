@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::code_budget::CodeBudget;
+use super::email_reverts::{self, NewEmailRevert};
 use super::{Store, is_unique_violation, outbox, parse_ts, ts};
 use crate::domain::email::EmailAddress;
 use crate::mail::OutgoingEmail;
@@ -160,12 +161,15 @@ impl Store {
     /// spent every code is refused, the right one too. On the right
     /// code the unique index on `users.email` decides a race for the
     /// address: the loser's transaction is rolled back and its code stays.
-    /// The move ends every session of the user but `keep_session` and voids
-    /// pending reset tokens.
+    /// The move ends every session of the user but `keep_session`, voids
+    /// pending reset tokens, and stores `revert` with its notice to the old
+    /// address. An address a live revert of another account reserves is
+    /// refused like a taken one, in the same transaction.
     pub async fn attempt_email_change(
         &self,
         user_id: &str,
         keep_session: &str,
+        revert: &NewEmailRevert<'_>,
         budget: &CodeBudget<'_>,
         max_attempts: u32,
         matches: impl Fn(&[u8]) -> bool,
@@ -208,13 +212,27 @@ impl Store {
                 tx.commit().await?;
                 return Ok(EmailChangeAttempt::Rejected);
             };
-            let moved = sqlx::query("UPDATE users SET email = ?, updated_at = ? WHERE id = ?")
-                .bind(&new_email)
-                .bind(ts(now))
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await;
+            // An address another account may still take back is as taken
+            // as one another account has.
+            if email_reverts::reserved(&mut tx, &new_email, user_id).await? {
+                return Ok(EmailChangeAttempt::EmailTaken);
+            }
+            let moved = sqlx::query(
+                "UPDATE users SET email = ?, updated_at = ? WHERE id = ? AND email = ?",
+            )
+            .bind(&new_email)
+            .bind(ts(now))
+            .bind(user_id)
+            .bind(revert.old_email.as_str())
+            .execute(&mut *tx)
+            .await;
             match moved {
+                // The notice and the revert were made for the address the
+                // account had when the request began; it has no other while
+                // a code is pending (a move or a revert spends the code).
+                Ok(done) if done.rows_affected() == 0 => {
+                    return Ok(EmailChangeAttempt::Rejected);
+                }
                 Ok(_) => {}
                 // Only the address is set here, so only its unique index can refuse.
                 Err(e) if is_unique_violation(&e) => {
@@ -238,6 +256,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             void_codes(&mut tx, user_id, &["password_reset"]).await?;
+            let new_email = EmailAddress::parse(&new_email)
+                .map_err(|problem| anyhow::anyhow!("a stored new address {problem}"))?;
+            email_reverts::insert(&mut tx, user_id, &new_email, revert).await?;
             tx.commit().await?;
             Ok(EmailChangeAttempt::Changed)
         })

@@ -139,8 +139,9 @@ impl Store {
     pub async fn insert_admin(&self, user: &NewUser<'_>) -> Result<(), InsertUserError> {
         let result: anyhow::Result<()> = self
             .writing(async {
-                let mut conn = self.write.acquire().await?;
-                insert_user_row(&mut conn, user, true).await?;
+                let mut tx = self.begin_immediate().await?;
+                insert_user_row(&mut tx, user, true).await?;
+                tx.commit().await?;
                 Ok(())
             })
             .await;

@@ -1,5 +1,6 @@
-//! Forgetting what is over: sessions that ended and emails that were sent
-//! or given up, once they are older than `SESAME_RETENTION_SECS`.
+//! Forgetting what is over: sessions that ended, emails that were sent or
+//! given up, and email reverts that were spent or expired, once they are
+//! older than `SESAME_RETENTION_SECS`.
 //!
 //! Nothing reads them after that: a session's refresh tokens go with it
 //! (`ON DELETE CASCADE`), and the email throttle looks back only
@@ -21,10 +22,13 @@ pub struct Pruned {
     pub sessions: u64,
     /// Emails delivered or given up before the cutoff.
     pub emails: u64,
+    /// Email reverts spent or expired before the cutoff (nothing reads them:
+    /// they no longer reserve an address, and only live ones are voided).
+    pub reverts: u64,
 }
 
 impl Store {
-    /// Deletes sessions and emails that ended before `cutoff`.
+    /// Deletes sessions, emails and email reverts that ended before `cutoff`.
     pub async fn prune_ended(&self, cutoff: DateTime<Utc>) -> anyhow::Result<Pruned> {
         let cutoff = ts(cutoff);
         let mut pruned = Pruned::default();
@@ -43,6 +47,14 @@ impl Store {
              (SELECT id FROM outbox WHERE sent_at IS NULL AND failed_at < ?1 LIMIT ?2)",
         ] {
             pruned.emails += self.delete_in_batches(sql, &cutoff).await?;
+        }
+        for sql in [
+            "DELETE FROM email_reverts WHERE id IN \
+             (SELECT id FROM email_reverts WHERE expires_at < ?1 LIMIT ?2)",
+            "DELETE FROM email_reverts WHERE id IN \
+             (SELECT id FROM email_reverts WHERE used_at < ?1 LIMIT ?2)",
+        ] {
+            pruned.reverts += self.delete_in_batches(sql, &cutoff).await?;
         }
         Ok(pruned)
     }
@@ -107,6 +119,13 @@ mod tests {
              ('sent-old', 'k', 's', 't', 'h', ?1, NULL, ?1), \
              ('sent-recent', 'k', 's', 't', 'h', ?2, NULL, ?1), \
              ('failed-old', 'k', 's', 't', 'h', NULL, ?1, ?1)",
+            // Reverts: live, expired long ago, spent long ago, spent lately.
+            "INSERT INTO email_reverts (id, user_id, old_email, token_hash, expires_at, used_at, \
+             created_at) VALUES \
+             ('live', 'u', 'a@example.com', x'01', ?3, NULL, ?1), \
+             ('expired-old', 'u', 'b@example.com', x'02', ?1, NULL, ?1), \
+             ('spent-old', 'u', 'c@example.com', x'03', ?3, ?1, ?1), \
+             ('spent-recent', 'u', 'd@example.com', x'04', ?3, ?2, ?1)",
         ];
         for sql in seed {
             sqlx::query(sql)
@@ -124,9 +143,15 @@ mod tests {
             pruned,
             Pruned {
                 sessions: 2,
-                emails: 2
+                emails: 2,
+                reverts: 2,
             }
         );
+        let reverts: Vec<String> = sqlx::query_scalar("SELECT id FROM email_reverts ORDER BY id")
+            .fetch_all(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(reverts, ["live", "spent-recent"]);
         let sessions: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions ORDER BY id")
             .fetch_all(&store.write)
             .await

@@ -67,6 +67,9 @@ impl Store {
         let Err(e) = result else {
             return Ok(());
         };
+        if e.downcast_ref::<AddressReserved>().is_some() {
+            return Err(InsertUserError::EmailTaken);
+        }
         if !e
             .downcast_ref::<sqlx::Error>()
             .is_some_and(is_unique_violation)
@@ -90,13 +93,31 @@ impl Store {
     }
 }
 
+/// Why an address that no account has cannot be taken: a live email revert
+/// reserves it for the account it was moved away from.
+#[derive(Debug)]
+pub(super) struct AddressReserved;
+
+impl std::fmt::Display for AddressReserved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the address is reserved by an email revert")
+    }
+}
+
+impl std::error::Error for AddressReserved {}
+
 /// Inserts the `users` row of `user`: an inactive user who signed up, or
-/// with `admin` an active administrator.
+/// with `admin` an active administrator. Run it in a transaction that took
+/// the write lock at its start ([`Store::begin_immediate`]): it checks that
+/// no email revert reserves the address, then inserts.
 pub(super) async fn insert_user_row(
     conn: &mut SqliteConnection,
     user: &NewUser<'_>,
     admin: bool,
-) -> sqlx::Result<()> {
+) -> anyhow::Result<()> {
+    if super::email_reverts::reserved(conn, user.email.as_str(), user.id).await? {
+        return Err(AddressReserved.into());
+    }
     let now = ts(Utc::now());
     sqlx::query(
         "INSERT INTO users (id, email, password_hash, name, active, role, referral_code, \
@@ -140,7 +161,8 @@ struct StoredCode {
 
 impl Store {
     /// Inserts a user, its activation code and the verification email, atomically.
-    /// The unique index decides duplicate signups; nothing is checked first.
+    /// The unique index decides duplicate signups; an address an email
+    /// revert reserves is refused in the same transaction (as taken).
     pub async fn insert_user(
         &self,
         user: &NewUser<'_>,
@@ -149,7 +171,7 @@ impl Store {
     ) -> Result<(), InsertUserError> {
         let result: anyhow::Result<()> = self
             .writing(async {
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_immediate().await?;
                 insert_user_row(&mut tx, user, false).await?;
                 replace_code(&mut tx, user.id, code).await?;
                 outbox::enqueue(&mut tx, Some(user.id), email).await?;
@@ -399,7 +421,7 @@ impl Store {
 }
 
 /// Deletes the user's code of this purpose and inserts the new one.
-async fn replace_code(
+pub(super) async fn replace_code(
     tx: &mut Transaction<'_, Sqlite>,
     user_id: &str,
     code: &NewCode<'_>,

@@ -215,6 +215,11 @@ async fn every_anonymous_auth_endpoint_is_limited() {
             "/users/token/refresh",
             json!({"refreshToken": token}),
         ),
+        (
+            Method::PATCH,
+            "/users/email/revert",
+            json!({"token": token}),
+        ),
     ];
     for (method, path, body) in calls {
         for n in 1..=2 {

@@ -11,6 +11,7 @@ mod chaos;
 mod cli;
 mod clients;
 mod crash;
+mod email_revert;
 mod faults;
 mod front_door;
 mod hardening_codes;

@@ -299,6 +299,13 @@ impl Api {
             .await
     }
 
+    /// `PATCH /users/email/revert`
+    pub async fn revert_email_change(&self, token: &str) -> Answer {
+        let body = json!({"token": token});
+        self.send(Method::PATCH, "/users/email/revert", Some(&body), None)
+            .await
+    }
+
     // ------------------------------------------------------------ the signed-in user
 
     /// `GET /users/me`
