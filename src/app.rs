@@ -193,9 +193,9 @@ impl Application {
 }
 
 /// Periodic housekeeping: keeps the rate limiters' memory bounded by
-/// forgetting recovered IPs, prunes idle failed-login counts and ended
-/// wrong-code budgets, and deletes sessions, emails and email reverts that
-/// ended longer ago than `SESAME_RETENTION_SECS`.
+/// forgetting recovered IPs, prunes idle failed-login counts, ended
+/// wrong-code budgets and expired second login steps, and deletes sessions,
+/// emails and email reverts that ended longer ago than `SESAME_RETENTION_SECS`.
 async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -229,6 +229,12 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
             tracing::warn!(
                 error = format!("{e:#}"),
                 "pruning address request counts failed"
+            );
+        }
+        if let Err(e) = state.store.prune_mfa_challenges().await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "pruning expired second login steps failed"
             );
         }
         // A retention too long to subtract from now keeps everything.

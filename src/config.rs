@@ -96,6 +96,13 @@ pub struct ServeArgs {
     /// address per 24 h; then every such code for it is refused and none is sent.
     #[arg(long, env = "SESAME_CODE_MAX_FAILURES_PER_DAY", default_value_t = 20)]
     pub code_max_failures_per_day: u32,
+    /// The name authenticator apps show for sesame's TOTP codes (the issuer
+    /// of the `otpauth://` URI); default: SESAME_WEBAUTHN_RP_NAME.
+    #[arg(long, env = "SESAME_TOTP_ISSUER")]
+    pub totp_issuer: Option<String>,
+    /// The name of this service that passkey prompts and authenticator apps show.
+    #[arg(long, env = "SESAME_WEBAUTHN_RP_NAME", default_value = "sesame")]
+    pub webauthn_rp_name: String,
     /// How long the link that undoes an email change (sent to the old address) works, in seconds.
     #[arg(long, env = "SESAME_EMAIL_REVERT_TTL_SECS", default_value_t = 7 * 24 * 3600)]
     pub email_revert_ttl_secs: u64,
@@ -223,6 +230,10 @@ pub struct Config {
     pub code_max_failures_per_day: u32,
     /// Lifetime of the link that undoes an email change.
     pub email_revert_ttl: Duration,
+    /// The issuer of `otpauth://` URIs (SESAME_TOTP_ISSUER, else SESAME_WEBAUTHN_RP_NAME).
+    pub totp_issuer: String,
+    /// The service name passkey prompts show (SESAME_WEBAUTHN_RP_NAME).
+    pub webauthn_rp_name: String,
     pub argon2: Argon2Params,
     pub hash_concurrency: usize,
     pub max_body_bytes: usize,
@@ -330,6 +341,17 @@ impl ServeArgs {
         if self.email_revert_ttl_secs == 0 {
             bail!("SESAME_EMAIL_REVERT_TTL_SECS must be positive");
         }
+        let totp_issuer = self
+            .totp_issuer
+            .map(|issuer| issuer.trim().to_owned())
+            .filter(|issuer| !issuer.is_empty())
+            .unwrap_or_else(|| self.webauthn_rp_name.trim().to_owned());
+        if totp_issuer.is_empty() || totp_issuer.contains(':') {
+            bail!(
+                "SESAME_TOTP_ISSUER (or SESAME_WEBAUTHN_RP_NAME) must be a non-empty name \
+                 without `:` (authenticator apps split the label at the colon)"
+            );
+        }
         let argon2 = Argon2Params {
             memory_kib: self.argon2_memory_kib,
             iterations: self.argon2_iterations,
@@ -401,6 +423,8 @@ impl ServeArgs {
             code_ttl: Duration::from_secs(self.code_ttl_secs),
             code_max_failures_per_day: self.code_max_failures_per_day,
             email_revert_ttl: Duration::from_secs(self.email_revert_ttl_secs),
+            totp_issuer,
+            webauthn_rp_name: self.webauthn_rp_name,
             argon2,
             hash_concurrency,
             max_body_bytes: self.max_body_bytes,

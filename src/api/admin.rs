@@ -93,6 +93,11 @@ pub struct AdminUpdateBody {
     /// `true` is refused: use `disabled` to block an account.
     #[oai(nullable)]
     pub locked: Option<bool>,
+    /// `false` turns the second factor off (TOTP and recovery codes, for a
+    /// lost device) and emails the owner. `true` is refused: only the owner
+    /// turns it on.
+    #[oai(nullable)]
+    pub mfa: Option<bool>,
 }
 
 error_responses!(
@@ -118,7 +123,7 @@ error_responses!(
 error_responses!(
     /// Errors of changing a user.
     AdminUpdateErrors {
-        400 => "`VALIDATION_FAILED`: a field of the wrong type, an unknown `role`, `locked: true`, or malformed JSON.",
+        400 => "`VALIDATION_FAILED`: a field of the wrong type, an unknown `role`, `locked: true`, `mfa: true`, or malformed JSON.",
         401 => "`UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         403 => "`FORBIDDEN`: the caller is not an admin, or tries to disable or demote their own account.",
         404 => "`NOT_FOUND`: no user has this id.",
@@ -187,8 +192,9 @@ impl AdminApi {
 
     /// Change a user
     ///
-    /// Sets `active`, `disabled`, `role`, or ends a lockout with
-    /// `locked: false`. Disabling ends every session of the account at once.
+    /// Sets `active`, `disabled`, `role`, ends a lockout with
+    /// `locked: false`, or turns the second factor off with `mfa: false`
+    /// (the owner is emailed). Disabling ends every session of the account at once.
     #[oai(
         path = "/admin/users/:userId",
         method = "patch",
@@ -211,6 +217,7 @@ impl AdminApi {
                 RoleName::Admin => Role::Admin,
             }),
             locked: body.locked,
+            mfa: body.mfa,
         };
         let user = admin::update_user(&state, &auth.0, &user_id, patch).await?;
         Ok(Json(AdminUserResponse {

@@ -132,7 +132,8 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn new(message: &str, pair: TokenPair) -> Json<TokenResponse> {
+    /// `{success: true, message, accessToken, refreshToken, tokenType, expiresIn}`.
+    pub(super) fn new(message: &str, pair: TokenPair) -> Json<TokenResponse> {
         Json(TokenResponse {
             success: true,
             message: message.into(),
@@ -190,7 +191,7 @@ error_responses!(
     LoginErrors {
         400 => "`VALIDATION_FAILED`: malformed JSON or missing fields.",
         401 => "`INVALID_CREDENTIALS`: unknown email or wrong password (one answer for both; with `SESAME_SIGNUP_CONCEALS_EXISTING`, also the right password of an account not verified yet, whose code is sent again).",
-        403 => "`EMAIL_NOT_VERIFIED` (the password was right; never with `SESAME_SIGNUP_CONCEALS_EXISTING`) or `ACCOUNT_DISABLED`.",
+        403 => "`MFA_REQUIRED`: the password was right and the account has two-factor authentication; the body also carries `mfaToken` and `methods`: finish with `POST /users/login/mfa`. Or `EMAIL_NOT_VERIFIED` (the password was right; never with `SESAME_SIGNUP_CONCEALS_EXISTING`) or `ACCOUNT_DISABLED`.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
         500 => "`INTERNAL_ERROR`.",
@@ -313,7 +314,9 @@ impl AuthApi {
     /// Log in
     ///
     /// Opens a session and returns an access token (JWT, 15 minutes) and a
-    /// single-use refresh token.
+    /// single-use refresh token. With two-factor authentication on, a right
+    /// password answers `403 MFA_REQUIRED` with an `mfaToken` instead: send
+    /// it with a code to `POST /users/login/mfa`.
     #[oai(path = "/users/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
@@ -324,11 +327,7 @@ impl AuthApi {
         user_agent: Header<Option<String>>,
         body: Json<LoginBody>,
     ) -> Result<Json<TokenResponse>, LoginErrors> {
-        let client = ClientInfo {
-            user_agent: user_agent.0.map(|ua| ua.chars().take(512).collect()),
-            ip: Some(client_ip.0.0.to_string()),
-            network: client_ip.network(state.config.ipv6_prefix_len),
-        };
+        let client = client_info(&state, &client_ip, user_agent.0);
         let pair = sessions::login(&state, &body.email, &body.password, client).await?;
         Ok(TokenResponse::new("Login successful.", pair))
     }
@@ -420,6 +419,19 @@ impl AuthApi {
     ) -> Result<Json<MessageResponse>, RevertEmailErrors> {
         email_revert::revert(&state, &body.token).await?;
         Ok(Json(MessageResponse::new(REVERTED)))
+    }
+}
+
+/// Where a login comes from, as its session keeps it.
+pub(super) fn client_info(
+    state: &State<'_>,
+    client_ip: &ClientIp,
+    user_agent: Option<String>,
+) -> ClientInfo {
+    ClientInfo {
+        user_agent: user_agent.map(|ua| ua.chars().take(512).collect()),
+        ip: Some(client_ip.0.to_string()),
+        network: client_ip.network(state.config.ipv6_prefix_len),
     }
 }
 

@@ -8,7 +8,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::bearer::BearerAuth;
 use super::me::UserUpdated;
 use super::shared::{ApiTags, MessageResponse, State};
-use super::text::{Code, Email, Password, Text};
+use super::text::{Code, Email, Password, SecondFactor, Text};
 use crate::error_responses;
 use crate::flows::{email_change, profile};
 use crate::http::rate_limits::ClientIp;
@@ -26,6 +26,10 @@ pub struct ChangePasswordBody {
     pub new_password: Text<Password>,
     /// Must equal `newPassword`.
     pub confirm_password: Text<Password>,
+    /// With two-factor authentication on: a 6-digit code from the
+    /// authenticator app, or an unused recovery code (else `400 MFA_CODE_REQUIRED`).
+    #[oai(nullable)]
+    pub code: Option<Text<SecondFactor>>,
 }
 
 /// The address to move the account to, confirmed with the password.
@@ -36,6 +40,10 @@ pub struct EmailChangeBody {
     pub password: Text<Password>,
     /// The new email address; a 6-digit code is sent there.
     pub new_email: Text<Email>,
+    /// With two-factor authentication on: a 6-digit code from the
+    /// authenticator app, or an unused recovery code (else `400 MFA_CODE_REQUIRED`).
+    #[oai(nullable)]
+    pub code: Option<Text<SecondFactor>>,
 }
 
 /// The code sent to the new address.
@@ -56,7 +64,7 @@ pub enum EmailChangeRequested {
 error_responses!(
     /// Errors of a password change.
     ChangePasswordErrors {
-        400 => "`VALIDATION_FAILED`: the new password breaks the policy, the two new passwords differ, or malformed JSON.",
+        400 => "`VALIDATION_FAILED`: the new password breaks the policy, the two new passwords differ, or malformed JSON. With two-factor authentication on: `MFA_CODE_REQUIRED` (no `code`) or `INVALID_CODE`.",
         401 => "`INVALID_CREDENTIALS` (wrong current password), or `UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
@@ -69,7 +77,7 @@ error_responses!(
 error_responses!(
     /// Errors of an email change request.
     RequestEmailChangeErrors {
-        400 => "`VALIDATION_FAILED`: `newEmail` is not an address or is already yours, or malformed JSON.",
+        400 => "`VALIDATION_FAILED`: `newEmail` is not an address or is already yours, or malformed JSON. With two-factor authentication on: `MFA_CODE_REQUIRED` (no `code`) or `INVALID_CODE`.",
         401 => "`INVALID_CREDENTIALS` (wrong password), or `UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         409 => "`EMAIL_IN_USE`: another account has this address (not answered when the server conceals existing accounts).",
         413 => "`PAYLOAD_TOO_LARGE`.",
@@ -96,7 +104,8 @@ error_responses!(
 impl AccountApi {
     /// Change my password
     ///
-    /// Needs the current password. Every other session of the account is
+    /// Needs the current password (and, with two-factor authentication on,
+    /// `code`). Every other session of the account is
     /// logged out; this one stays. Pending reset links and email change
     /// codes stop working. The account gets an email saying so.
     #[oai(
@@ -118,6 +127,7 @@ impl AccountApi {
             &body.current_password,
             &body.new_password,
             &body.confirm_password,
+            body.code.as_deref(),
         )
         .await?;
         Ok(Json(MessageResponse::new(
@@ -127,7 +137,8 @@ impl AccountApi {
 
     /// Ask to change my email address
     ///
-    /// Needs the password. Sends a 6-digit code (valid 15 minutes, 5 tries)
+    /// Needs the password (and, with two-factor authentication on, `code`).
+    /// Sends a 6-digit code (valid 15 minutes, 5 tries)
     /// to the new address and a notice to the current one; a newer request
     /// voids the older code. Wrong codes count in the account's daily budget
     /// (`SESAME_CODE_MAX_FAILURES_PER_DAY`); while it is spent, nothing is
@@ -146,7 +157,15 @@ impl AccountApi {
         body: Json<EmailChangeBody>,
     ) -> Result<EmailChangeRequested, RequestEmailChangeErrors> {
         let network = client_ip.network(state.config.ipv6_prefix_len);
-        email_change::request(&state, &auth.0, network, &body.password, &body.new_email).await?;
+        email_change::request(
+            &state,
+            &auth.0,
+            network,
+            &body.password,
+            &body.new_email,
+            body.code.as_deref(),
+        )
+        .await?;
         Ok(EmailChangeRequested::Accepted(Json(MessageResponse::new(
             "Check the new address for a confirmation code.",
         ))))

@@ -11,7 +11,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::bearer::BearerAuth;
 use super::shared::{ApiTags, MessageResponse, State};
-use super::text::{Name, Password, Text};
+use super::text::{Name, Password, SecondFactor, Text};
 use crate::domain::email::EmailAddress;
 use crate::domain::user::User;
 use crate::error_responses;
@@ -45,6 +45,20 @@ pub struct UserView {
     pub created_at: DateTime<Utc>,
     /// When the account last changed.
     pub updated_at: DateTime<Utc>,
+    // The second factors. (No doc comment: see `MeResponse::user`.)
+    pub mfa: MfaStatus,
+}
+
+/// The second factors of an account.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MfaStatus {
+    /// Whether logins need a code from an authenticator app (TOTP).
+    pub totp: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+    /// Registered passkeys.
+    pub passkeys: u32,
 }
 
 impl From<User> for UserView {
@@ -59,6 +73,11 @@ impl From<User> for UserView {
             referred_by: u.referred_by_code,
             created_at: u.created_at,
             updated_at: u.updated_at,
+            mfa: MfaStatus {
+                totp: u.mfa.totp,
+                recovery_codes_left: u.mfa.recovery_codes_left,
+                passkeys: 0,
+            },
         }
     }
 }
@@ -109,6 +128,10 @@ pub struct UpdateMeBody {
 pub struct PasswordBody {
     /// The account's current password.
     pub password: Text<Password>,
+    /// With two-factor authentication on: a 6-digit code from the
+    /// authenticator app, or an unused recovery code (else `400 MFA_CODE_REQUIRED`).
+    #[oai(nullable)]
+    pub code: Option<Text<SecondFactor>>,
 }
 
 /// An account that signed up with your referral code.
@@ -175,7 +198,7 @@ error_responses!(
 error_responses!(
     /// Errors of endpoints that confirm a change with the password.
     PasswordCheckErrors {
-        400 => "`VALIDATION_FAILED`: missing fields or malformed JSON.",
+        400 => "`VALIDATION_FAILED`: missing fields or malformed JSON. With two-factor authentication on: `MFA_CODE_REQUIRED` (no `code`) or `INVALID_CODE`.",
         401 => "`INVALID_CREDENTIALS` (wrong password), or `UNAUTHORIZED` (missing, invalid or revoked token) or `TOKEN_EXPIRED`.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
@@ -220,7 +243,8 @@ impl MeApi {
 
     /// Delete my account
     ///
-    /// Needs the password. Removes the account with its sessions, codes and
+    /// Needs the password (and, with two-factor authentication on, `code`).
+    /// Removes the account with its sessions, codes and
     /// queued emails; every token of it stops working at once, and the
     /// address can sign up again. Accounts you referred keep theirs.
     #[oai(path = "/users/me", method = "delete", operation_id = "deleteMe")]
@@ -232,7 +256,14 @@ impl MeApi {
         body: Json<PasswordBody>,
     ) -> Result<Json<MessageResponse>, PasswordCheckErrors> {
         let network = client_ip.network(state.config.ipv6_prefix_len);
-        profile::delete(&state, &auth.0, network, &body.password).await?;
+        profile::delete(
+            &state,
+            &auth.0,
+            network,
+            &body.password,
+            body.code.as_deref(),
+        )
+        .await?;
         Ok(Json(MessageResponse::new("Account deleted.")))
     }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bearer;
 pub mod credentials;
 pub mod me;
+pub mod mfa;
 pub mod refusal;
 pub mod sessions;
 pub mod shared;
@@ -23,6 +24,8 @@ pub type Apis = (
     auth::AuthApi,
     me::MeApi,
     credentials::AccountApi,
+    mfa::MfaApi,
+    mfa::MfaLoginApi,
     sessions::SessionsApi,
     admin::AdminApi,
 );
@@ -37,6 +40,8 @@ pub fn service(server_url: &str) -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             me::MeApi,
             credentials::AccountApi,
+            mfa::MfaApi,
+            mfa::MfaLoginApi,
             sessions::SessionsApi,
             admin::AdminApi,
         ),
@@ -46,7 +51,8 @@ pub fn service(server_url: &str) -> OpenApiService<Apis, ()> {
     .description(
         "User authentication in one binary: email/password accounts with emailed \
          verification codes, JWT access tokens with rotating refresh tokens, password \
-         reset, referrals, self-service account management and administration.\n\n\
+         reset, two-factor authentication (TOTP and recovery codes), referrals, self-service \
+         account management and administration.\n\n\
          Every error answers `{error: true, code, message}`; `code` is stable, and each \
          operation lists its error statuses. To call the endpoints that need a session: \
          log in, copy `accessToken`, press **Authorize** and paste it.",

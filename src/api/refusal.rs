@@ -58,6 +58,31 @@ impl From<Refusal> for ApiError {
             }
             Refusal::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
             Refusal::NotFound(what) => ApiError::new(ErrorCode::NotFound, what),
+            Refusal::MfaRequired { mfa_token, methods } => ApiError::mfa_required(
+                mfa_token,
+                methods.into_iter().map(str::to_owned).collect(),
+            ),
+            Refusal::InvalidMfaToken => ApiError::new(
+                ErrorCode::InvalidToken,
+                "The login step is invalid, expired, used, or had too many wrong codes; log in again",
+            )
+            .with_status(StatusCode::UNAUTHORIZED),
+            Refusal::MfaAlreadyEnabled => ApiError::new(
+                ErrorCode::MfaAlreadyEnabled,
+                "Two-factor authentication is already on; turn it off first to use another authenticator",
+            ),
+            Refusal::MfaNotPending => ApiError::new(
+                ErrorCode::MfaNotPending,
+                "No authenticator is waiting to be confirmed; start with POST /users/me/mfa/totp",
+            ),
+            Refusal::MfaNotEnabled => ApiError::new(
+                ErrorCode::MfaNotEnabled,
+                "Two-factor authentication is not on for this account",
+            ),
+            Refusal::MfaCodeRequired => ApiError::new(
+                ErrorCode::MfaCodeRequired,
+                "This account uses two-factor authentication: send `code` from your authenticator app (or a recovery code)",
+            ),
             Refusal::Internal(cause) => ApiError::internal(cause),
         }
     }

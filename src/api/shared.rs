@@ -14,6 +14,8 @@ pub enum ApiTags {
     Auth,
     /// The signed-in user: profile, password, email address, sessions, referrals, logout.
     Me,
+    /// Two-factor authentication of the signed-in user: an authenticator app (TOTP) and recovery codes.
+    Mfa,
     /// Managing every account; needs `role: admin`.
     Admin,
     /// Liveness, readiness and signing keys.

@@ -186,6 +186,22 @@ impl TextKind for Code {
     }
 }
 
+/// What a [`SecondFactor`] code looks like: six digits from an
+/// authenticator app, or a recovery code (16 characters of Crockford's
+/// base32, dashes optional, any case; `i`, `l` and `o` read as `1`, `1`, `0`).
+pub const SECOND_FACTOR_PATTERN: &str = "^([0-9]{6}|[0-9A-TV-Za-tv-z]{4}-?[0-9A-TV-Za-tv-z]{4}-?[0-9A-TV-Za-tv-z]{4}-?[0-9A-TV-Za-tv-z]{4})$";
+
+/// A second-factor code: TOTP or recovery.
+pub struct SecondFactor;
+
+impl TextKind for SecondFactor {
+    const NAME: &'static str = "second_factor";
+    const MAX_CHARS: usize = 64;
+    fn schema() -> MetaSchema {
+        pattern(SECOND_FACTOR_PATTERN)
+    }
+}
+
 /// A refresh or reset token: 256 random bits in base64url without padding
 /// (43 characters; the last one carries 4 bits, hence its short alphabet).
 pub struct Token;
@@ -238,6 +254,7 @@ pub fn json_kind(value: &Value) -> &'static str {
 mod tests {
     use super::*;
     use crate::domain::codes::{OpaqueToken, VerificationCode};
+    use crate::domain::mfa::{RecoveryCode, SecondFactorCode};
     use crate::domain::referral::ReferralCode as Referral;
 
     fn matches(kind: MetaSchema, value: &str) -> bool {
@@ -258,6 +275,8 @@ mod tests {
             );
             let code = VerificationCode::generate();
             assert!(matches(Code::schema(), code.expose()));
+            let recovery = RecoveryCode::generate().display();
+            assert!(matches(SecondFactor::schema(), &recovery), "{recovery}");
             let referral = Referral::generate();
             assert!(matches(ReferralCode::schema(), referral.as_str()));
             assert!(matches(
@@ -279,7 +298,9 @@ mod tests {
             token in matching(TOKEN_PATTERN),
             code in matching(CODE_PATTERN),
             referral in matching(REFERRAL_CODE_PATTERN),
+            second_factor in matching(SECOND_FACTOR_PATTERN),
         ) {
+            proptest::prop_assert!(SecondFactorCode::parse(&second_factor).is_some(), "{}", second_factor);
             proptest::prop_assert!(OpaqueToken::parse(&token).is_some(), "{}", token);
             proptest::prop_assert!(VerificationCode::parse(&code).is_some(), "{}", code);
             proptest::prop_assert!(Referral::parse(&referral).is_some(), "{}", referral);

@@ -1,4 +1,5 @@
-//! The operator's commands: `sesame admin create` and `sesame keys rotate`.
+//! The operator's commands: `sesame admin create`, `sesame admin reset-mfa`
+//! and `sesame keys rotate`.
 //! Plain functions over the database, so the command tree only parses and calls.
 
 use std::io::Read;
@@ -6,9 +7,10 @@ use std::io::Read;
 use anyhow::Context;
 
 use crate::config::{Argon2Params, Config, JwtSigning};
+use crate::domain::email::EmailAddress;
 use crate::domain::password::PasswordHasher;
 use crate::domain::tokens::Ed25519Key;
-use crate::flows::admin;
+use crate::flows::{admin, mfa};
 use crate::store::Store;
 
 /// Creates an active admin with this email and password, hashed with these
@@ -32,6 +34,30 @@ pub async fn create_admin(
         "admin {} created (user id {id})",
         email.trim().to_lowercase()
     );
+    Ok(())
+}
+
+/// Turns off the second factor of the account with this email (its owner
+/// lost the device and the recovery codes); the owner is emailed (by a
+/// running server's outbox). Says whether there was one to turn off.
+pub async fn reset_mfa(config: &Config, email: &str) -> anyhow::Result<()> {
+    let address =
+        EmailAddress::parse(email).map_err(|problem| anyhow::anyhow!("--email {problem}"))?;
+    let store = Store::open(&config.database_url).await?;
+    let result = async {
+        let user = store
+            .user_by_email(&address)
+            .await?
+            .with_context(|| format!("no account has the email {address}"))?;
+        mfa::reset(&store, &config.app_url, &user).await
+    }
+    .await;
+    store.close().await;
+    if result? {
+        println!("two-factor authentication turned off for {address}; the owner is emailed");
+    } else {
+        println!("{address} had no two-factor authentication on; nothing changed");
+    }
     Ok(())
 }
 

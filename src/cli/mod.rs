@@ -1,6 +1,6 @@
 //! The command line: the `sesame` command tree (this file) and each
 //! command ([`commands`]: serve, migrate, openapi, backup, check-config;
-//! [`admin`]: `admin create`, `keys rotate`).
+//! [`admin`]: `admin create`, `admin reset-mfa`, `keys rotate`).
 
 pub mod admin;
 pub mod commands;
@@ -67,6 +67,13 @@ enum AdminCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Turn off the second factor (TOTP and recovery codes) of an account
+    /// whose owner lost the device; the owner is emailed.
+    ResetMfa {
+        /// Email address of the account.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,6 +116,10 @@ async fn run(cli: Cli, command: &clap::Command, matches: &ArgMatches) -> anyhow:
             let config = cli.serve.into_config()?;
             let password = admin::read_password_from_stdin()?;
             admin::create_admin(&config.database_url, config.argon2, &email, &password).await
+        }
+        Command::Admin(AdminCommand::ResetMfa { email }) => {
+            let config = cli.serve.into_config()?;
+            admin::reset_mfa(&config, &email).await
         }
         Command::Keys(KeysCommand::Rotate) => {
             let config = cli.serve.into_config()?;

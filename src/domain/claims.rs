@@ -17,6 +17,10 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// How the session's user signed in (RFC 8176): `pwd`, plus `otp` and
+    /// `mfa` after a TOTP code, or `mfa` after a recovery code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// Why a token was refused.

@@ -8,6 +8,7 @@ pub mod claims;
 pub mod codes;
 pub mod email;
 pub mod hashing;
+pub mod mfa;
 pub mod name;
 pub mod password;
 pub mod referral;

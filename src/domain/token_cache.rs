@@ -137,6 +137,7 @@ mod tests {
             iat: NOW,
             nbf: NOW,
             exp: NOW + exp_in,
+            amr: Vec::new(),
             jti: "j1".into(),
         }
     }

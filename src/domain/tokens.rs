@@ -146,12 +146,25 @@ impl Keyring {
         }
     }
 
-    /// Signs an access token for a session.
+    /// Signs an access token for a session signed in with a password alone.
     pub fn issue(
         &self,
         user_id: &str,
         session_id: &str,
         role: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        self.issue_with_amr(user_id, session_id, role, &["pwd".to_owned()], ttl)
+    }
+
+    /// Signs an access token for a session whose user signed in with the
+    /// methods `amr` names (RFC 8176).
+    pub fn issue_with_amr(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        role: &str,
+        amr: &[String],
         ttl: Duration,
     ) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
@@ -165,6 +178,7 @@ impl Keyring {
             nbf: now,
             exp: now + ttl.as_secs() as i64,
             jti: uuid::Uuid::now_v7().to_string(),
+            amr: amr.to_vec(),
         };
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.signing_kid.clone());

@@ -46,6 +46,17 @@ pub struct User {
     pub referred_by_code: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The account's second factors.
+    pub mfa: MfaSummary,
+}
+
+/// Which second factors an account has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MfaSummary {
+    /// Whether a TOTP authenticator is confirmed (logins need a code).
+    pub totp: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
 }
 
 impl std::fmt::Debug for User {
@@ -62,6 +73,7 @@ impl std::fmt::Debug for User {
             .field("referred_by_code", &self.referred_by_code)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("mfa", &self.mfa)
             .finish()
     }
 }
@@ -93,6 +105,7 @@ mod tests {
             referred_by_code: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            mfa: MfaSummary::default(),
         };
         let shown = format!("{user:?}");
         assert!(!shown.contains("argon2id"), "{shown}");

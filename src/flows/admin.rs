@@ -5,6 +5,7 @@
 //! from the token's `role` claim: a demoted admin loses admin access on the
 //! very next request, not when their access token expires.
 
+use super::mfa;
 use super::refusal::{FlowResult, Refusal};
 use super::sessions::Principal;
 use crate::domain::email::EmailAddress;
@@ -24,6 +25,9 @@ pub struct UserPatch {
     pub role: Option<Role>,
     /// Only `false` (end a lockout) can be set; locking is done by failed logins.
     pub locked: Option<bool>,
+    /// Only `false` (turn the second factor off, for a lost device) can be
+    /// set; only the owner turns it on.
+    pub mfa: Option<bool>,
 }
 
 /// `403 FORBIDDEN` unless the caller is an admin now.
@@ -68,7 +72,8 @@ pub async fn get_user(
     state.store.admin_user(user_id).await?.ok_or_else(not_found)
 }
 
-/// Changes an account. Disabling ends every session of it at once.
+/// Changes an account. Disabling ends every session of it at once;
+/// `mfa: false` turns its second factor off and tells the owner.
 /// Admins cannot disable or demote themselves here: the last admin could
 /// lock everyone out.
 pub async fn update_user(
@@ -84,6 +89,13 @@ pub async fn update_user(
             "can only be set to false (to end a lockout); use `disabled` to block an account",
         ));
     }
+    if patch.mfa == Some(true) {
+        return Err(Refusal::invalid_field(
+            "mfa",
+            "can only be set to false (to turn the second factor off); only the account's \
+             owner can turn it on",
+        ));
+    }
     if user_id == actor.user_id()
         && (patch.disabled == Some(true) || patch.role == Some(Role::User))
     {
@@ -95,6 +107,7 @@ pub async fn update_user(
         && patch.disabled.is_none()
         && patch.role.is_none()
         && patch.locked.is_none()
+        && patch.mfa.is_none()
     {
         // Nothing to change: not even `updatedAt` moves.
         return state.store.admin_user(user_id).await?.ok_or_else(not_found);
@@ -107,6 +120,17 @@ pub async fn update_user(
     };
     if !state.store.admin_update_user(user_id, &changes).await? {
         return Err(not_found());
+    }
+    if patch.mfa == Some(false) {
+        let user = state
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if mfa::reset(&state.store, &state.config.app_url, &user).await? {
+            tracing::info!(user_id, "an administrator turned a second factor off");
+            state.wake_mailer();
+        }
     }
     state.store.admin_user(user_id).await?.ok_or_else(not_found)
 }

@@ -9,6 +9,7 @@ use ipnet::IpNet;
 
 use super::profile::{confirm_password, current_user};
 use super::refusal::{FlowResult, Refusal};
+use super::second_factor::{check_step_up, require_code};
 use super::sessions::Principal;
 use super::signup::code_budget;
 use crate::domain::MAX_CODE_ATTEMPTS;
@@ -21,7 +22,8 @@ use crate::store::account::{EmailChangeAttempt, NewEmailChange};
 use crate::store::code_budget::CodeKind;
 use crate::store::email_reverts::NewEmailRevert;
 
-/// Checks the password and sends a confirmation code to `new_email`, at
+/// Checks the password (and, with a second factor on, `code`) and sends a
+/// confirmation code to `new_email`, at
 /// most one per `SESAME_EMAIL_MIN_INTERVAL_SECS` to one address (so an
 /// account cannot be used to flood someone's mailbox).
 ///
@@ -35,6 +37,7 @@ pub async fn request(
     network: IpNet,
     password: &str,
     new_email: &str,
+    code: Option<&str>,
 ) -> FlowResult<()> {
     let new_email =
         EmailAddress::parse(new_email).map_err(|p| Refusal::invalid_field("newEmail", p))?;
@@ -45,7 +48,9 @@ pub async fn request(
             "is already the address of your account",
         ));
     }
+    let code = require_code(user, code)?;
     confirm_password(state, user, network, password).await?;
+    check_step_up(state, user, network, code).await?;
     let key = budget_key(&user.email);
     if state
         .store

@@ -1,5 +1,7 @@
 //! Every check of a password (login, deleting the account, changing its
-//! password or address) goes through [`check_password`], in this order:
+//! password or address, the second-factor endpoints) goes through
+//! [`check_password`], and every check of a second-factor code through
+//! [`check_code`], in this order:
 //!
 //! 1. the lock, and the attempt counted as a failure, in one transaction:
 //!    a locked subject is answered `429 ACCOUNT_LOCKED` without hashing, so
@@ -20,7 +22,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::password::Verdict;
 use crate::mail::templates;
 use crate::state::AppState;
-use crate::store::lockout::{CheckAdmission, LoginLimits, LoginSubject, Settled};
+use crate::store::lockout::{CheckAdmission, Counted, LoginLimits, LoginSubject, Settled};
 
 /// A password to check, and whose it is.
 pub struct PasswordCheck<'a> {
@@ -37,6 +39,11 @@ pub struct PasswordCheck<'a> {
     /// Whether a right password counts as a success (clearing the count).
     /// `false` where a right password must answer like a wrong one.
     pub right_counts: bool,
+    /// Whether a right password also forgets the network's earlier
+    /// failures. `false` for an account with a second factor: its password
+    /// is only half the proof, and a right one must not wipe the count of
+    /// wrong codes before it (else each new login would bring new guesses).
+    pub right_clears: bool,
 }
 
 /// Checks `password` under the lockout (see the module's steps) and returns
@@ -47,19 +54,7 @@ pub async fn check_password(
     password: &str,
 ) -> FlowResult<Verdict> {
     let network = check.network.to_string();
-    let limits = LoginLimits {
-        per_network: state.config.login_max_failures,
-        all_networks: state.config.login_max_failures_all,
-        lockout: state.config.login_lockout,
-    };
-    let counted = match state
-        .store
-        .begin_password_check(check.subject, &network, limits)
-        .await?
-    {
-        CheckAdmission::Locked(until) => return Err(locked(until)),
-        CheckAdmission::Counted(counted) => counted,
-    };
+    let counted = admit(state, check.subject, &network).await?;
     let place = match state.hasher.reserve() {
         Ok(place) => place,
         Err(busy) => {
@@ -74,25 +69,102 @@ pub async fn check_password(
         .hasher
         .verify_in(place, password, check.stored)
         .await?;
-    let right = check.right_counts && verdict != Verdict::Wrong;
+    let settled = match check.right_counts && verdict != Verdict::Wrong {
+        true if check.right_clears => Settled::Right,
+        // Only this attempt is taken back; earlier failures stay.
+        true => Settled::NotChecked,
+        false => Settled::Wrong,
+    };
+    settle(
+        state,
+        check.subject,
+        &network,
+        counted,
+        settled,
+        check.owner,
+    )
+    .await?;
+    Ok(verdict)
+}
+
+/// Checks a second-factor code under the same lockout as passwords: a
+/// locked subject is refused before `check` runs, the attempt is counted
+/// before it, a right code takes its count back and a wrong one keeps it.
+/// So guesses at codes lock the account for the guesser's network as wrong
+/// passwords do, and count towards the lock everywhere. `check` answers
+/// whether the code was right.
+pub async fn check_code(
+    state: &AppState,
+    subject: LoginSubject<'_>,
+    network: IpNet,
+    owner: Option<&EmailAddress>,
+    check: impl std::future::Future<Output = FlowResult<bool>>,
+) -> FlowResult<bool> {
+    let network = network.to_string();
+    let counted = admit(state, subject, &network).await?;
+    let right = match check.await {
+        Ok(right) => right,
+        Err(refusal) => {
+            state
+                .store
+                .settle_password_check(subject, &network, counted, Settled::NotChecked, None)
+                .await?;
+            return Err(refusal);
+        }
+    };
     let settled = if right {
         Settled::Right
     } else {
         Settled::Wrong
     };
-    let notice = check
-        .owner
+    settle(state, subject, &network, counted, settled, owner).await?;
+    Ok(right)
+}
+
+fn limits(state: &AppState) -> LoginLimits {
+    LoginLimits {
+        per_network: state.config.login_max_failures,
+        all_networks: state.config.login_max_failures_all,
+        lockout: state.config.login_lockout,
+    }
+}
+
+/// Step 1: the lock, and the attempt counted as a failure.
+async fn admit(state: &AppState, subject: LoginSubject<'_>, network: &str) -> FlowResult<Counted> {
+    match state
+        .store
+        .begin_password_check(subject, network, limits(state))
+        .await?
+    {
+        CheckAdmission::Locked(until) => Err(locked(until)),
+        CheckAdmission::Counted(counted) => Ok(counted),
+    }
+}
+
+/// Step 4: a right answer takes its count back, a wrong one keeps it (and
+/// the failure that locks the account everywhere emails the owner).
+async fn settle(
+    state: &AppState,
+    subject: LoginSubject<'_>,
+    network: &str,
+    counted: Counted,
+    settled: Settled,
+    owner: Option<&EmailAddress>,
+) -> FlowResult<()> {
+    let right = settled != Settled::Wrong;
+    let lockout = state.config.login_lockout;
+    let notice = owner
         .filter(|_| !right && counted.locks_everywhere)
-        .map(|email| templates::account_locked(&state.config.app_url, email, limits.lockout));
+        .map(|email| templates::account_locked(&state.config.app_url, email, lockout));
     state
         .store
-        .settle_password_check(check.subject, &network, counted, settled, notice.as_ref())
+        .settle_password_check(subject, network, counted, settled, notice.as_ref())
         .await?;
     if notice.is_some() {
         tracing::warn!("account locked everywhere after repeated failed password checks");
         state.wake_mailer();
     }
-    Ok(verdict)
+    Ok(())
 }
 
 /// The refusal of a locked account, with the wait in whole seconds.

@@ -5,6 +5,7 @@ use ipnet::IpNet;
 
 use super::password_check::{PasswordCheck, check_password};
 use super::refusal::{FlowResult, Refusal};
+use super::second_factor::{check_step_up, require_code};
 use super::sessions::Principal;
 use crate::domain::name::{MAX_NAME_LEN, sanitize_name};
 use crate::domain::password::{NewPassword, Verdict};
@@ -54,9 +55,9 @@ pub async fn update(
     current_user(state, principal).await
 }
 
-/// Changes the caller's password after checking the current one. Every
-/// other session of the account ends; this one stays. The account is told
-/// by email.
+/// Changes the caller's password after checking the current one (and,
+/// with a second factor on, `code`). Every other session of the account
+/// ends; this one stays. The account is told by email.
 pub async fn change_password(
     state: &AppState,
     principal: &Principal,
@@ -64,6 +65,7 @@ pub async fn change_password(
     current: &str,
     new_password: &str,
     confirm: &str,
+    code: Option<&str>,
 ) -> FlowResult<()> {
     let user = &principal.user;
     if new_password != confirm {
@@ -74,7 +76,9 @@ pub async fn change_password(
     }
     let password = NewPassword::parse(new_password, &user.email)
         .map_err(|problem| Refusal::invalid_field("newPassword", problem))?;
+    let code = require_code(user, code)?;
     confirm_password(state, user, network, current).await?;
+    check_step_up(state, user, network, code).await?;
     let hash = state.hasher.hash(&password).await?;
     let notice = notices::password_changed(&state.config.app_url, &user.email);
     state
@@ -85,16 +89,20 @@ pub async fn change_password(
     Ok(())
 }
 
-/// Deletes the caller's account after checking the password: sessions,
-/// codes and queued emails go with it; accounts it referred stay.
+/// Deletes the caller's account after checking the password (and, with a
+/// second factor on, `code`): sessions, codes and queued emails go with
+/// it; accounts it referred stay.
 pub async fn delete(
     state: &AppState,
     principal: &Principal,
     network: IpNet,
     password: &str,
+    code: Option<&str>,
 ) -> FlowResult<()> {
     let user = &principal.user;
+    let code = require_code(user, code)?;
     confirm_password(state, user, network, password).await?;
+    check_step_up(state, user, network, code).await?;
     state.store.delete_user(&user.id).await?;
     Ok(())
 }
@@ -127,6 +135,7 @@ pub(super) async fn confirm_password(
         stored: Some(&user.password_hash),
         owner: Some(&user.email),
         right_counts: true,
+        right_clears: !user.mfa.totp,
     };
     match check_password(state, check, password).await? {
         Verdict::Correct | Verdict::CorrectNeedsRehash => Ok(()),

@@ -44,6 +44,22 @@ pub enum Refusal {
     Forbidden(&'static str),
     /// There is no such thing; the sentence says which.
     NotFound(&'static str),
+    /// The password was right, and the account has a second factor: the
+    /// login goes on with this token (shown once) and one of `methods`.
+    MfaRequired {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+    },
+    /// The token of a login's second step is unknown, expired, used or void.
+    InvalidMfaToken,
+    /// The account's second factor is already on.
+    MfaAlreadyEnabled,
+    /// No second factor waits for its confirming code.
+    MfaNotPending,
+    /// The account has no second factor.
+    MfaNotEnabled,
+    /// The account has a second factor, and this change needs its code.
+    MfaCodeRequired,
     /// A failure the caller cannot fix (database, hashing, keys); the cause
     /// is for the log only.
     Internal(anyhow::Error),

@@ -12,6 +12,7 @@ use super::signup;
 use crate::domain::claims::TokenError;
 use crate::domain::codes::OpaqueToken;
 use crate::domain::email::EmailAddress;
+use crate::domain::mfa::{MFA_TOKEN_TTL, SignInMethod, amr_claim};
 use crate::domain::password::{NewPassword, Verdict};
 use crate::domain::session::Session;
 use crate::domain::user::{Role, User};
@@ -62,7 +63,8 @@ pub struct SessionSummary {
     pub current: bool,
 }
 
-/// Checks a password and opens a session.
+/// Checks a password and opens a session; with a second factor on, answers
+/// [`Refusal::MfaRequired`] with the token of the login's second step.
 ///
 /// With `SESAME_SIGNUP_CONCEALS_EXISTING`, the right password of an account
 /// not yet verified answers like a wrong one (and counts like one): a
@@ -95,6 +97,7 @@ pub async fn login(
         // A disabled account is counted but not told: it cannot log in anyway.
         owner: user.as_ref().filter(|u| !u.disabled).map(|u| &u.email),
         right_counts: !concealed,
+        right_clears: !user.as_ref().is_some_and(|u| u.mfa.totp),
     };
     let verdict = check_password(state, check, password).await?;
     let user = match (user, verdict) {
@@ -114,21 +117,63 @@ pub async fn login(
     if verdict == Verdict::CorrectNeedsRehash {
         upgrade_hash(state, &user.id, password).await;
     }
+    if user.mfa.totp {
+        return Err(second_step(state, &user).await?);
+    }
+    open_session(state, &user, &client, SignInMethod::Password).await
+}
+
+/// The answer to a right password on an account with a second factor: a
+/// token for the login's second step (`POST /users/login/mfa`), no session.
+async fn second_step(state: &AppState, user: &User) -> FlowResult<Refusal> {
+    let token = OpaqueToken::generate();
+    state
+        .store
+        .create_mfa_challenge(&token.hash(), &user.id, Utc::now() + MFA_TOKEN_TTL)
+        .await?;
+    let mut methods = vec!["totp"];
+    if user.mfa.recovery_codes_left > 0 {
+        methods.push("recovery");
+    }
+    Ok(Refusal::MfaRequired {
+        mfa_token: token.expose().to_owned(),
+        methods,
+    })
+}
+
+/// Opens a session for a user who proved who they are with `method`.
+pub(super) async fn open_session(
+    state: &AppState,
+    user: &User,
+    client: &ClientInfo,
+    method: SignInMethod,
+) -> FlowResult<TokenPair> {
     let session_id = uuid::Uuid::now_v7().to_string();
     let refresh_token = OpaqueToken::generate();
     let refresh_hash = refresh_token.hash();
     state
         .store
-        .create_session(&NewSession {
-            id: &session_id,
-            user_id: &user.id,
-            user_agent: client.user_agent.as_deref(),
-            ip: client.ip.as_deref(),
-            expires_at: Utc::now() + state.config.refresh_token_ttl,
-            refresh_hash: &refresh_hash,
-        })
+        .create_session_with_amr(
+            &NewSession {
+                id: &session_id,
+                user_id: &user.id,
+                user_agent: client.user_agent.as_deref(),
+                ip: client.ip.as_deref(),
+                expires_at: Utc::now() + state.config.refresh_token_ttl,
+                refresh_hash: &refresh_hash,
+            },
+            method.amr(),
+        )
         .await?;
-    issue_pair(state, &user.id, &session_id, user.role, refresh_token).await
+    issue_pair(
+        state,
+        &user.id,
+        &session_id,
+        user.role,
+        method.amr(),
+        refresh_token,
+    )
+    .await
 }
 
 /// Sends the verification code again (throttled like a resend), after the
@@ -160,7 +205,8 @@ pub async fn refresh(state: &AppState, presented: &str) -> FlowResult<TokenPair>
             session_id,
             user_id,
             role,
-        } => issue_pair(state, &user_id, &session_id, role, successor).await,
+            amr,
+        } => issue_pair(state, &user_id, &session_id, role, &amr, successor).await,
         RefreshOutcome::ReuseDetected => {
             tracing::warn!("spent refresh token presented again; session revoked");
             Err(Refusal::InvalidRefreshToken)
@@ -240,11 +286,13 @@ async fn issue_pair(
     user_id: &str,
     session_id: &str,
     role: Role,
+    amr: &str,
     refresh_token: OpaqueToken,
 ) -> FlowResult<TokenPair> {
     let ttl = state.config.access_token_ttl;
     let keys = state.keys.for_signing(&state.store).await?;
-    let access_token = keys.issue(user_id, session_id, role.as_str(), ttl)?;
+    let access_token =
+        keys.issue_with_amr(user_id, session_id, role.as_str(), &amr_claim(amr), ttl)?;
     Ok(TokenPair {
         access_token,
         refresh_token,

@@ -40,6 +40,17 @@ pub enum ErrorCode {
     /// More password checks wait than the server can run in about a
     /// second: retry after `Retry-After`.
     Busy,
+    /// The password was right; the account needs its second factor:
+    /// finish with `POST /users/login/mfa` and the `mfaToken` of the answer.
+    MfaRequired,
+    /// The account's second factor is on already.
+    MfaAlreadyEnabled,
+    /// No second factor is waiting to be confirmed.
+    MfaNotPending,
+    /// The account has no second factor to change.
+    MfaNotEnabled,
+    /// The account has a second factor: this change needs a `code` too.
+    MfaCodeRequired,
     InternalError,
 }
 
@@ -48,12 +59,13 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            ValidationFailed | InvalidReferralCode | InvalidCode | InvalidToken => {
-                StatusCode::BAD_REQUEST
+            ValidationFailed | InvalidReferralCode | InvalidCode | InvalidToken
+            | MfaCodeRequired => StatusCode::BAD_REQUEST,
+            EmailInUse | AlreadyActive | MfaAlreadyEnabled | MfaNotPending | MfaNotEnabled => {
+                StatusCode::CONFLICT
             }
-            EmailInUse | AlreadyActive => StatusCode::CONFLICT,
             InvalidCredentials | Unauthorized | TokenExpired => StatusCode::UNAUTHORIZED,
-            EmailNotVerified | AccountDisabled | Forbidden => StatusCode::FORBIDDEN,
+            EmailNotVerified | AccountDisabled | Forbidden | MfaRequired => StatusCode::FORBIDDEN,
             AccountLocked | RateLimited => StatusCode::TOO_MANY_REQUESTS,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -84,6 +96,14 @@ pub struct ErrorBody {
     /// Per-field validation messages, when the request body was invalid.
     #[oai(skip_serializing_if_is_none)]
     pub fields: Option<BTreeMap<String, String>>,
+    /// Only with `MFA_REQUIRED`: the token that finishes this login at
+    /// `POST /users/login/mfa` (single use, valid 5 minutes).
+    #[oai(skip_serializing_if_is_none, rename = "mfaToken")]
+    pub mfa_token: Option<String>,
+    /// Only with `MFA_REQUIRED`: the second factors the account can use
+    /// (`totp`, `recovery`).
+    #[oai(skip_serializing_if_is_none)]
+    pub methods: Option<Vec<String>>,
 }
 
 /// A failure to answer: a client error with its code, or an internal one
@@ -95,6 +115,8 @@ pub struct ApiError {
     fields: Option<BTreeMap<String, String>>,
     retry_after_secs: Option<u64>,
     allow: Option<String>,
+    /// The `mfaToken` and `methods` of an `MFA_REQUIRED` answer.
+    second_step: Option<(String, Vec<String>)>,
     internal: Option<anyhow::Error>,
 }
 
@@ -111,8 +133,21 @@ impl ApiError {
             fields: None,
             retry_after_secs: None,
             allow: None,
+            second_step: None,
             internal: None,
         }
+    }
+
+    /// `403 MFA_REQUIRED`, carrying the token of the login's second step
+    /// and the methods the account can finish it with.
+    pub fn mfa_required(mfa_token: String, methods: Vec<String>) -> Self {
+        let mut err = Self::new(
+            ErrorCode::MfaRequired,
+            "The password was right; finish logging in with a code from your authenticator \
+             app (or a recovery code) at POST /users/login/mfa",
+        );
+        err.second_step = Some((mfa_token, methods));
+        err
     }
 
     /// `400 VALIDATION_FAILED` naming one field.
@@ -304,6 +339,11 @@ impl poem::error::ResponseError for ApiError {
             code: self.code,
             message: self.message.clone(),
             fields: self.fields.clone(),
+            mfa_token: self.second_step.as_ref().map(|(token, _)| token.clone()),
+            methods: self
+                .second_step
+                .as_ref()
+                .map(|(_, methods)| methods.clone()),
         };
         let mut resp = poem_openapi::payload::Json(body)
             .with_status(self.status)

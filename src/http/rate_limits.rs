@@ -27,6 +27,7 @@ type Limiter = RateLimiter<IpAddr, BoundedStateStore<IpAddr>, DefaultClock>;
 const LIMITED_PATHS: &[&str] = &[
     "/users/signup",
     "/users/login",
+    "/users/login/mfa",
     "/users/activate",
     "/users/activate/resend",
     "/users/forgot",

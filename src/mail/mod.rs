@@ -1,6 +1,7 @@
 //! Outgoing email: what a message is, how it is rendered, and the outbox
 //! worker that delivers it (SMTP or the log).
 
+pub mod mfa_notices;
 pub mod notices;
 pub mod templates;
 pub mod transport;

@@ -19,6 +19,8 @@ pub enum CodeKind {
     /// Codes that confirm a move to a new address (counted against the
     /// account's current address).
     EmailChange,
+    /// Second-factor codes (TOTP and recovery codes) of an account.
+    SecondFactor,
 }
 
 impl CodeKind {
@@ -26,6 +28,7 @@ impl CodeKind {
         match self {
             CodeKind::Activation => "activation",
             CodeKind::EmailChange => "email_change",
+            CodeKind::SecondFactor => "second_factor",
         }
     }
 }

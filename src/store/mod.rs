@@ -28,6 +28,7 @@ pub mod files;
 pub mod inline;
 pub mod keys;
 pub mod lockout;
+pub mod mfa;
 pub mod outbox;
 pub mod retention;
 pub mod sessions;

@@ -31,6 +31,8 @@ pub enum RefreshOutcome {
         session_id: String,
         user_id: String,
         role: Role,
+        /// The session's `amr` values, space-separated.
+        amr: String,
     },
     /// The token was spent before the grace window: the session is now revoked.
     ReuseDetected,
@@ -72,17 +74,30 @@ struct PresentedToken {
     revoked_at: Option<String>,
     role: String,
     disabled: bool,
+    amr: String,
 }
 
 impl Store {
-    /// Creates a session with its first refresh token; records the login.
+    /// Creates a session signed in with a password alone, with its first
+    /// refresh token; records the login.
     pub async fn create_session(&self, s: &NewSession<'_>) -> anyhow::Result<()> {
+        self.create_session_with_amr(s, "pwd").await
+    }
+
+    /// Creates a session whose user signed in with the methods `amr` names
+    /// (RFC 8176 values, space-separated), with its first refresh token;
+    /// records the login.
+    pub async fn create_session_with_amr(
+        &self,
+        s: &NewSession<'_>,
+        amr: &str,
+    ) -> anyhow::Result<()> {
         self.writing(async {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, expires_at, amr) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id)
         .bind(s.user_id)
@@ -91,6 +106,7 @@ impl Store {
         .bind(&now)
         .bind(&now)
         .bind(ts(s.expires_at))
+        .bind(amr)
         .execute(&mut *tx)
         .await?;
         insert_refresh_token(&mut tx, s.refresh_hash, s.id, &now).await?;
@@ -229,7 +245,7 @@ impl Store {
         let mut tx = self.begin_immediate().await?;
         let now = Utc::now();
         let row: Option<PresentedToken> = sqlx::query_as(
-            "SELECT rt.session_id, rt.spent_at, s.user_id, s.expires_at, s.revoked_at, u.role, u.disabled \
+            "SELECT rt.session_id, rt.spent_at, s.user_id, s.expires_at, s.revoked_at, u.role, u.disabled, s.amr \
              FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id \
              WHERE rt.token_hash = ?",
         )
@@ -244,6 +260,7 @@ impl Store {
             revoked_at,
             role,
             disabled,
+            amr,
         }) = row
         else {
             return Ok(RefreshOutcome::Invalid);
@@ -282,6 +299,7 @@ impl Store {
             session_id,
             user_id,
             role,
+            amr,
         })
         }).await
     }

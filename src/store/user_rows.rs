@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::parse_ts;
 use crate::domain::email::EmailAddress;
-use crate::domain::user::{Role, User};
+use crate::domain::user::{MfaSummary, Role, User};
 
 /// A user as selected with [`USER_FIELDS`] from [`USER_TABLES`].
 #[derive(sqlx::FromRow)]
@@ -21,12 +21,18 @@ pub(super) struct UserRow {
     referred_by_code: Option<String>,
     created_at: String,
     updated_at: String,
+    totp_enabled: bool,
+    recovery_codes_left: i64,
 }
 
-/// The columns of a [`UserRow`]: `u` is the user, `r` their referrer.
+/// The columns of a [`UserRow`]: `u` is the user, `r` their referrer. The
+/// second factor's state is two lookups by the user's key (no commas inside:
+/// [`UserRow::COLUMNS`] counts them).
 pub(super) const USER_FIELDS: &str = "u.id, u.email, u.password_hash, u.name, u.active, \
      u.disabled, u.role, u.referral_code, r.referral_code AS referred_by_code, u.created_at, \
-     u.updated_at";
+     u.updated_at, EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id \
+     AND t.confirmed_at IS NOT NULL) AS totp_enabled, (SELECT COUNT(*) FROM recovery_codes c \
+     WHERE c.user_id = u.id AND c.used_at IS NULL) AS recovery_codes_left";
 
 /// The tables [`USER_FIELDS`] come from.
 pub(super) const USER_TABLES: &str = "users u LEFT JOIN users r ON r.id = u.referred_by";
@@ -48,6 +54,8 @@ impl UserRow {
             referred_by_code: row.get(8)?,
             created_at: row.get(9)?,
             updated_at: row.get(10)?,
+            totp_enabled: row.get(11)?,
+            recovery_codes_left: row.get(12)?,
         })
     }
 
@@ -81,6 +89,10 @@ impl UserRow {
             referred_by_code: self.referred_by_code,
             created_at: parse_ts(&self.created_at)?,
             updated_at: parse_ts(&self.updated_at)?,
+            mfa: MfaSummary {
+                totp: self.totp_enabled,
+                recovery_codes_left: u32::try_from(self.recovery_codes_left).unwrap_or(0),
+            },
         })
     }
 }

@@ -23,6 +23,7 @@ mod hostile;
 mod housekeeping;
 mod limits;
 mod lockout;
+mod mfa;
 mod my_sessions;
 mod nullability;
 mod observability;
