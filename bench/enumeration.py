@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Does login timing reveal whether an email has an account?
+"""Does the time of an answer reveal whether an email has an account?
 
-Starts the release binary on a free port with a temporary database and the
-default argon2 parameters, creates one active account, then sends N logins
-with an unknown email and N with the right email and a wrong password,
-interleaved, over one keep-alive connection each. Prints the medians and
-their difference. Rate limits and lockout are turned off for the run (the
-lockout's own write is part of what is measured).
+Starts the release binary on a free port with a temporary database (in the
+system's temp dir, on disk: every commit is a real fsync) and the default
+argon2 parameters, creates one active and one unverified account, then for
+each endpoint that takes an address from a stranger (login with a wrong
+password, forgot, resend, activate with a wrong code) sends N requests for
+unknown addresses and N for the known one, interleaved, over one
+keep-alive connection. Prints the medians and their difference. Rate
+limits, the lockout, the code budget and the email throttle are turned off
+for the run, so every request for the known address does its full work
+(their own writes are part of what is measured).
 
     cargo build --release && python3 bench/enumeration.py [N]
+
+(`SESAME_BIN=path` measures another build.)
 """
 import http.client
 import json
@@ -23,7 +29,7 @@ import time
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "sesame")
+BINARY = os.environ.get("SESAME_BIN", os.path.join(ROOT, "target", "release", "sesame"))
 PASSWORD = "correct horse battery staple"
 
 
@@ -42,6 +48,22 @@ def call(conn, method, path, body):
     return resp.status, payload, time.perf_counter() - start
 
 
+def signup(conn, email):
+    status, _, _ = call(conn, "POST", "/users/signup",
+                        {"email": email, "password": PASSWORD, "confirmPassword": PASSWORD})
+    return status
+
+
+def latest_code(log_path, count):
+    """The newest verification code in the log once `count` were written."""
+    for _ in range(400):
+        codes = re.findall(r"verification code is: (\d{6})", open(log_path).read())
+        if len(codes) >= count:
+            return codes[-1]
+        time.sleep(0.05)
+    sys.exit("no verification code in the log")
+
+
 def main():
     port = free_port()
     tmp = tempfile.mkdtemp()
@@ -53,6 +75,9 @@ def main():
         SESAME_PUBLIC_URL=f"http://127.0.0.1:{port}",
         SESAME_IP_RATE_LIMIT="0",
         SESAME_LOGIN_MAX_FAILURES="1000000000",
+        SESAME_LOGIN_MAX_FAILURES_ALL="1000000000",
+        SESAME_CODE_MAX_FAILURES_PER_DAY="1000000000",
+        SESAME_EMAIL_MIN_INTERVAL_SECS="0",
         SESAME_LOG_FORMAT="pretty",
         NO_COLOR="1",
         RUST_LOG="info",
@@ -73,37 +98,36 @@ def main():
                 sys.exit("server did not become ready")
             time.sleep(0.05)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        email = "known@example.com"
-        status, _, _ = call(conn, "POST", "/users/signup",
-                            {"email": email, "password": PASSWORD, "confirmPassword": PASSWORD})
-        assert status == 201, status
-        code = None
-        for _ in range(200):
-            m = re.findall(r"verification code is: (\d{6})", open(log_path).read())
-            if m:
-                code = m[-1]
-                break
-            time.sleep(0.05)
-        status, _, _ = call(conn, "PATCH", "/users/activate", {"email": email, "code": code})
+        known = "known@example.com"
+        assert signup(conn, known) == 201
+        code = latest_code(log_path, 1)
+        status, _, _ = call(conn, "PATCH", "/users/activate", {"email": known, "code": code})
         assert status == 200, status
+        pending = "pending@example.com"
+        assert signup(conn, pending) == 201
 
-        unknown, wrong = [], []
-        bodies = set()
-        for i in range(N):
-            for target, sample in (("nobody@example.com", unknown), (email, wrong)):
-                status, payload, seconds = call(conn, "POST", "/users/login",
-                                                {"email": target, "password": "not the password"})
-                assert status == 401, (status, payload)
-                bodies.add(payload)
-                sample.append(seconds * 1000)
-        mu, mw = statistics.median(unknown), statistics.median(wrong)
-        spread = statistics.quantiles(unknown + wrong, n=4)
-        print(f"logins: {N} unknown-email, {N} wrong-password (interleaved)")
-        print(f"median unknown email : {mu:8.3f} ms")
-        print(f"median wrong password: {mw:8.3f} ms")
-        print(f"difference           : {mw - mu:+8.3f} ms ({(mw - mu) / mu * 100:+.1f}%)")
-        print(f"interquartile range  : {spread[2] - spread[0]:8.3f} ms")
-        print(f"distinct bodies      : {len(bodies)}")
+        wrong_password = {"password": "not the password"}
+        scenarios = [
+            # (name, method, path, body for an address, expected status, known address)
+            ("login", "POST", "/users/login", wrong_password, 401, known),
+            ("forgot", "PATCH", "/users/forgot", {}, 200, known),
+            ("resend", "POST", "/users/activate/resend", {}, 202, pending),
+            ("activate", "PATCH", "/users/activate", {"code": "000000"}, 400, pending),
+        ]
+        print(f"{N} requests per address and scenario, unknown and known interleaved;")
+        print("times in ms (median, and the interquartile range of both together)")
+        print(f"{'scenario':10} {'unknown':>9} {'known':>9} {'difference':>11} {'IQR':>8} bodies")
+        for name, method, path, extra, expected, address in scenarios:
+            unknown, known_times, bodies = [], [], set()
+            for i in range(N):
+                for target, sample in ((f"nobody{i}@example.com", unknown), (address, known_times)):
+                    status, payload, seconds = call(conn, method, path, dict(extra, email=target))
+                    assert status == expected, (name, status, payload)
+                    bodies.add(payload)
+                    sample.append(seconds * 1000)
+            mu, mk = statistics.median(unknown), statistics.median(known_times)
+            q = statistics.quantiles(unknown + known_times, n=4)
+            print(f"{name:10} {mu:9.3f} {mk:9.3f} {mk - mu:+11.3f} {q[2] - q[0]:8.3f} {len(bodies)}")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -221,6 +221,16 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
                 "pruning wrong-code budgets failed"
             );
         }
+        if let Err(e) = state
+            .store
+            .prune_address_requests(crate::domain::CODE_BUDGET_WINDOW)
+            .await
+        {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "pruning address request counts failed"
+            );
+        }
         if let Err(e) = state.store.prune_mfa_challenges().await {
             tracing::warn!(
                 error = format!("{e:#}"),

@@ -2,7 +2,7 @@
 //! password.
 
 use super::refusal::{FlowResult, Refusal};
-use super::signup::send_code;
+use super::signup::{note_request, send_code};
 use crate::domain::codes::OpaqueToken;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::NewPassword;
@@ -10,15 +10,14 @@ use crate::mail::{notices, templates};
 use crate::state::AppState;
 use crate::store::users::CodePurpose;
 
-/// Emails a password reset token if the account exists; silent otherwise.
+/// Emails a password reset token if the account exists; silent otherwise,
+/// at the cost of the same one write.
 pub async fn forgot_password(state: &AppState, email: &str) -> FlowResult<()> {
     let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
-    let Some(user) = state.store.user_by_email(&email).await? else {
-        return Ok(());
+    let user = match state.store.user_by_email(&email).await? {
+        Some(user) if !user.disabled => user,
+        _ => return note_request(state, &email, CodePurpose::PasswordReset).await,
     };
-    if user.disabled {
-        return Ok(());
-    }
     let token = OpaqueToken::generate();
     let mail = templates::password_reset(
         &state.config.app_url,
@@ -28,7 +27,7 @@ pub async fn forgot_password(state: &AppState, email: &str) -> FlowResult<()> {
     );
     send_code(
         state,
-        &user.id,
+        &user,
         CodePurpose::PasswordReset,
         &token.hash(),
         &mail,

@@ -14,6 +14,7 @@ use crate::domain::user::User;
 use crate::domain::{CODE_BUDGET_WINDOW, MAX_CODE_ATTEMPTS};
 use crate::mail::{OutgoingEmail, templates};
 use crate::state::AppState;
+use crate::store::address_requests::AddressRequest;
 use crate::store::code_budget::{CodeBudget, CodeKind};
 use crate::store::users::{CodeAttempt, CodePurpose, InsertUserError, NewCode, NewUser};
 
@@ -181,26 +182,26 @@ pub(super) fn code_budget<'a>(state: &AppState, key: &'a [u8], kind: CodeKind) -
 /// new code would be refused anyway); the answer is the same.
 pub async fn resend_activation(state: &AppState, email: &str) -> FlowResult<()> {
     let email = EmailAddress::parse(email).map_err(|p| Refusal::invalid_field("email", p))?;
-    let Some(user) = state.store.user_by_email(&email).await? else {
-        return Ok(());
-    };
-    resend_code(state, &user).await
+    match state.store.user_by_email(&email).await? {
+        Some(user) => resend_code(state, &user).await,
+        None => note_request(state, &email, CodePurpose::Activation).await,
+    }
 }
 
 /// Sends a new verification code to `user` unless the account is active or
 /// disabled, the address's budget of wrong codes is spent, or a code went
-/// out moments ago (the email throttle).
+/// out moments ago (the email throttle). Sent or not, the request costs
+/// one write, as one for an address without an account does.
 pub(super) async fn resend_code(state: &AppState, user: &User) -> FlowResult<()> {
-    if user.active || user.disabled {
-        return Ok(());
-    }
     let key = budget_key(&user.email);
-    if state
-        .store
-        .code_budget_spent(&code_budget(state, &key, CodeKind::Activation))
-        .await?
+    if user.active
+        || user.disabled
+        || state
+            .store
+            .code_budget_spent(&code_budget(state, &key, CodeKind::Activation))
+            .await?
     {
-        return Ok(());
+        return note_request(state, &user.email, CodePurpose::Activation).await;
     }
     let code = VerificationCode::generate();
     let mail = templates::verification(
@@ -210,7 +211,23 @@ pub(super) async fn resend_code(state: &AppState, user: &User) -> FlowResult<()>
         state.config.code_ttl,
     );
     let hash = code.hash_for(&user.id);
-    send_code(state, &user.id, CodePurpose::Activation, &hash, &mail).await
+    send_code(state, user, CodePurpose::Activation, &hash, &mail).await
+}
+
+/// Counts a request for `email` that sends nothing: the one write a request
+/// that sends a code makes too, so the time of the answer tells nothing.
+pub(super) async fn note_request(
+    state: &AppState,
+    email: &EmailAddress,
+    purpose: CodePurpose,
+) -> FlowResult<()> {
+    let key = budget_key(email);
+    let request = AddressRequest {
+        address_key: &key,
+        purpose,
+    };
+    state.store.note_address_request(&request).await?;
+    Ok(())
 }
 
 /// Replaces the user's code of `purpose` with `hash` and queues `mail`,
@@ -218,7 +235,7 @@ pub(super) async fn resend_code(state: &AppState, user: &User) -> FlowResult<()>
 /// answers the same: throttling must not reveal which addresses have accounts.
 pub(super) async fn send_code(
     state: &AppState,
-    user_id: &str,
+    user: &User,
     purpose: CodePurpose,
     hash: &[u8],
     mail: &OutgoingEmail,
@@ -228,10 +245,15 @@ pub(super) async fn send_code(
         hash,
         expires_at: Utc::now() + state.config.code_ttl,
     };
+    let key = budget_key(&user.email);
+    let request = AddressRequest {
+        address_key: &key,
+        purpose,
+    };
     let min_interval = state.config.email_min_interval;
     if state
         .store
-        .issue_code(user_id, &new_code, mail, min_interval)
+        .issue_code(&user.id, &new_code, mail, min_interval, &request)
         .await?
     {
         state.wake_mailer();

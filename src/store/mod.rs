@@ -18,6 +18,7 @@
 //! as much as the query itself on the authentication path.
 
 pub mod account;
+pub mod address_requests;
 pub mod admin;
 pub mod backup;
 pub mod code_budget;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
+use super::address_requests::AddressRequest;
 use super::code_budget::CodeBudget;
 use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
 use super::{Store, is_unique_violation, outbox, parse_ts, ts};
@@ -36,7 +37,7 @@ pub enum CodePurpose {
 }
 
 impl CodePurpose {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             CodePurpose::Activation => "activation",
             CodePurpose::PasswordReset => "password_reset",
@@ -245,7 +246,9 @@ impl Store {
 
     /// Replaces a user's live code of one purpose with a new one and queues
     /// its email, unless an email of that kind went to the user less than
-    /// `min_interval` ago: then nothing changes (the old code stays valid).
+    /// `min_interval` ago: then the old code stays valid. Either way the
+    /// `request` is counted in the same transaction, so a throttled request
+    /// commits one write like every other (see [`super::address_requests`]).
     /// Returns whether the code was issued.
     pub async fn issue_code(
         &self,
@@ -253,16 +256,18 @@ impl Store {
         code: &NewCode<'_>,
         email: &OutgoingEmail,
         min_interval: std::time::Duration,
+        request: &AddressRequest<'_>,
     ) -> anyhow::Result<bool> {
         self.writing(async {
-            let mut tx = self.write.begin().await?;
-            if outbox::sent_recently(&mut tx, email, min_interval).await? {
-                return Ok(false);
+            let mut tx = self.begin_immediate().await?;
+            request.count(&mut tx).await?;
+            let send = !outbox::sent_recently(&mut tx, email, min_interval).await?;
+            if send {
+                replace_code(&mut tx, user_id, code).await?;
+                outbox::enqueue(&mut tx, Some(user_id), email).await?;
             }
-            replace_code(&mut tx, user_id, code).await?;
-            outbox::enqueue(&mut tx, Some(user_id), email).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(send)
         })
         .await
     }

@@ -188,6 +188,48 @@ async fn the_budget_answers_alike_for_addresses_with_and_without_an_account() {
     assert_eq!(app.db().count(spent, &[]).await, 2);
 }
 
+/// Forgot and resend commit one write whatever the address: a code and its
+/// email for a real account, the request's count alone for an unknown,
+/// active or throttled one. (Before, only real accounts wrote, and the
+/// fsync made their answers measurably slower: `bench/enumeration.py`.)
+#[tokio::test]
+async fn forgot_and_resend_commit_one_write_for_known_and_unknown_addresses_alike() {
+    let app = spawn_app_with(|c| c.email_min_interval = std::time::Duration::from_secs(60)).await;
+    let active = "active@example.com";
+    app.logged_in_user(active).await;
+    expect_json(app.signup(OWNER).await, StatusCode::CREATED).await;
+    let requests = "SELECT COALESCE(SUM(requests), 0) FROM address_requests";
+    let mut expected = app.db().count(requests, &[]).await;
+    let mut answers = Vec::new();
+    // Twice each: the second request for an account is held back by the
+    // email throttle, and must still write.
+    for email in [active, OWNER, "nobody@example.com", active, OWNER] {
+        answers.push(app.api.forgot_password(email).await.status_and_text());
+        expected += 1;
+        assert_eq!(
+            app.db().count(requests, &[]).await,
+            expected,
+            "forgot {email}"
+        );
+        answers.push(app.api.resend_activation(email).await.status_and_text());
+        expected += 1;
+        assert_eq!(
+            app.db().count(requests, &[]).await,
+            expected,
+            "resend {email}"
+        );
+    }
+    let forgot: Vec<_> = answers.iter().step_by(2).collect();
+    let resend: Vec<_> = answers.iter().skip(1).step_by(2).collect();
+    assert!(forgot.iter().all(|a| *a == forgot[0]), "{forgot:?}");
+    assert!(resend.iter().all(|a| *a == resend[0]), "{resend:?}");
+    // What was asked is counted by a hash of the address: the table does
+    // not list the addresses strangers tried.
+    let listed = "SELECT COUNT(*) FROM address_requests WHERE address_key LIKE '%@%'";
+    assert_eq!(app.db().count(listed, &[]).await, 0);
+    assert_eq!(queued(&app, OWNER, "verification").await, 1);
+}
+
 /// Email change codes have their own budget per account: a session that
 /// guesses them loses the right code and gets no new one.
 #[tokio::test]
