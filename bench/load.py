@@ -499,11 +499,12 @@ def report(results, server_cores):
           f"server on core {m['server_cores']}, {m['wrk']} on core {m['load_cores']}; "
           f"RUST_LOG {m['rust_log']}")
     print()
-    print("| scenario | connections | requests/s | p50 ms | p99 ms | non-2xx | socket errors | server CPU | others on its core |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| scenario | connections | requests/s | 2xx/s | p50 ms | p99 ms | non-2xx | of which 503 BUSY | socket errors | server CPU | others on its core |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in s.items():
-        print(f"| {name} | {r['connections']} | {r['rps']:,.1f} | {r['p50_us'] / 1000:.2f} | "
-              f"{r['p99_us'] / 1000:.2f} | {r['non_2xx']} | {r['socket_errors']} | "
+        ok_rps = r['rps'] * (1 - r['non_2xx'] / max(r['requests'], 1))
+        print(f"| {name} | {r['connections']} | {r['rps']:,.1f} | {ok_rps:,.1f} | {r['p50_us'] / 1000:.2f} | "
+              f"{r['p99_us'] / 1000:.2f} | {r['non_2xx']} | {r.get('busy_503', 0)} | {r['socket_errors']} | "
               f"{r['server_cpu_share']:.0%} | {r['others_share']:.0%} |")
     print()
     mem = cost["memory_kib"]
@@ -555,8 +556,16 @@ def report(results, server_cores):
     if "me" in s:
         p99 = s["me"]["p99_us"] / 1000
         row("me p99 ≤ 5 ms at 64 connections", f"{p99:.2f} ms", p99 <= 5)
-    bad = sum(r["non_2xx"] + r["socket_errors"] for r in s.values())
-    row("no non-2xx answer (nor socket error) in any scenario", str(bad), bad == 0)
+    # More logins than one second of hashing can serve wait for nobody: they
+    # are answered 503 BUSY at once (issue 13), so 64 connections on one
+    # core are shed load by design. Every other non-2xx answer is a failure.
+    bad = sum(r["non_2xx"] - r.get("busy_503", 0) + r["socket_errors"] for r in s.values())
+    row("no non-2xx answer other than 503 BUSY (nor socket error) in any scenario", str(bad), bad == 0)
+    if "login64" in s:
+        ok = s["login64"]["rps"] * (1 - s["login64"]["non_2xx"] / max(s["login64"]["requests"], 1))
+        share = ok / ceiling
+        row("login at 64 connections: successful logins ≥ 85% of the hash ceiling (the rest shed as 503 BUSY)",
+            f"{share:.0%}", share >= 0.85)
     row("idle RSS ≤ 20 MB", f"{idle / 1024:.1f} MiB", idle * 1024 <= 20e6)
     if "login64" in s:
         peak = s["login64"]["peak_rss_kib"]

@@ -5,11 +5,22 @@
 -- start with `dofile(os.getenv("SESAME_BENCH_LUA") .. "/common.lua")`.
 
 local next_thread_id = 0
+local threads = {}
 
 -- Numbers the threads, so each one takes its own share of the input lines.
 function setup(thread)
   thread:set("thread_id", next_thread_id)
   next_thread_id = next_thread_id + 1
+  threads[#threads + 1] = thread
+end
+
+-- Counts `503` answers (the hashing queue's `BUSY`: shed load, not a
+-- failure) apart from the other non-2xx ones. Only the scenarios that
+-- hash (login, signup) call it from a `response` function: one costs wrk
+-- time on every answer, which would slow ping and me.
+busy = 0
+function count_busy(status)
+  if status == 503 then busy = busy + 1 end
 end
 
 -- The lines of `path` that belong to this thread (line i goes to thread i mod n).
@@ -44,11 +55,13 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
+  local shed = 0
+  for _, thread in ipairs(threads) do shed = shed + (thread:get("busy") or 0) end
   io.write(string.format(
     '\nSESAME_BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
-    '"max_us":%d,"non_2xx":%d,"connect_errors":%d,"read_errors":%d,' ..
+    '"max_us":%d,"non_2xx":%d,"busy_503":%d,"connect_errors":%d,"read_errors":%d,' ..
     '"write_errors":%d,"timeouts":%d}\n',
     summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), latency.max,
-    e.status, e.connect, e.read, e.write, e.timeout))
+    e.status, shed, e.connect, e.read, e.write, e.timeout))
 end

@@ -15,3 +15,5 @@ function init(args)
 end
 
 request = in_turn(requests)
+
+function response(status, headers, body) count_busy(status) end

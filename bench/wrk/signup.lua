@@ -18,3 +18,5 @@ function request()
     run_id, thread_id or 0, n, password, password)
   return wrk.format("POST", "/users/signup", { ["Content-Type"] = "application/json" }, body)
 end
+
+function response(status, headers, body) count_busy(status) end
