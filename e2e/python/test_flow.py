@@ -5,6 +5,7 @@ scripts/test generates the client into target/e2e/generated/python and puts
 it on PYTHONPATH; SESAME_URL and MAILBOX_URL come from e2e/lib/with-stack.mjs.
 """
 
+import base64
 import json
 import os
 import re
@@ -13,21 +14,28 @@ import urllib.parse
 import urllib.request
 from http import HTTPStatus
 
+import pyotp
 from sesame_client import AuthenticatedClient, Client
-from sesame_client.api.auth import activate, login, refresh_token, signup
+from sesame_client.api.auth import activate, login, login_mfa, refresh_token, signup
 from sesame_client.api.me import get_me, list_referred, logout
+from sesame_client.api.mfa import confirm_totp_enrolment, start_totp_enrolment
 from sesame_client.models import (
     ActivateBody,
     ApiError,
     ErrorCode,
     LoginBody,
+    LoginMfaBody,
     LogoutBody,
     MeResponse,
+    RecoveryCodesResponse,
     ReferredResponse,
     RefreshBody,
     SignupBody,
     SignupCreated,
     TokenResponse,
+    TotpCodeBody,
+    TotpEnrolment,
+    TotpEnrolmentBody,
 )
 
 BASE_URL = os.environ["SESAME_URL"]
@@ -118,3 +126,83 @@ def test_logout_without_a_body_ends_the_session() -> None:
     bye = logout.sync_detailed(client=authed)
     assert bye.status_code == HTTPStatus.OK, bye.content
     assert get_me.sync_detailed(client=authed).status_code == HTTPStatus.UNAUTHORIZED
+
+
+def amr(access_token: str) -> list[str]:
+    """The `amr` claim of a JWT (not verified: the server did that)."""
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["amr"]
+
+
+def mfa_required(client: Client, email: str) -> ApiError:
+    """The answer to the right password once TOTP is on."""
+    answer = login.sync_detailed(client=client, body=LoginBody(email=email, password=PASSWORD))
+    assert answer.status_code == HTTPStatus.FORBIDDEN, answer.content
+    assert isinstance(answer.parsed, ApiError)
+    assert answer.parsed.code == ErrorCode.MFA_REQUIRED
+    return answer.parsed
+
+
+def test_totp_enrol_confirm_login_replay_and_recovery_code() -> None:
+    email = f"py-mfa-{time.time_ns()}@example.com"
+    client = Client(base_url=BASE_URL, timeout=TIMEOUT_S)
+    new_account(client, email)
+    activate.sync(client=client, body=ActivateBody(email=email, code=code_from_email(email, 1)))
+    tokens = login.sync(client=client, body=LoginBody(email=email, password=PASSWORD))
+    assert isinstance(tokens, TokenResponse)
+    assert amr(tokens.access_token) == ["pwd"]
+    authed = AuthenticatedClient(base_url=BASE_URL, token=tokens.access_token, timeout=TIMEOUT_S)
+
+    enrolment = start_totp_enrolment.sync_detailed(client=authed, body=TotpEnrolmentBody(password=PASSWORD))
+    assert enrolment.status_code == HTTPStatus.CREATED, enrolment.content
+    assert isinstance(enrolment.parsed, TotpEnrolment)
+    # What an authenticator app does: read the QR code's URI.
+    app = pyotp.parse_uri(enrolment.parsed.otpauth_uri)
+    assert isinstance(app, pyotp.TOTP)
+    assert app.secret == enrolment.parsed.secret
+    assert (app.digits, app.interval, app.name) == (6, 30, email)
+
+    # A code is accepted once per account, and only for a later step than
+    # the last one accepted. Confirming spends the step the app shows now;
+    # the login below uses the next step's code, which the server accepts
+    # (one step of skew) whether or not a step boundary passes in between.
+    now = int(time.time())
+    confirm_step = now // app.interval
+    confirmed = confirm_totp_enrolment.sync(client=authed, body=TotpCodeBody(code=app.at(now)))
+    assert isinstance(confirmed, RecoveryCodesResponse), confirmed
+    recovery_codes = confirmed.recovery_codes
+    assert len(set(recovery_codes)) == 10
+
+    me = get_me.sync(client=authed)
+    assert isinstance(me, MeResponse)
+    assert (me.user.mfa.totp, me.user.mfa.recovery_codes_left, me.user.mfa.passkeys) == (True, 10, 0)
+
+    challenge = mfa_required(client, email)
+    assert isinstance(challenge.mfa_token, str)
+    assert isinstance(challenge.methods, list) and sorted(challenge.methods) == ["recovery", "totp"]
+    next_step_code = app.at((confirm_step + 1) * app.interval)
+    with_totp = login_mfa.sync(
+        client=client, body=LoginMfaBody(mfa_token=challenge.mfa_token, code=next_step_code)
+    )
+    assert isinstance(with_totp, TokenResponse), with_totp
+    assert sorted(amr(with_totp.access_token)) == ["mfa", "otp", "pwd"]
+
+    # Second login: the same code again is a replay; a recovery code
+    # finishes the same step.
+    second = mfa_required(client, email)
+    assert isinstance(second.mfa_token, str)
+    replay = login_mfa.sync_detailed(
+        client=client, body=LoginMfaBody(mfa_token=second.mfa_token, code=next_step_code)
+    )
+    assert replay.status_code == HTTPStatus.BAD_REQUEST, replay.content
+    assert isinstance(replay.parsed, ApiError) and replay.parsed.code == ErrorCode.INVALID_CODE
+    recovered = login_mfa.sync(
+        client=client, body=LoginMfaBody(mfa_token=second.mfa_token, code=recovery_codes[0])
+    )
+    assert isinstance(recovered, TokenResponse), recovered
+    assert sorted(amr(recovered.access_token)) == ["mfa", "pwd"]
+
+    renewed = AuthenticatedClient(base_url=BASE_URL, token=recovered.access_token, timeout=TIMEOUT_S)
+    after = get_me.sync(client=renewed)
+    assert isinstance(after, MeResponse)
+    assert (after.user.mfa.totp, after.user.mfa.recovery_codes_left) == (True, 9)

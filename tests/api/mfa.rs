@@ -595,6 +595,9 @@ async fn a_recovery_code_logs_in_once_and_the_owner_is_told() {
 async fn credential_changes_need_a_code_while_totp_is_on() {
     let app = spawn_app().await;
     let mut user = enrolled_user(&app, "stepup@example.com").await;
+    let user_id = str_field(&app.me(&user.access).await, "userId");
+    // A login's second step waiting, so there is a row to go with the account.
+    password_step(&app, &user.email).await;
     let wrong = "000000";
 
     let no_code = app
@@ -677,6 +680,14 @@ async fn credential_changes_need_a_code_while_totp_is_on() {
         .await;
     expect_json(deleted, StatusCode::OK).await;
     app.expect_token_refused(&user.access).await;
+    // The second factor goes with the account.
+    for table in ["totp_credentials", "recovery_codes", "mfa_challenges"] {
+        assert_eq!(
+            app.db().count_rows(table, "user_id", &user_id).await,
+            0,
+            "{table} keeps rows of the deleted user"
+        );
+    }
 }
 
 #[tokio::test]
