@@ -417,6 +417,9 @@ async fn a_code_is_accepted_once_and_an_older_one_after_it_not_at_all() {
     second_step(&app, &token, &code)
         .await
         .expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
+    // The owner is told (ASVS 2.8.5).
+    let notice = wait_for_notice(&app, &user.email, "A used code").await;
+    assert!(notice.text_body().contains("refused"));
     // The code of the step before it (still within the skew) is refused too.
     let older = user.app.totp.generate((user.app.last_step as u64 - 1) * 30);
     second_step(&app, &token, &older)
@@ -459,6 +462,9 @@ async fn five_wrong_codes_void_the_mfa_token() {
         .expect_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
     // A new login gets a new token, and the unspent code still works.
     login_with(&app, &user.email, &right).await;
+    // Wrong codes are not replays: no notice of one.
+    app.drain_outbox("sentinel@example.com").await;
+    assert_eq!(notices_about(&app, &user.email, "A used code"), 0);
 }
 
 #[tokio::test]
@@ -595,6 +601,9 @@ async fn a_recovery_code_logs_in_once_and_the_owner_is_told() {
 async fn credential_changes_need_a_code_while_totp_is_on() {
     let app = spawn_app().await;
     let mut user = enrolled_user(&app, "stepup@example.com").await;
+    let user_id = str_field(&app.me(&user.access).await, "userId");
+    // A login's second step waiting, so there is a row to go with the account.
+    password_step(&app, &user.email).await;
     let wrong = "000000";
 
     let no_code = app
@@ -677,6 +686,14 @@ async fn credential_changes_need_a_code_while_totp_is_on() {
         .await;
     expect_json(deleted, StatusCode::OK).await;
     app.expect_token_refused(&user.access).await;
+    // The second factor goes with the account.
+    for table in ["totp_credentials", "recovery_codes", "mfa_challenges"] {
+        assert_eq!(
+            app.db().count_rows(table, "user_id", &user_id).await,
+            0,
+            "{table} keeps rows of the deleted user"
+        );
+    }
 }
 
 #[tokio::test]
