@@ -17,6 +17,7 @@ use super::signup::code_budget;
 use crate::domain::codes::budget_key;
 use crate::domain::mfa::{MfaKey, SecondFactorCode, SignInMethod};
 use crate::domain::user::User;
+use crate::mail::mfa_notices::{MfaChange, mfa_changed};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::code_budget::CodeKind;
@@ -62,62 +63,98 @@ pub(super) async fn verify_code(
         return Err(Refusal::InvalidCode);
     }
     let code = SecondFactorCode::parse(raw);
-    let mut method = None;
+    let mut spent = Spent::Wrong;
     let right = check_code(
         state,
         LoginSubject::Account(&user.id),
         network,
         Some(&user.email),
         async {
-            method = spend_code(&state.store, user, code).await?;
-            Ok(method.is_some())
+            spent = spend_code(&state.store, user, code).await?;
+            Ok(matches!(spent, Spent::Right(_)))
         },
     )
     .await?;
-    match method {
-        Some(method) if right => Ok(method),
-        _ => {
+    match spent {
+        Spent::Right(method) if right => Ok(method),
+        refused => {
             state.store.reject_code(&budget).await?;
+            if refused == Spent::Replayed {
+                tell_of_replay(state, user).await?;
+            }
             Err(Refusal::InvalidCode)
         }
     }
 }
 
+/// What presenting a code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spent {
+    /// It was right, and is spent now.
+    Right(SignInMethod),
+    /// It is not a code of this account (now).
+    Wrong,
+    /// A TOTP code that was accepted before: someone saw or intercepted it.
+    Replayed,
+}
+
+/// Tells the owner that a used code came back (ASVS 2.8.5): logged, and
+/// emailed at most once per `SESAME_EMAIL_MIN_INTERVAL_SECS`.
+async fn tell_of_replay(state: &AppState, user: &User) -> FlowResult<()> {
+    tracing::warn!(user_id = %user.id, "a TOTP code was presented again; refused");
+    let notice = mfa_changed(&state.config.app_url, &user.email, MfaChange::CodeReplayed);
+    if state
+        .store
+        .queue_email(Some(&user.id), &notice, state.config.email_min_interval)
+        .await?
+    {
+        state.wake_mailer();
+    }
+    Ok(())
+}
+
 /// Spends `code` if it is right: a TOTP code moves the last accepted step
-/// forward, a recovery code is marked used. `None` if it is wrong.
+/// forward, a recovery code is marked used.
 async fn spend_code(
     store: &Store,
     user: &User,
     code: Option<SecondFactorCode>,
-) -> FlowResult<Option<SignInMethod>> {
+) -> FlowResult<Spent> {
     let Some(code) = code else {
-        return Ok(None);
+        return Ok(Spent::Wrong);
     };
     let key = mfa_key(store).await?;
     match code {
         SecondFactorCode::Totp(code) => {
             let Some(stored) = store.totp_credential(&user.id).await? else {
-                return Ok(None);
+                return Ok(Spent::Wrong);
             };
             let secret = key.open(&stored.sealed, &user.id)?;
             let now = now_unix();
             let Some(step) = secret.accepted_step(&code, now, stored.last_step) else {
-                if secret.accepted_step(&code, now, None).is_some() {
-                    // A code that was right once: someone saw or intercepted it.
-                    tracing::warn!(user_id = %user.id, "a TOTP code was presented again; refused");
-                }
-                return Ok(None);
+                // Right for its time, but its step (or a later one) was used.
+                let replayed = secret.accepted_step(&code, now, None).is_some();
+                return Ok(if replayed {
+                    Spent::Replayed
+                } else {
+                    Spent::Wrong
+                });
             };
-            let spent = store.accept_totp_step(&user.id, step).await?;
-            if !spent {
+            if store.accept_totp_step(&user.id, step).await? {
+                Ok(Spent::Right(SignInMethod::PasswordAndTotp))
+            } else {
+                // A parallel request with the same code won (a double submit).
                 tracing::warn!(user_id = %user.id, "a TOTP code was spent by a parallel request; refused");
+                Ok(Spent::Wrong)
             }
-            Ok(spent.then_some(SignInMethod::PasswordAndTotp))
         }
         SecondFactorCode::Recovery(code) => {
             let hash = key.recovery_code_hash(&user.id, &code);
-            let spent = store.spend_recovery_code(&user.id, &hash).await?;
-            Ok(spent.then_some(SignInMethod::PasswordAndRecoveryCode))
+            Ok(if store.spend_recovery_code(&user.id, &hash).await? {
+                Spent::Right(SignInMethod::PasswordAndRecoveryCode)
+            } else {
+                Spent::Wrong
+            })
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum MfaChange {
     ResetByAdmin,
     /// A recovery code was used to log in.
     RecoveryCodeUsed,
+    /// A code of the authenticator that was accepted before came back.
+    CodeReplayed,
 }
 
 impl MfaChange {
@@ -28,6 +30,7 @@ impl MfaChange {
             MfaChange::RecoveryCodesReplaced => "mfa_recovery_codes_replaced",
             MfaChange::ResetByAdmin => "mfa_reset",
             MfaChange::RecoveryCodeUsed => "mfa_recovery_code_used",
+            MfaChange::CodeReplayed => "mfa_code_replayed",
         }
     }
 
@@ -38,6 +41,7 @@ impl MfaChange {
             MfaChange::RecoveryCodesReplaced => "New recovery codes were made",
             MfaChange::ResetByAdmin => "An administrator turned off two-factor authentication",
             MfaChange::RecoveryCodeUsed => "A recovery code was used to log in",
+            MfaChange::CodeReplayed => "A used code of your authenticator app came back",
         }
     }
 
@@ -63,6 +67,12 @@ impl MfaChange {
             MfaChange::RecoveryCodeUsed => {
                 "One of your recovery codes was just used to log in to your sesame account. \
                  Each code works once; make new ones when few are left."
+            }
+            MfaChange::CodeReplayed => {
+                "A code from your authenticator app that was used already (or is older than \
+                 one that was) was just entered for your sesame account, and refused. If you simply entered \
+                 it twice, there is nothing to do; otherwise someone who knows your password \
+                 may have seen one of your codes."
             }
         }
     }
