@@ -1,5 +1,6 @@
 """Accounts on the live server under test, made as a user or an operator
-would: signup with the emailed code, `sesame admin create`, login.
+would: signup with the emailed code, `sesame admin create`, login, a TOTP
+authenticator (its codes computed with pyotp, as the app would).
 
 SESAME_URL and MAILBOX_URL come from e2e/lib/with-stack.mjs, with SESAME_BIN
 and SESAME_DATABASE_URL for the command line.
@@ -11,9 +12,11 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import pyotp
 import requests
 
 BASE_URL = os.environ["SESAME_URL"]
@@ -142,9 +145,84 @@ def reset_token(label: str) -> str:
     return reset_token_in(mail_to(email, 2))
 
 
+def revert_token(label: str) -> str:
+    """A live token that undoes an email change, from the notice to the old address."""
+    account = active_user(label)
+    token = login(account.email, account.password).access_token
+    _new_email, code = pending_email_change(account, token)
+    expect(call("PATCH", "/users/me/email", {"code": code}, token), 200, "email change")
+    # The verification email first, then the notice (waited for, in order).
+    for nth in itertools.count(2):
+        match = re.search(r"/revert-email\?token=([A-Za-z0-9_-]+)", mail_to(account.email, nth)["text"])
+        if match:
+            return match.group(1)
+    raise AssertionError("unreachable")
+
+
 def pending_email_change(account: Account, token: str) -> tuple[str, str]:
     """Asks to move `account` to a new address: (the address, its code)."""
     new_email = fresh_email("moved")
     body = {"password": account.password, "newEmail": new_email}
     expect(call("POST", "/users/me/email", body, token), 202, "email change request")
     return new_email, code_in(mail_to(new_email, 1))
+
+
+@dataclass
+class MfaAccount(Account):
+    """An account with TOTP on: a session opened before it was turned on
+    (confirming keeps it), the secret, and recovery codes not yet spent."""
+
+    access_token: str = ""
+    secret: str = ""
+    recovery_codes: list[str] = field(default_factory=list)
+    # The last TOTP step presented: the server takes each step once, and only
+    # later ones than the last it accepted.
+    last_step: int = -1
+
+    def can_prove(self) -> bool:
+        return self.next_totp_step() is not None or bool(self.recovery_codes)
+
+    def next_totp_step(self) -> int | None:
+        """A step the server takes now (one step of skew) and has not seen."""
+        now = int(time.time()) // 30
+        step = max(now, self.last_step + 1)
+        return step if step <= now + 1 else None
+
+    def second_factor_code(self) -> str:
+        """A code the server accepts: TOTP while a fresh step is at hand, else a recovery code."""
+        step = self.next_totp_step()
+        if step is None:
+            return self.recovery_codes.pop()
+        self.last_step = step
+        return pyotp.TOTP(self.secret).at(step * 30)
+
+
+def enrol_totp(token: str, password: str) -> str:
+    """Starts enrolling an authenticator: its base32 secret."""
+    started = expect(call("POST", "/users/me/mfa/totp", {"password": password}, token), 201, "TOTP enrolment")
+    return started["secret"]
+
+
+def mfa_user(label: str) -> MfaAccount:
+    """A new active account with TOTP on."""
+    account = active_user(label)
+    session = login(account.email, account.password)
+    secret = enrol_totp(session.access_token, account.password)
+    step = int(time.time()) // 30
+    body = {"code": pyotp.TOTP(secret).at(step * 30)}
+    confirmed = expect(call("PATCH", "/users/me/mfa/totp", body, session.access_token), 200, "TOTP confirmation")
+    return MfaAccount(
+        email=account.email,
+        password=account.password,
+        user_id=account.user_id,
+        access_token=session.access_token,
+        secret=secret,
+        recovery_codes=confirmed["recoveryCodes"],
+        last_step=step,
+    )
+
+
+def mfa_token(account: MfaAccount) -> str:
+    """The first step of a login with TOTP on: the token the second step needs."""
+    body = {"email": account.email, "password": account.password}
+    return expect(call("POST", "/users/login", body), 403, "login with TOTP on")["mfaToken"]

@@ -16,6 +16,12 @@ refusals (a boundary value like `aaaaaaaa` is too easy to guess). A rule
 JSON Schema cannot state, `confirmPassword` equal to the new password, is
 kept in every positive case.
 
+The second factor works the same way: enrolling and confirming run on an
+account of their own, turning TOTP off, new recovery codes and the second
+step of a login on accounts with TOTP on (`accounts.mfa_user`), whose codes
+pyotp computes; such an account is replaced when it has turned TOTP off or
+has no code left to give.
+
 schemathesis also reuses ids it saw in responses, so an admin operation
 may name the run's own user: such requests go to a managed account
 instead, or the admin would delete or disable the user whose token the
@@ -26,6 +32,7 @@ import os
 from collections import Counter
 
 import accounts
+import pyotp
 import schemathesis
 
 USER_TOKEN = os.environ["ST_USER_TOKEN"]
@@ -43,10 +50,18 @@ OWN_ACCOUNT = {
     "POST /users/me/email",
     "PATCH /users/me/email",
     "DELETE /users/me/sessions/{sessionId}",
+    "POST /users/me/mfa/totp",
+    "PATCH /users/me/mfa/totp",
+}
+# Operations sent as an account with TOTP on, with the session it kept.
+MFA_ACCOUNT = {
+    "DELETE /users/me/mfa/totp",
+    "POST /users/me/mfa/recovery-codes",
 }
 
 _turns: Counter = Counter()
 _own: dict[str, accounts.Account] = {}
+_mfa: dict[str, accounts.MfaAccount] = {}
 _login_account: accounts.Account | None = None
 _admin_target: accounts.Account | None = None
 
@@ -73,6 +88,12 @@ def own_account(op: str) -> accounts.Account:
     return _own[op]
 
 
+def mfa_account(op: str) -> accounts.MfaAccount:
+    if op not in _mfa or not _mfa[op].can_prove():
+        _mfa[op] = accounts.mfa_user("mfa")
+    return _mfa[op]
+
+
 def login_account() -> accounts.Account:
     global _login_account
     if _login_account is None:
@@ -89,7 +110,7 @@ def admin_target() -> accounts.Account:
 
 def signed_in_ids() -> set[str]:
     """The accounts the run signs in with (the admin is left to the server's own rules)."""
-    ids = {USER_ID, *(account.user_id for account in _own.values())}
+    ids = {USER_ID, *(account.user_id for account in [*_own.values(), *_mfa.values()])}
     if _login_account is not None:
         ids.add(_login_account.user_id)
     return ids
@@ -132,6 +153,19 @@ def before_call(context, case, **kwargs):
             set_body_fields(case, code=code)
         elif real and op == "DELETE /users/me/sessions/{sessionId}":
             case.path_parameters = {**(case.path_parameters or {}), "sessionId": session.session_id}
+        elif real and op == "POST /users/me/mfa/totp":
+            set_body_fields(case, password=account.password)
+        elif real and op == "PATCH /users/me/mfa/totp":
+            secret = accounts.enrol_totp(token, account.password)
+            set_body_fields(case, code=pyotp.TOTP(secret).now())
+    elif op in MFA_ACCOUNT:
+        account = mfa_account(op)
+        token = account.access_token
+        if real:
+            set_body_fields(case, password=account.password, code=account.second_factor_code())
+    elif real and op == "POST /users/login/mfa":
+        account = mfa_account(op)
+        set_body_fields(case, mfaToken=accounts.mfa_token(account), code=account.second_factor_code())
     elif real and op == "POST /users/login":
         account = login_account()
         set_body_fields(case, email=account.email, password=account.password)
@@ -143,6 +177,8 @@ def before_call(context, case, **kwargs):
         set_body_fields(case, email=email, code=code)
     elif real and op == "PATCH /users/reset":
         set_body_fields(case, token=accounts.reset_token("reset"))
+    elif real and op == "PATCH /users/email/revert":
+        set_body_fields(case, token=accounts.revert_token("revert"))
     elif op.startswith(("GET /admin/users/", "PATCH /admin/users/", "DELETE /admin/users/")):
         named = (case.path_parameters or {}).get("userId")
         if real or named in signed_in_ids():
@@ -164,8 +200,13 @@ def after_call(context, case, response):
     if response.status_code != 200:
         return
     body = case.body if isinstance(case.body, dict) else {}
-    if op == "DELETE /users/me":
+    if op in ("DELETE /users/me", "PATCH /users/me/mfa/totp"):
+        # Gone, or TOTP is on: a password alone no longer logs it in.
         del _own[op]
+    elif op == "DELETE /users/me/mfa/totp":
+        del _mfa[op]
+    elif op == "POST /users/me/mfa/recovery-codes":
+        _mfa[op].recovery_codes = response.json()["recoveryCodes"]
     elif op == "PATCH /users/me/password":
         _own[op].password = body["newPassword"]
     elif op == "PATCH /users/me/email":
