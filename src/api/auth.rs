@@ -160,6 +160,7 @@ error_responses!(
         409 => "`EMAIL_IN_USE`: an account with this email exists.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`: send `application/json`.",
+        429 => "`RATE_LIMITED`: too many requests from this client's address (IPv6: its /64); `Retry-After` says when to try again.",
         500 => "`INTERNAL_ERROR`.",
         503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
@@ -172,6 +173,7 @@ error_responses!(
         409 => "`ALREADY_ACTIVE`: the account was already activated with this code.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`RATE_LIMITED`: too many requests from this client's address (IPv6: its /64); `Retry-After` says when to try again.",
         500 => "`INTERNAL_ERROR`.",
     }
 );
@@ -182,6 +184,7 @@ error_responses!(
         400 => "`VALIDATION_FAILED`: not an email address, or malformed JSON.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`RATE_LIMITED`: too many requests from this client's address (IPv6: its /64); `Retry-After` says when to try again.",
         500 => "`INTERNAL_ERROR`.",
     }
 );
@@ -194,6 +197,7 @@ error_responses!(
         403 => "`MFA_REQUIRED`: the password was right and the account has two-factor authentication; the body also carries `mfaToken` and `methods`: finish with `POST /users/login/mfa`. Or `EMAIL_NOT_VERIFIED` (the password was right; never with `SESAME_SIGNUP_CONCEALS_EXISTING`) or `ACCOUNT_DISABLED`.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`ACCOUNT_LOCKED`: too many wrong passwords for this address from this network (or from everywhere); `Retry-After` says how long. Or `RATE_LIMITED`: too many requests from this client's address.",
         500 => "`INTERNAL_ERROR`.",
         503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
@@ -206,6 +210,7 @@ error_responses!(
         401 => "`INVALID_TOKEN`: unknown, expired, spent or revoked refresh token. A spent token presented after the grace window also revokes its session.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`RATE_LIMITED`: too many requests from this client's address (IPv6: its /64); `Retry-After` says when to try again.",
         500 => "`INTERNAL_ERROR`.",
     }
 );
@@ -216,6 +221,7 @@ error_responses!(
         400 => "`INVALID_TOKEN` (unknown, expired or used reset token) or `VALIDATION_FAILED` (password policy, passwords differ).",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`RATE_LIMITED`: too many requests from this client's address (IPv6: its /64); `Retry-After` says when to try again.",
         500 => "`INTERNAL_ERROR`.",
         503 => "`BUSY`: more password checks are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
@@ -227,6 +233,7 @@ error_responses!(
         400 => "`INVALID_TOKEN` (unknown, expired or used token, or one voided because a revert of an earlier change was spent) or `VALIDATION_FAILED`.",
         413 => "`PAYLOAD_TOO_LARGE`.",
         415 => "`UNSUPPORTED_MEDIA_TYPE`.",
+        429 => "`RATE_LIMITED`: too many requests from this client's address (IPv6: its /64); `Retry-After` says when to try again.",
         500 => "`INTERNAL_ERROR`.",
         503 => "`BUSY`: more password hashes are waiting than the server runs in about a second; or `STORAGE_UNAVAILABLE`: the database cannot take writes right now (nothing was changed). Retry after `Retry-After` seconds.",
     }
