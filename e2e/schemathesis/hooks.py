@@ -52,6 +52,8 @@ OWN_ACCOUNT = {
     "DELETE /users/me/sessions/{sessionId}",
     "POST /users/me/mfa/totp",
     "PATCH /users/me/mfa/totp",
+    "POST /users/me/passkeys/register/start",
+    "DELETE /users/me/passkeys/{passkeyId}",
 }
 # Operations sent as an account with TOTP on, with the session it kept.
 MFA_ACCOUNT = {
@@ -153,7 +155,11 @@ def before_call(context, case, **kwargs):
             set_body_fields(case, code=code)
         elif real and op == "DELETE /users/me/sessions/{sessionId}":
             case.path_parameters = {**(case.path_parameters or {}), "sessionId": session.session_id}
-        elif real and op == "POST /users/me/mfa/totp":
+        elif real and op in (
+            "POST /users/me/mfa/totp",
+            "POST /users/me/passkeys/register/start",
+            "DELETE /users/me/passkeys/{passkeyId}",
+        ):
             set_body_fields(case, password=account.password)
         elif real and op == "PATCH /users/me/mfa/totp":
             secret = accounts.enrol_totp(token, account.password)
