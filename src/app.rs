@@ -192,6 +192,13 @@ impl Application {
     }
 }
 
+/// Logs a housekeeping prune that failed (the next round tries again).
+fn warn_if_failed(what: &str, pruned: anyhow::Result<u64>) {
+    if let Err(e) = pruned {
+        tracing::warn!(error = format!("{e:#}"), "pruning {what} failed");
+    }
+}
+
 /// Periodic housekeeping: keeps the rate limiters' memory bounded by
 /// forgetting recovered IPs, prunes idle failed-login counts, ended
 /// wrong-code budgets, expired second login steps and passkey challenges,
@@ -206,44 +213,25 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
         if let Some(limits) = &state.rate_limits {
             limits.prune();
         }
-        if let Err(e) = state.store.prune_login_failures().await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "pruning failed-login counts failed"
-            );
-        }
-        if let Err(e) = state
-            .store
-            .prune_code_failures(crate::domain::CODE_BUDGET_WINDOW)
-            .await
-        {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "pruning wrong-code budgets failed"
-            );
-        }
-        if let Err(e) = state
-            .store
-            .prune_address_requests(crate::domain::CODE_BUDGET_WINDOW)
-            .await
-        {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "pruning address request counts failed"
-            );
-        }
-        if let Err(e) = state.store.prune_mfa_challenges().await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "pruning expired second login steps failed"
-            );
-        }
-        if let Err(e) = state.store.prune_passkey_challenges().await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "pruning expired passkey challenges failed"
-            );
-        }
+        let store = &state.store;
+        let window = crate::domain::CODE_BUDGET_WINDOW;
+        warn_if_failed("failed-login counts", store.prune_login_failures().await);
+        warn_if_failed(
+            "wrong-code budgets",
+            store.prune_code_failures(window).await,
+        );
+        warn_if_failed(
+            "address request counts",
+            store.prune_address_requests(window).await,
+        );
+        warn_if_failed(
+            "expired second login steps",
+            store.prune_mfa_challenges().await,
+        );
+        warn_if_failed(
+            "expired passkey challenges",
+            store.prune_passkey_challenges().await,
+        );
         // A retention too long to subtract from now keeps everything.
         let Some(cutoff) = chrono::TimeDelta::from_std(state.config.retention)
             .ok()

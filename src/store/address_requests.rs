@@ -55,15 +55,9 @@ impl Store {
 
     /// Forgets counts idle for longer than `idle`.
     pub async fn prune_address_requests(&self, idle: Duration) -> anyhow::Result<u64> {
-        let cutoff = ts(Utc::now() - chrono::Duration::from_std(idle)?);
-        self.writing(async {
-            let done = sqlx::query("DELETE FROM address_requests WHERE last_at < ?")
-                .bind(cutoff)
-                .execute(&self.write)
-                .await?;
-            Ok(done.rows_affected())
-        })
-        .await
+        let cutoff = Utc::now() - chrono::Duration::from_std(idle)?;
+        self.delete_older("DELETE FROM address_requests WHERE last_at < ?", cutoff)
+            .await
     }
 }
 

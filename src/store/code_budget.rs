@@ -109,15 +109,9 @@ impl Store {
 
     /// Forgets budgets whose window (of length `window`) has ended.
     pub async fn prune_code_failures(&self, window: Duration) -> anyhow::Result<u64> {
-        let cutoff = ts(Utc::now() - chrono::Duration::from_std(window)?);
-        self.writing(async {
-            let done = sqlx::query("DELETE FROM code_failures WHERE window_start < ?")
-                .bind(cutoff)
-                .execute(&self.write)
-                .await?;
-            Ok(done.rows_affected())
-        })
-        .await
+        let cutoff = Utc::now() - chrono::Duration::from_std(window)?;
+        self.delete_older("DELETE FROM code_failures WHERE window_start < ?", cutoff)
+            .await
     }
 }
 

@@ -326,13 +326,10 @@ impl Store {
 
     /// Forgets second steps that expired (housekeeping).
     pub async fn prune_mfa_challenges(&self) -> anyhow::Result<u64> {
-        self.writing(async {
-            let done = sqlx::query("DELETE FROM mfa_challenges WHERE expires_at < ?")
-                .bind(ts(Utc::now()))
-                .execute(&self.write)
-                .await?;
-            Ok(done.rows_affected())
-        })
+        self.delete_older(
+            "DELETE FROM mfa_challenges WHERE expires_at < ?",
+            Utc::now(),
+        )
         .await
     }
 }

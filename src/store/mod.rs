@@ -179,6 +179,23 @@ impl Store {
         result
     }
 
+    /// Runs housekeeping's `DELETE … WHERE <time column> < ?` with `cutoff`
+    /// as its one parameter; returns how many rows went.
+    pub(crate) async fn delete_older(
+        &self,
+        sql: &'static str,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<u64> {
+        self.writing(async {
+            let done = sqlx::query(sql)
+                .bind(ts(cutoff))
+                .execute(&self.write)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
     /// Starts a write transaction that takes the write lock at once
     /// (`BEGIN IMMEDIATE`). For transactions that read, then write based on
     /// what they read: a deferred one could find, at its first write, that

@@ -246,14 +246,10 @@ impl Store {
 
     /// Deletes ceremonies that expired (housekeeping); how many.
     pub async fn prune_passkey_challenges(&self) -> anyhow::Result<u64> {
-        self.writing(async {
-            let done = sqlx::query("DELETE FROM passkey_challenges WHERE expires_at < ?")
-                .bind(ts(Utc::now()))
-                .execute(&self.write)
-                .await?
-                .rows_affected();
-            Ok(done)
-        })
+        self.delete_older(
+            "DELETE FROM passkey_challenges WHERE expires_at < ?",
+            Utc::now(),
+        )
         .await
     }
 
@@ -348,5 +344,34 @@ mod tests {
         let first = store.passkey_decoy_key().await.unwrap();
         assert_eq!(first.len(), 32);
         assert_eq!(store.passkey_decoy_key().await.unwrap(), first);
+    }
+
+    #[tokio::test]
+    async fn expired_challenges_are_pruned_and_live_ones_stay() {
+        let (_dir, store) = crate::store::temp_store().await;
+        let at = |minutes| NewChallenge {
+            id: if minutes < 0 { "old" } else { "live" },
+            user_id: None,
+            purpose: "login",
+            state: "{}",
+            expires_at: Utc::now() + chrono::Duration::minutes(minutes),
+        };
+        store.insert_challenge(&at(-1)).await.unwrap();
+        store.insert_challenge(&at(5)).await.unwrap();
+        assert_eq!(store.prune_passkey_challenges().await.unwrap(), 1);
+        assert!(
+            store
+                .take_challenge("old", "login")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .take_challenge("live", "login")
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }
