@@ -156,38 +156,16 @@ pub async fn finish_login(
     code: &str,
     client: ClientInfo,
 ) -> FlowResult<TokenPair> {
-    let token = OpaqueToken::parse(mfa_token).ok_or(Refusal::InvalidMfaToken)?;
-    let token_hash = token.hash();
-    let challenge = state
-        .store
-        .live_mfa_challenge(&token_hash, MAX_MFA_ATTEMPTS)
-        .await?
-        .ok_or(Refusal::InvalidMfaToken)?;
-    let user = state
-        .store
-        .user_by_id(&challenge.user_id)
-        .await?
-        .filter(|user| user.mfa.totp)
-        .ok_or(Refusal::InvalidMfaToken)?;
+    let (token_hash, user) = second_step_of(state, mfa_token).await?;
+    if !user.mfa.totp {
+        return Err(Refusal::InvalidMfaToken);
+    }
     if user.disabled {
         return Err(Refusal::AccountDisabled);
     }
-    let method = match verify_code(state, &user, client.network, code).await {
-        Ok(method) => method,
-        Err(Refusal::InvalidCode) => {
-            state.store.fail_mfa_challenge(&token_hash).await?;
-            return Err(Refusal::InvalidCode);
-        }
-        Err(refusal) => return Err(refusal),
-    };
-    if !state
-        .store
-        .spend_mfa_challenge(&token_hash, MAX_MFA_ATTEMPTS)
-        .await?
-    {
-        return Err(Refusal::InvalidMfaToken);
-    }
-    tracing::debug!(expires_at = %challenge.expires_at, "second step of a login passed");
+    let checked = verify_code(state, &user, client.network, code).await;
+    let method = settle_second_step(state, &token_hash, checked).await?;
+    tracing::debug!("second step of a login passed");
     if method == SignInMethod::PasswordAndRecoveryCode {
         let notice = mfa_changed(
             &state.config.app_url,
@@ -203,6 +181,55 @@ pub async fn finish_login(
         }
     }
     open_session(state, &user, &client, method).await
+}
+
+/// The live second step an `mfaToken` names: its hash and the account.
+pub(super) async fn second_step_of(
+    state: &AppState,
+    mfa_token: &str,
+) -> FlowResult<(Vec<u8>, User)> {
+    let token = OpaqueToken::parse(mfa_token).ok_or(Refusal::InvalidMfaToken)?;
+    let token_hash = token.hash();
+    let challenge = state
+        .store
+        .live_mfa_challenge(&token_hash, MAX_MFA_ATTEMPTS)
+        .await?
+        .ok_or(Refusal::InvalidMfaToken)?;
+    let user = state
+        .store
+        .user_by_id(&challenge.user_id)
+        .await?
+        .ok_or(Refusal::InvalidMfaToken)?;
+    Ok((token_hash.to_vec(), user))
+}
+
+/// Settles what a second step was given (a code or a passkey's
+/// assertion): a refused proof (`INVALID_CODE`) counts against the step,
+/// five void it; an accepted one spends the step, which must still be live
+/// (a parallel request may have spent or voided it meanwhile).
+pub(super) async fn settle_second_step<T>(
+    state: &AppState,
+    token_hash: &[u8],
+    proof: FlowResult<T>,
+) -> FlowResult<T> {
+    match proof {
+        Err(Refusal::InvalidCode) => {
+            state.store.fail_mfa_challenge(token_hash).await?;
+            Err(Refusal::InvalidCode)
+        }
+        Err(refusal) => Err(refusal),
+        Ok(proved) => {
+            if state
+                .store
+                .spend_mfa_challenge(token_hash, MAX_MFA_ATTEMPTS)
+                .await?
+            {
+                Ok(proved)
+            } else {
+                Err(Refusal::InvalidMfaToken)
+            }
+        }
+    }
 }
 
 /// Turns an account's second factor off without a code (an administrator

@@ -10,15 +10,14 @@
 
 use serde_json::Value;
 
+use super::mfa::{second_step_of, settle_second_step};
 use super::passkeys::{
     Started, check_assertion, keep_as, passkeys_of, relying_party, started, take,
 };
 use super::refusal::{FlowResult, Refusal};
 use super::sessions::{ClientInfo, TokenPair, open_session};
-use crate::domain::codes::OpaqueToken;
-use crate::domain::mfa::{MAX_MFA_ATTEMPTS, SignInMethod};
+use crate::domain::mfa::SignInMethod;
 use crate::domain::passkey::Ceremony;
-use crate::domain::user::User;
 use crate::state::AppState;
 
 /// The purpose a second-step ceremony is kept for.
@@ -67,39 +66,8 @@ pub async fn finish(
         Some(taken) => check_assertion(state, &taken, credential, || Refusal::InvalidCode).await,
         None => Err(Refusal::InvalidCode),
     };
-    match asserted {
-        Ok(_) => {}
-        Err(Refusal::InvalidCode) => {
-            state.store.fail_mfa_challenge(&token_hash).await?;
-            return Err(Refusal::InvalidCode);
-        }
-        Err(refusal) => return Err(refusal),
-    }
-    if !state
-        .store
-        .spend_mfa_challenge(&token_hash, MAX_MFA_ATTEMPTS)
-        .await?
-    {
-        return Err(Refusal::InvalidMfaToken);
-    }
+    settle_second_step(state, &token_hash, asserted).await?;
     open_session(state, &user, &client, SignInMethod::PasswordAndPasskey).await
-}
-
-/// The live second step an `mfaToken` names: its hash and the account.
-async fn second_step_of(state: &AppState, mfa_token: &str) -> FlowResult<(Vec<u8>, User)> {
-    let token = OpaqueToken::parse(mfa_token).ok_or(Refusal::InvalidMfaToken)?;
-    let token_hash = token.hash();
-    let challenge = state
-        .store
-        .live_mfa_challenge(&token_hash, MAX_MFA_ATTEMPTS)
-        .await?
-        .ok_or(Refusal::InvalidMfaToken)?;
-    let user = state
-        .store
-        .user_by_id(&challenge.user_id)
-        .await?
-        .ok_or(Refusal::InvalidMfaToken)?;
-    Ok((token_hash.to_vec(), user))
 }
 
 /// The id the ceremony of a second step is kept under.
