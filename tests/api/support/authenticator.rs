@@ -124,6 +124,15 @@ impl SoftAuthenticator {
         self.sign_with(index, public_key, &rp_id)
     }
 
+    /// [`SoftAuthenticator::get`] ignoring the options' allow list: what a
+    /// credential the server did not offer (another account's, or one
+    /// facing a decoy) signs.
+    pub fn get_unoffered(&mut self, public_key: &Value) -> Value {
+        let mut options = public_key.clone();
+        options["allowCredentials"] = json!([]);
+        self.get(&options)
+    }
+
     /// Signs with credential `index` without moving its counter (a copy of
     /// the key that lags behind).
     pub fn get_with_counter(&mut self, public_key: &Value, counter: u32) -> Value {
