@@ -427,14 +427,10 @@ async fn a_code_is_accepted_once_and_an_older_one_after_it_not_at_all() {
         .await
         .expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
     // A step-up cannot reuse it either.
-    let replayed = app
-        .delete_auth(
-            "/users/me",
-            Some(json!({"password": PASSWORD, "code": code})),
-            &user.access,
-        )
-        .await;
-    expect_error(replayed, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    app.api
+        .delete_me_with_code(&user.access, PASSWORD, &code)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
     // The token is still good for a fresh code.
     second_step(&app, &token, &user.app.next_code().await)
         .await
@@ -505,14 +501,10 @@ async fn wrong_codes_lock_the_account_for_the_network_like_wrong_passwords() {
         .await
         .expect_error(StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED");
     // The same with a step-up code, on a session from elsewhere: locked too.
-    let step_up = app
-        .delete_auth(
-            "/users/me",
-            Some(json!({"password": PASSWORD, "code": right})),
-            &user.access,
-        )
-        .await;
-    expect_error(step_up, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
+    app.api
+        .delete_me_with_code(&user.access, PASSWORD, &right)
+        .await
+        .expect_error(StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED");
     // An administrator's `locked: false` ends it; the unspent code works.
     let admin = app.admin_token("boss@example.com").await;
     let user_id = str_field(&app.me(&user.access).await, "userId");
@@ -628,28 +620,15 @@ async fn credential_changes_need_a_code_while_totp_is_on() {
         )
         .await;
     expect_error(no_code, StatusCode::BAD_REQUEST, "MFA_CODE_REQUIRED").await;
-    let wrong_code = app
-        .delete_auth(
-            "/users/me",
-            Some(json!({"password": PASSWORD, "code": wrong})),
-            &user.access,
-        )
-        .await;
-    expect_error(wrong_code, StatusCode::BAD_REQUEST, "INVALID_CODE").await;
+    app.api
+        .delete_me_with_code(&user.access, PASSWORD, wrong)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
     // A right code and a wrong password: the password is refused.
-    let wrong_password = app
-        .delete_auth(
-            "/users/me",
-            Some(json!({"password": "not the password", "code": user.recovery_codes[0]})),
-            &user.access,
-        )
-        .await;
-    expect_error(
-        wrong_password,
-        StatusCode::UNAUTHORIZED,
-        "INVALID_CREDENTIALS",
-    )
-    .await;
+    app.api
+        .delete_me_with_code(&user.access, "not the password", &user.recovery_codes[0])
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
 
     let changed = app
         .patch_auth(

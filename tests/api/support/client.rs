@@ -326,6 +326,13 @@ impl Api {
             .await
     }
 
+    /// `DELETE /users/me` with a second-factor `code` for the step-up.
+    pub async fn delete_me_with_code(&self, token: &str, password: &str, code: &str) -> Answer {
+        let body = json!({"password": password, "code": code});
+        self.send(Method::DELETE, "/users/me", Some(&body), Some(token))
+            .await
+    }
+
     /// `GET /users/referred` with a query string such as `?limit=2` (or "").
     pub async fn referred(&self, token: &str, query: &str) -> Answer {
         self.get(&format!("/users/referred{query}"), Some(token))
