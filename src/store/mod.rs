@@ -49,8 +49,8 @@ use fault::{StorageError, WriteHealth};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
 
-/// The embedded migrations (`migrations/`), applied at start-up.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The embedded SQLite migrations (`migrations/sqlite/`), applied at start-up.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Handles to the database.
 #[derive(Clone)]
