@@ -98,7 +98,7 @@ async fn migrate_creates_the_schema_and_a_server_then_starts_on_it() {
             &[],
         )
         .await;
-    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
         .expect("migrations dir")
         .count() as i64;
     assert_eq!(applied, migrations, "every migration is applied");
