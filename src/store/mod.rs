@@ -32,6 +32,7 @@ pub mod lockout;
 pub mod mfa;
 pub mod outbox;
 pub mod passkeys;
+pub mod rate_limits;
 pub mod retention;
 pub mod sessions;
 pub mod stats;
