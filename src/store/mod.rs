@@ -52,6 +52,10 @@ use sqlx::{ConnectOptions, SqlitePool};
 /// The embedded SQLite migrations (`migrations/sqlite/`), applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The embedded PostgreSQL migrations (`migrations/postgres/`): the same
+/// schema in PostgreSQL's types, applied at start-up on a `postgres://` URL.
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 /// Handles to the database.
 #[derive(Clone)]
 pub struct Store {

@@ -12,6 +12,7 @@ mod admin_cli;
 mod chaos;
 mod cli;
 mod clients;
+mod copy;
 mod crash;
 mod email_revert;
 mod faults;
