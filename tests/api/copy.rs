@@ -18,9 +18,36 @@ use uuid::Uuid;
 use crate::support::process::{run, sesame};
 use crate::support::*;
 
+/// A PostgreSQL database of one test, dropped when the test ends.
+struct PgTarget {
+    url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgTarget {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // On a thread and a runtime of its own: `drop` cannot await.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let mut admin = PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::query(&sql).execute(&mut admin).await.ok()?;
+                admin.close().await.ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
 /// A fresh, empty PostgreSQL database for one test, or `None` (with the
 /// reason printed) when no server is configured.
-async fn fresh_postgres(test: &str) -> Option<String> {
+async fn fresh_postgres(test: &str) -> Option<PgTarget> {
     let Ok(admin_url) = std::env::var("SESAME_TEST_POSTGRES_URL") else {
         // Straight to stderr: the harness hides what `eprintln!` prints in a
         // passing test, and a skip must be seen.
@@ -39,7 +66,11 @@ async fn fresh_postgres(test: &str) -> Option<String> {
         .await
         .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
     admin.close().await.ok();
-    Some(with_database(&admin_url, &name))
+    Some(PgTarget {
+        url: with_database(&admin_url, &name),
+        admin_url,
+        name,
+    })
 }
 
 /// `url` with its database name replaced by `name`.
@@ -93,12 +124,12 @@ async fn postgres_schema(pool: &PgPool) -> BTreeMap<String, Vec<String>> {
 
 #[tokio::test]
 async fn the_postgres_migrations_make_every_sqlite_table_and_column() {
-    let Some(url) =
+    let Some(target) =
         fresh_postgres("the_postgres_migrations_make_every_sqlite_table_and_column").await
     else {
         return;
     };
-    let pool = PgPool::connect(&url).await.unwrap();
+    let pool = PgPool::connect(&target.url).await.unwrap();
     sesame::store::PG_MIGRATOR.run(&pool).await.unwrap();
     assert_eq!(postgres_schema(&pool).await, sqlite_schema().await);
     // Applying them again (every start does) changes nothing.
@@ -290,7 +321,7 @@ async fn the_copy_moves_every_row_and_a_second_copy_is_refused_without_writing()
         return;
     };
     let source = filled_sqlite_app().await;
-    let out = copy_with_the_binary(&source, &target).await;
+    let out = copy_with_the_binary(&source, &target.url).await;
     assert!(out.status.success(), "{}{}", out.stdout, out.stderr);
 
     let expected = sqlite_counts(&source.url).await;
@@ -309,7 +340,7 @@ async fn the_copy_moves_every_row_and_a_second_copy_is_refused_without_writing()
         assert!(out.stdout.contains(&line), "{line:?} in {}", out.stdout);
     }
 
-    let pool = PgPool::connect(&target).await.unwrap();
+    let pool = PgPool::connect(&target.url).await.unwrap();
     assert_eq!(postgres_counts(&pool).await, expected);
     assert_eq!(postgres_users(&pool).await, sqlite_users(&source.url).await);
     let bob_referrer: Option<Uuid> =
@@ -341,7 +372,7 @@ async fn the_copy_moves_every_row_and_a_second_copy_is_refused_without_writing()
         .await
         .unwrap();
     let before = postgres_counts(&pool).await;
-    let again = copy_with_the_binary(&source, &target).await;
+    let again = copy_with_the_binary(&source, &target.url).await;
     assert!(!again.status.success(), "{}", again.stdout);
     assert!(
         again.stderr.contains("already holds users"),
@@ -360,10 +391,10 @@ async fn tokens_codes_and_queued_mail_from_before_the_copy_work_on_postgres() {
         return;
     };
     let source = filled_sqlite_app().await;
-    sesame::store::copy::copy(&source.url, &target, |_| {})
+    sesame::store::copy::copy(&source.url, &target.url, |_| {})
         .await
         .expect("the copy succeeds");
-    let database_url = target.clone();
+    let database_url = target.url.clone();
     let app = spawn_app_with(move |config| config.database_url = database_url).await;
 
     // Tokens issued on SQLite: the access token is accepted, the refresh
