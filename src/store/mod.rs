@@ -22,6 +22,7 @@ pub mod address_requests;
 pub mod admin;
 pub mod backup;
 pub mod code_budget;
+pub mod copy;
 pub mod db;
 pub mod email_reverts;
 pub mod fault;
