@@ -83,7 +83,7 @@ fn assert_failure(run: &Finished, message: &str) {
 /// A database that no server runs on: (its directory, its URL).
 fn fresh_database() -> (TempDir, String) {
     let dir = TempDir::new().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
+    let url = process::database_url(dir.path());
     (dir, url)
 }
 
@@ -188,10 +188,7 @@ async fn admin_create_reads_the_password_only_from_stdin() {
     let empty = admin_create(&url, "boss@example.com", "").await;
     assert_failure(&empty, "no password");
 
-    assert!(
-        !dir.path().join("sesame.db").exists(),
-        "nothing was written"
-    );
+    assert!(!database_made_in(dir.path()).await, "nothing was written");
 }
 
 // ---------------------------------------------------------------- keys rotate

@@ -1,5 +1,7 @@
 //! One integration-test binary: every test starts the real server on port 0
-//! with its own SQLite file and a real SMTP listener.
+//! with its own database and a real SMTP listener. The database is a SQLite
+//! file, or with `SESAME_TEST_DATABASE=postgres` a fresh PostgreSQL database
+//! (`support::backend`; `scripts/test` runs the suite both ways).
 
 mod support;
 

@@ -77,7 +77,7 @@ async fn smtp_back(stopped: &MailServer) -> MailServer {
         .unwrap_or_else(|e| panic!("re-binding SMTP port {}: {e}", stopped.port()))
 }
 
-/// Runs a `SELECT COUNT(*) ...` on the app's SQLite file; a `?` in it is
+/// Runs a `SELECT COUNT(*) ...` on the app's database; a `?` in it is
 /// bound to the current time in the store's timestamp format.
 async fn count(dir: &TempDir, sql: &str) -> i64 {
     let now = sesame::store::stored_text(Utc::now());
@@ -333,7 +333,8 @@ async fn a_lease_left_by_a_crashed_process_is_taken_over_once_it_expires() {
     let expires = sesame::store::stored_text(Utc::now() + chrono::Duration::seconds(2));
     let planted = TestDb::in_dir(dir.path())
         .execute(
-            "INSERT OR REPLACE INTO outbox_lease (id, holder, expires_at) VALUES (1, 'crashed', ?)",
+            "INSERT INTO outbox_lease (id, holder, expires_at) VALUES (1, 'crashed', ?) \
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
             &[&expires],
         )
         .await;

@@ -100,10 +100,13 @@ async fn sigterm_during_a_slow_signup_lets_it_finish_then_exits_0() {
         server.output()
     );
 
-    // Closed cleanly: the write-ahead log is folded into the database file
-    // (gone, or truncated to nothing), and the account answered 201 is there.
-    let wal = std::fs::metadata(dir.path().join("sesame.db-wal")).map_or(0, |m| m.len());
-    assert_eq!(wal, 0, "the database was closed cleanly");
+    // Closed cleanly: on SQLite, the write-ahead log is folded into the
+    // database file (gone, or truncated to nothing). The account answered
+    // 201 is there.
+    if !on_postgres() {
+        let wal = std::fs::metadata(dir.path().join("sesame.db-wal")).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "the database was closed cleanly");
+    }
     let db = TestDb::in_dir(dir.path());
     let users = db.count_rows("users", "email", "slow@example.com").await;
     assert_eq!(users, 1);

@@ -3,8 +3,9 @@
 
 use tempfile::TempDir;
 
-use crate::support::TestDb;
+use crate::support::backend::{on_postgres, postgres_url_of};
 use crate::support::process::{Server, database_url, run, sesame};
+use crate::support::{TestDb, database_made_in};
 
 /// Starts `sesame serve` with one setting changed; asserts it refuses to
 /// start with one line naming `setting` and returns that line.
@@ -38,15 +39,20 @@ async fn refuses_to_start(dir: &TempDir, setting: &str, value: &str) -> String {
 async fn a_malformed_public_url_is_named() {
     let dir = TempDir::new().expect("temp dir");
     refuses_to_start(&dir, "SESAME_PUBLIC_URL", "localhost:5000 oops").await;
-    assert!(
-        !dir.path().join("sesame.db").exists(),
-        "no database created"
-    );
+    assert!(!database_made_in(dir.path()).await, "no database created");
 }
 
 #[tokio::test]
 async fn an_unwritable_database_path_is_named() {
     let dir = TempDir::new().expect("temp dir");
+    if on_postgres() {
+        // PostgreSQL's counterpart: a database that is not there.
+        let missing = format!("sesame_missing_{:016x}", rand::random::<u64>());
+        let url = postgres_url_of(&missing);
+        let line = refuses_to_start(&dir, "SESAME_DATABASE_URL", &url).await;
+        assert!(line.contains(&missing), "names the database: {line}");
+        return;
+    }
     // A regular file where a directory should be: unwritable even for root.
     let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, b"").expect("write");
@@ -62,10 +68,7 @@ async fn a_port_in_use_is_named() {
     let address = taken.local_addr().expect("address").to_string();
     let line = refuses_to_start(&dir, "SESAME_BIND", &address).await;
     assert!(line.contains(&address), "names the address: {line}");
-    assert!(
-        !dir.path().join("sesame.db").exists(),
-        "no database created"
-    );
+    assert!(!database_made_in(dir.path()).await, "no database created");
 }
 
 #[tokio::test]
@@ -89,13 +92,12 @@ async fn a_database_from_a_newer_sesame_is_refused_untouched() {
     assert!(run(cmd).await.status.success());
     // What a future version's migration leaves behind.
     let db = TestDb::in_dir(dir.path());
-    let planted = db
-        .execute(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES (99990101, 'from the future', TRUE, x'00', 0)",
-            &[],
-        )
-        .await;
+    let checksum = if on_postgres() { "'\\x00'" } else { "x'00'" };
+    let plant = format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101, 'from the future', TRUE, {checksum}, 0)"
+    );
+    let planted = db.execute(&plant, &[]).await;
     assert_eq!(planted, 1, "a future migration is recorded");
 
     let line = refuses_to_start(&dir, "SESAME_DATABASE_URL", &database_url(dir.path())).await;

@@ -1,5 +1,6 @@
-//! `spawn_app()`: a real sesame on port 0 with its own SQLite file in a temp
-//! dir and a real SMTP listener capturing its mail.
+//! `spawn_app()`: a real sesame on port 0 with its own database (a SQLite
+//! file in a temp dir, or a fresh PostgreSQL database: [`super::backend`])
+//! and a real SMTP listener capturing its mail.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use sesame::config::{Argon2Params, Config, MailTransport};
 use sesame::domain::secret::Secret;
 use tempfile::TempDir;
 
+use super::backend;
 use super::client::{Answer, Api, IntoAnswer, Signup};
 use super::mailbox::MailServer;
 
@@ -62,7 +64,7 @@ pub struct TestApp {
 pub fn test_config(dir: &TempDir, mail: &MailServer) -> Config {
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".parse().expect("valid address");
-    config.database_url = format!("sqlite://{}", db_path(dir).display());
+    config.database_url = backend::database_url(dir.path());
     config.mail = MailTransport::Smtp(Secret::new(mail.url()));
     config.argon2 = Argon2Params {
         memory_kib: 1024,
@@ -80,7 +82,7 @@ pub fn test_config(dir: &TempDir, mail: &MailServer) -> Config {
     config
 }
 
-/// The SQLite file of a test app.
+/// The SQLite file of a test app (on SQLite).
 pub fn db_path(dir: &TempDir) -> PathBuf {
     dir.path().join("sesame.db")
 }

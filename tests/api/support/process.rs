@@ -12,13 +12,15 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::support::app::WAIT;
+use crate::support::backend;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sesame");
 
 /// A command for the binary in `dir`, with a clean environment: no
 /// developer `SESAME_*` variable and no stray `.env` can leak in. The
-/// database is `dir/sesame.db`; argon2 is cheap unless a test overrides it.
+/// database is the directory's ([`backend::database_url`]: `dir/sesame.db`
+/// on SQLite); argon2 is cheap unless a test overrides it.
 pub fn sesame(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
@@ -40,10 +42,10 @@ pub fn sesame(dir: &Path) -> Command {
 
 /// The database URL of a test directory.
 pub fn database_url(dir: &Path) -> String {
-    format!("sqlite://{}", db_file(dir).display())
+    backend::database_url(dir)
 }
 
-/// The SQLite file of a test directory.
+/// The SQLite file of a test directory (on SQLite).
 pub fn db_file(dir: &Path) -> PathBuf {
     dir.join("sesame.db")
 }
