@@ -215,10 +215,10 @@ async fn thirty_emails_queued_while_smtp_is_down_arrive_exactly_once_when_it_is_
         return;
     }
     // A port that refuses connections until the capture comes back on it.
-    let port = MailServer::start().await;
-    let smtp_port = port.port();
-    port.shutdown();
-    let cluster = Cluster::start(INSTANCES, &port.url(), &[]).await;
+    let reserved = MailServer::start().await;
+    let smtp_port = reserved.port();
+    reserved.shutdown();
+    let cluster = Cluster::start(INSTANCES, &reserved.url(), &[]).await;
     let db = cluster.db();
 
     let recipients: Vec<String> = (0..30).map(|n| format!("queued{n}@example.com")).collect();
