@@ -36,6 +36,8 @@ Examples:
   sesame migrate --database-url sqlite:///var/lib/sesame/sesame.db
                                              create or upgrade the database, then exit
   sesame backup /var/backups/sesame.db       copy the database, also while serving
+  PGPASSWORD=... sesame copy --to postgres://sesame@db.example.com/sesame
+                                             move everything to PostgreSQL (stop sesame first)
   sesame openapi > openapi.json              write the API description
 
 Running in production (systemd, reverse proxy, backups, upgrades):
@@ -86,8 +88,47 @@ pub fn openapi(args: ServeArgs) -> anyhow::Result<()> {
 /// `SESAME_DATABASE_URL`, so a backup works even while another setting is
 /// broken.
 pub async fn backup(args: ServeArgs, dest: &Path) -> anyhow::Result<()> {
+    if crate::store::is_postgres_url(&args.database_url) {
+        anyhow::bail!(
+            "sesame backup copies a SQLite file; on PostgreSQL use pg_dump (for example \
+             `pg_dump --format=custom --file=sesame.dump \"$SESAME_DATABASE_URL\"`), which \
+             takes a consistent snapshot while sesame serves"
+        );
+    }
     let bytes = crate::store::backup::backup(&args.database_url, dest).await?;
     println!("backup written to {} ({bytes} bytes)", dest.display());
+    Ok(())
+}
+
+/// `sesame copy --to postgres://…`: every row of the configured SQLite
+/// database into an empty PostgreSQL one, with a count per table. Needs only
+/// `SESAME_DATABASE_URL`, as `backup` does. A password in a `--to` given on
+/// the command line is refused: `ps` shows it to every local user.
+pub async fn copy(args: ServeArgs, to: &str, on_command_line: bool) -> anyhow::Result<()> {
+    let has_password = url::Url::parse(to).is_ok_and(|url| url.password().is_some());
+    if on_command_line && has_password {
+        anyhow::bail!(
+            "--to with a password is not accepted: command-line flags are visible to every \
+             local user (ps). Put the password in PGPASSWORD or ~/.pgpass, or the whole URL \
+             in SESAME_COPY_TO"
+        );
+    }
+    println!(
+        "copying {} into {}",
+        redact(&args.database_url, false),
+        redact(to, false)
+    );
+    let started = std::time::Instant::now();
+    let counts = crate::store::copy::copy(&args.database_url, to, |copied| {
+        println!("{:<20} {:>10} rows", copied.table, copied.rows);
+    })
+    .await?;
+    let total: u64 = counts.iter().map(|c| c.rows).sum();
+    println!(
+        "copied {total} rows in {:.1} s; start sesame with SESAME_DATABASE_URL set to the \
+         PostgreSQL URL",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

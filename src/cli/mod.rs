@@ -1,5 +1,5 @@
 //! The command line: the `sesame` command tree (this file) and each
-//! command ([`commands`]: serve, migrate, openapi, backup, check-config;
+//! command ([`commands`]: serve, migrate, openapi, backup, copy, check-config;
 //! [`admin`]: `admin create`, `admin reset-mfa`, `keys rotate`).
 
 pub mod admin;
@@ -8,6 +8,7 @@ pub mod commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::ServeArgs;
@@ -43,6 +44,21 @@ enum Command {
     Backup {
         /// Where to write the copy (a new file).
         path: PathBuf,
+    },
+    /// Copy every row of the SQLite database into an empty PostgreSQL database.
+    ///
+    /// Reads SESAME_DATABASE_URL (SQLite, never changed) and writes the
+    /// database named by --to, after applying sesame's migrations to it, in
+    /// one transaction: users, sessions, signing keys, codes, outbox,
+    /// counters. Tokens issued before keep working once sesame runs on the
+    /// target. Refuses a target that holds any user. Stop sesame first:
+    /// what it writes after the copy started stays behind.
+    Copy {
+        /// The PostgreSQL database to fill, e.g. postgres://sesame@db.example.com:5432/sesame.
+        /// Its password goes in PGPASSWORD or ~/.pgpass, or the whole URL in
+        /// SESAME_COPY_TO: the command line is visible to every local user.
+        #[arg(long, env = "SESAME_COPY_TO", value_name = "POSTGRES_URL")]
+        to: String,
     },
     /// Check the settings and print the ones in effect, secrets redacted.
     ///
@@ -107,6 +123,13 @@ async fn run(cli: Cli, command: &clap::Command, matches: &ArgMatches) -> anyhow:
         Command::Migrate => commands::migrate(cli.serve).await,
         Command::Openapi => commands::openapi(cli.serve),
         Command::Backup { path } => commands::backup(cli.serve, &path).await,
+        Command::Copy { to } => {
+            let on_command_line = matches
+                .subcommand_matches("copy")
+                .and_then(|m| m.value_source("to"))
+                == Some(ValueSource::CommandLine);
+            commands::copy(cli.serve, &to, on_command_line).await
+        }
         Command::CheckConfig => {
             cli.serve.clone().into_config()?;
             println!("{}", commands::check_config(cli.serve, command, matches));

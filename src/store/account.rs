@@ -74,7 +74,7 @@ impl Store {
             let now = ts(Utc::now());
             db::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
                 .bind(new_hash)
-                .bind(&now)
+                .bind(now)
                 .bind(db::id(user_id))
                 .execute(&mut tx)
                 .await?;
@@ -82,9 +82,9 @@ impl Store {
                 "UPDATE sessions SET revoked_at = ? \
                  WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
             )
-            .bind(&now)
+            .bind(now)
             .bind(db::id(user_id))
-            .bind(keep_session)
+            .bind(db::id(keep_session))
             .execute(&mut tx)
             .await?;
             void_codes(&mut tx, user_id, &["password_reset", "email_change"]).await?;
@@ -143,7 +143,7 @@ impl Store {
             .bind(change.code_hash)
             .bind(change.new_email.as_str())
             .bind(ts(change.expires_at))
-            .bind(&now)
+            .bind(now)
             .execute(&mut tx)
             .await?;
             outbox::enqueue(&mut tx, Some(user_id), code_email).await?;
@@ -251,7 +251,7 @@ impl Store {
             )
             .bind(ts(now))
             .bind(db::id(user_id))
-            .bind(keep_session)
+            .bind(db::id(keep_session))
             .execute(&mut tx)
             .await?;
             void_codes(&mut tx, user_id, &["password_reset"]).await?;

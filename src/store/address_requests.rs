@@ -29,7 +29,7 @@ impl AddressRequest<'_> {
             "INSERT INTO address_requests (address_key, kind, requests, last_at) \
              VALUES (?1, ?2, 1, ?3) \
              ON CONFLICT (address_key, kind) DO UPDATE SET \
-             requests = requests + 1, last_at = excluded.last_at",
+             requests = address_requests.requests + 1, last_at = excluded.last_at",
         )
         .bind(self.address_key)
         .bind(self.purpose.as_str())

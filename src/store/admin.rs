@@ -1,7 +1,7 @@
 //! What administrators read and change about any account.
 
 use super::Ts;
-use super::db;
+use super::db::{self, Backend};
 use chrono::{DateTime, Utc};
 
 use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
@@ -34,7 +34,7 @@ impl AdminUserRow {
         // network still shows as locked.
         format!(
             "SELECT {USER_FIELDS}, (SELECT MAX(f.locked_until) FROM login_failures f \
-             WHERE f.subject = u.id) AS locked_until, u.last_login_at FROM {USER_TABLES}"
+             WHERE f.subject = CAST(u.id AS TEXT)) AS locked_until, u.last_login_at FROM {USER_TABLES}"
         )
     }
 
@@ -57,9 +57,14 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> anyhow::Result<(Vec<AdminUserRecord>, u64)> {
-        // instr(), not LIKE: `%` and `_` in a search are plain characters.
+        // instr()/strpos(), not LIKE: `%` and `_` in a search are plain
+        // characters.
+        let find = match self.backend() {
+            Backend::Sqlite => "instr",
+            Backend::Postgres => "strpos",
+        };
         let sql = format!(
-            "{} WHERE (?1 IS NULL OR instr(u.email, ?1) > 0) \
+            "{} WHERE (?1 IS NULL OR {find}(u.email, ?1) > 0) \
              ORDER BY u.created_at, u.id LIMIT ?2 OFFSET ?3",
             AdminUserRow::select()
         );
@@ -69,11 +74,11 @@ impl Store {
             .bind(offset)
             .fetch_all(&self.read)
             .await?;
-        let total: i64 =
-            db::query_scalar("SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR instr(email, ?1) > 0")
-                .bind(search)
-                .fetch_one(&self.read)
-                .await?;
+        let count = format!("SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR {find}(email, ?1) > 0");
+        let total: i64 = db::query_scalar(&count)
+            .bind(search)
+            .fetch_one(&self.read)
+            .await?;
         let now = Utc::now();
         let users = rows
             .into_iter()
@@ -110,7 +115,7 @@ impl Store {
             .bind(changes.active)
             .bind(changes.disabled)
             .bind(changes.role.map(Role::as_str))
-            .bind(&now)
+            .bind(now)
             .bind(db::id(user_id))
             .execute(&mut tx)
             .await?

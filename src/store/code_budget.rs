@@ -71,9 +71,10 @@ impl CodeBudget<'_> {
             "INSERT INTO code_failures (email_hash, kind, failures, window_start) \
              VALUES (?1, ?2, 1, ?3) \
              ON CONFLICT (email_hash, kind) DO UPDATE SET \
-             failures = CASE WHEN window_start <= ?4 THEN 1 ELSE failures + 1 END, \
-             window_start = CASE WHEN window_start <= ?4 THEN excluded.window_start \
-             ELSE window_start END",
+             failures = CASE WHEN code_failures.window_start <= ?4 THEN 1 \
+             ELSE code_failures.failures + 1 END, \
+             window_start = CASE WHEN code_failures.window_start <= ?4 \
+             THEN excluded.window_start ELSE code_failures.window_start END",
         )
         .bind(self.address_key)
         .bind(self.kind.as_str())

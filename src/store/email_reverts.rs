@@ -136,9 +136,9 @@ impl Store {
                  WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? \
                  RETURNING id, user_id, old_email, created_at",
             )
-            .bind(&now)
+            .bind(now)
             .bind(token_hash)
-            .bind(&now)
+            .bind(now)
             .fetch_optional(&mut tx)
             .await?;
             let Some(spent) = spent else {
@@ -152,7 +152,7 @@ impl Store {
                  AND (created_at, id) > (?, ?)",
             )
             .bind(db::id(&spent.user_id))
-            .bind(&spent.created_at)
+            .bind(spent.created_at)
             .bind(db::id(&spent.id))
             .execute(&mut tx)
             .await?;
@@ -161,7 +161,7 @@ impl Store {
             )
             .bind(&spent.old_email)
             .bind(credentials.unusable_hash)
-            .bind(&now)
+            .bind(now)
             .bind(db::id(&spent.user_id))
             .execute(&mut tx)
             .await;

@@ -62,7 +62,10 @@ impl Fault {
             Fault::Locked => {
                 "the database stayed locked past the busy timeout (SQLITE_BUSY/SQLITE_LOCKED)"
             }
-            Fault::CantOpen => "the database file cannot be opened (SQLITE_CANTOPEN)",
+            Fault::CantOpen => {
+                "the database cannot be opened or reached (SQLITE_CANTOPEN, or PostgreSQL \
+                 refused or lost the connection)"
+            }
         }
     }
 
@@ -72,6 +75,9 @@ impl Fault {
     pub fn of_sqlx(err: &sqlx::Error) -> Option<Fault> {
         match err {
             sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    return Fault::of_sqlstate(pg.code());
+                }
                 let code: i32 = db.code()?.parse().ok()?;
                 Fault::of_code(code)
             }
@@ -79,6 +85,27 @@ impl Fault {
             // writes queue behind a lock nobody releases.
             sqlx::Error::PoolTimedOut => Some(Fault::Locked),
             sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => Some(Fault::Io),
+            // PostgreSQL: the connection was refused or lost.
+            sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => Some(Fault::CantOpen),
+            _ => None,
+        }
+    }
+
+    /// The fault a PostgreSQL error stands for, by its SQLSTATE: the
+    /// server's disk is full, its storage failed, it is a read-only
+    /// standby, it is shutting down or not yet up, or a lock wait or
+    /// deadlock gave up. Constraint and syntax errors are not faults.
+    pub fn of_sqlstate(state: &str) -> Option<Fault> {
+        match state {
+            "53100" => Some(Fault::DiskFull),
+            "25006" => Some(Fault::ReadOnly),
+            "55P03" | "40P01" | "57014" => Some(Fault::Locked),
+            s if s.starts_with("58") || s.starts_with("XX") => Some(Fault::Io),
+            // Out of memory or connections, a shutdown, a server not yet
+            // accepting connections, a lost connection.
+            s if s.starts_with("53") || s.starts_with("57P") || s.starts_with("08") => {
+                Some(Fault::CantOpen)
+            }
             _ => None,
         }
     }

@@ -229,7 +229,7 @@ impl Store {
                     db::query(
                         "UPDATE login_failures SET updated_at = ? WHERE subject = ? AND network = ?",
                     )
-                    .bind(&now)
+                    .bind(now)
                     .bind(subject.key())
                     .bind(ALL_NETWORKS)
                     .execute(&mut tx)
@@ -253,8 +253,8 @@ impl Store {
                 "DELETE FROM login_failures WHERE updated_at < ? \
                  AND (locked_until IS NULL OR locked_until < ?)",
             )
-            .bind(&cutoff)
-            .bind(&cutoff)
+            .bind(cutoff)
+            .bind(cutoff)
             .execute(&self.write)
             .await?;
             Ok(done.rows_affected())
@@ -272,7 +272,7 @@ async fn take_back(
     now: &Ts,
 ) -> anyhow::Result<()> {
     db::query(
-        "UPDATE login_failures SET failures = MAX(failures - 1, 0), \
+        "UPDATE login_failures SET failures = CASE WHEN failures > 1 THEN failures - 1 ELSE 0 END, \
          locked_until = CASE WHEN ? THEN NULL ELSE locked_until END, updated_at = ? \
          WHERE subject = ? AND network = ?",
     )

@@ -47,7 +47,9 @@ impl Store {
         }
         self.writing(async {
             let mut tx = self.write.begin().await?;
-            db::query("INSERT OR IGNORE INTO mfa_keys (id, key, created_at) VALUES (1, ?, ?)")
+            db::query(
+                "INSERT INTO mfa_keys (id, key, created_at) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
+            )
                 .bind(candidate)
                 .bind(ts(Utc::now()))
                 .execute(&mut tx)
@@ -83,7 +85,7 @@ impl Store {
             let stored = db::query(
                 "INSERT INTO totp_credentials (user_id, secret, created_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (user_id) DO UPDATE SET secret = ?2, created_at = ?3, last_step = NULL \
-                 WHERE confirmed_at IS NULL",
+                 WHERE totp_credentials.confirmed_at IS NULL",
             )
             .bind(db::id(user_id))
             .bind(sealed)
@@ -112,7 +114,7 @@ impl Store {
                  WHERE user_id = ? AND confirmed_at IS NULL \
                  AND (last_step IS NULL OR last_step < ?)",
             )
-            .bind(&now)
+            .bind(now)
             .bind(confirmation.step)
             .bind(db::id(user_id))
             .bind(confirmation.step)
@@ -127,9 +129,9 @@ impl Store {
                 "UPDATE sessions SET revoked_at = ? \
                  WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
             )
-            .bind(&now)
+            .bind(now)
             .bind(db::id(user_id))
-            .bind(confirmation.keep_session)
+            .bind(db::id(confirmation.keep_session))
             .execute(&mut tx)
             .await?;
             outbox::enqueue(&mut tx, Some(user_id), confirmation.notice).await?;
@@ -317,7 +319,7 @@ impl Store {
                 "UPDATE mfa_challenges SET used_at = ?1 WHERE token_hash = ?2 \
                  AND used_at IS NULL AND failed_attempts < ?3 AND expires_at > ?1",
             )
-            .bind(&now)
+            .bind(now)
             .bind(token_hash)
             .bind(max_failures)
             .execute(&self.write)

@@ -22,6 +22,7 @@ pub mod address_requests;
 pub mod admin;
 pub mod backup;
 pub mod code_budget;
+pub mod copy;
 pub mod db;
 pub mod email_reverts;
 pub mod fault;
@@ -32,6 +33,7 @@ pub mod lockout;
 pub mod mfa;
 pub mod outbox;
 pub mod passkeys;
+pub mod rate_limits;
 pub mod retention;
 pub mod sessions;
 pub mod stats;
@@ -166,9 +168,12 @@ impl Store {
             // per instance.
             .max_connections((cpus * 4).max(8) as u32)
             .acquire_slow_level(log::LevelFilter::Debug)
-            // A connection to a server can go stale (a restart, a
-            // failover): each is checked as it is taken.
-            .test_before_acquire(true)
+            // Not pinged as it is taken (a round trip on every request's
+            // path): sqlx pings each connection as it goes back to the
+            // pool and drops a broken one there, so after a restart of
+            // the server only connections that sat idle through it fail,
+            // once each, answered 503 with Retry-After like any fault.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await

@@ -64,8 +64,8 @@ pub(super) async fn sent_recently(
         return Ok(false);
     }
     let since = Utc::now() - chrono::Duration::from_std(min_interval)?;
-    let recent: Option<i64> = db::query_scalar(
-        "SELECT 1 FROM outbox WHERE recipient = ? AND kind = ? AND created_at > ? LIMIT 1",
+    let recent: Option<bool> = db::query_scalar(
+        "SELECT TRUE FROM outbox WHERE recipient = ? AND kind = ? AND created_at > ? LIMIT 1",
     )
     .bind(&email.recipient)
     .bind(email.kind)

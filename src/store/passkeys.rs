@@ -268,10 +268,12 @@ impl Store {
         OsRng.fill_bytes(&mut fresh);
         self.writing(async {
             // Two instances making it at once: the first one's stays.
-            db::query("INSERT OR IGNORE INTO passkey_decoy_key (id, key) VALUES (1, ?)")
-                .bind(&fresh)
-                .execute(&self.write)
-                .await?;
+            db::query(
+                "INSERT INTO passkey_decoy_key (id, key) VALUES (1, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&fresh)
+            .execute(&self.write)
+            .await?;
             let key: Vec<u8> = db::query_scalar("SELECT key FROM passkey_decoy_key WHERE id = 1")
                 .fetch_one(&self.write)
                 .await?;
@@ -306,7 +308,7 @@ mod tests {
             "INSERT INTO users (id, email, password_hash, referral_code, created_at, updated_at) \
              VALUES ('u', 'u@example.com', 'h', 'UCODE123', ?1, ?1)",
         )
-        .bind(&now)
+        .bind(now)
         .execute(&store.write)
         .await
         .unwrap();

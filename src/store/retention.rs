@@ -131,9 +131,9 @@ mod tests {
         ];
         for sql in seed {
             db::query(sql)
-                .bind(&old)
-                .bind(&recent)
-                .bind(&future)
+                .bind(old)
+                .bind(recent)
+                .bind(future)
                 .execute(&store.write)
                 .await
                 .expect(sql);
@@ -184,7 +184,7 @@ mod tests {
              INSERT INTO outbox (recipient, kind, subject, text_body, html_body, sent_at, \
              created_at) SELECT 'r' || i, 'k', 's', 't', 'h', ?1, ?1 FROM n",
         )
-        .bind(&old)
+        .bind(old)
         .execute(&store.write)
         .await
         .unwrap();

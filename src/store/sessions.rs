@@ -105,15 +105,15 @@ impl Store {
         .bind(db::id(s.user_id))
         .bind(s.user_agent)
         .bind(s.ip)
-        .bind(&now)
-        .bind(&now)
+        .bind(now)
+        .bind(now)
         .bind(ts(s.expires_at))
         .bind(amr)
         .execute(&mut tx)
         .await?;
         insert_refresh_token(&mut tx, s.refresh_hash, s.id, &now).await?;
         db::query("UPDATE users SET last_login_at = ? WHERE id = ?")
-            .bind(&now)
+            .bind(now)
             .bind(db::id(s.user_id))
             .execute(&mut tx)
             .await?;
@@ -159,7 +159,7 @@ impl Store {
                 db::query_as(&SQL)
                     .bind(db::id(session_id))
                     .bind(db::id(user_id))
-                    .bind(&now)
+                    .bind(now)
                     .fetch_optional(&self.read)
                     .await?
             }
@@ -282,7 +282,7 @@ impl Store {
             }
             None => {
                 db::query("UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ?")
-                    .bind(&now_ts)
+                    .bind(now_ts)
                     .bind(presented_hash)
                     .execute(&mut tx)
                     .await?;
@@ -290,7 +290,7 @@ impl Store {
         }
         insert_refresh_token(&mut tx, successor_hash, &session_id, &now_ts).await?;
         db::query("UPDATE sessions SET last_used_at = ? WHERE id = ?")
-            .bind(&now_ts)
+            .bind(now_ts)
             .bind(db::id(&session_id))
             .execute(&mut tx)
             .await?;
@@ -315,10 +315,10 @@ impl Store {
                 "UPDATE sessions SET revoked_at = ? \
              WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
             )
-            .bind(&now)
+            .bind(now)
             .bind(db::id(session_id))
             .bind(db::id(user_id))
-            .bind(&now)
+            .bind(now)
             .execute(&self.write)
             .await?
             .rows_affected();
@@ -400,10 +400,10 @@ mod tests {
              VALUES ('s1', 'bob', ?1, ?4, ?2)",
         ] {
             db::query(sql)
-                .bind(&created)
-                .bind(&later)
-                .bind(&updated)
-                .bind(&used)
+                .bind(created)
+                .bind(later)
+                .bind(updated)
+                .bind(used)
                 .execute(&store.write)
                 .await
                 .expect(sql);

@@ -133,8 +133,8 @@ pub(super) async fn insert_user_row(
     .bind(if admin { "admin" } else { "user" })
     .bind(user.referral_code)
     .bind(db::opt_id(user.referred_by))
-    .bind(&now)
-    .bind(&now)
+    .bind(now)
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(())
@@ -206,11 +206,11 @@ impl Store {
 
     /// The id of the user who owns a referral code (canonical form).
     pub async fn user_id_by_referral_code(&self, code: &str) -> anyhow::Result<Option<String>> {
-        let id = db::query_scalar("SELECT id FROM users WHERE referral_code = ?")
+        let id: Option<db::Uid> = db::query_scalar("SELECT id FROM users WHERE referral_code = ?")
             .bind(code)
             .fetch_optional(&self.read)
             .await?;
-        Ok(id)
+        Ok(id.map(String::from))
     }
 
     /// A page of the accounts a user referred, oldest first, and their total.
@@ -362,9 +362,9 @@ impl Store {
                  WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ? \
                  RETURNING user_id",
             )
-            .bind(&now)
+            .bind(now)
             .bind(token_hash)
-            .bind(&now)
+            .bind(now)
             .fetch_optional(&mut tx)
             .await?;
             let Some(user_id) = user_id else {
@@ -377,7 +377,7 @@ impl Store {
                 "UPDATE users SET password_hash = ?, active = TRUE, updated_at = ? WHERE id = ?",
             )
             .bind(new_hash)
-            .bind(&now)
+            .bind(now)
             .bind(db::id(&user_id))
             .execute(&mut tx)
             .await?;
