@@ -308,7 +308,7 @@ async fn postgres_users(pool: &PgPool) -> Vec<UserRow> {
                 referrer,
                 role,
                 active,
-                sesame::store::ts(created),
+                sesame::store::stored_text(created),
             )
         })
         .collect()
