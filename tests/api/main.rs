@@ -27,6 +27,7 @@ mod housekeeping;
 mod limits;
 mod lockout;
 mod mfa;
+mod multi_instance;
 mod my_sessions;
 mod nullability;
 mod observability;
