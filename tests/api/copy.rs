@@ -413,7 +413,6 @@ async fn the_copy_moves_every_row_and_a_second_copy_is_refused_without_writing()
 }
 
 #[tokio::test]
-#[ignore = "needs the PostgreSQL backend of issue 14 (Store::open on a postgres:// URL)"]
 async fn tokens_codes_and_queued_mail_from_before_the_copy_work_on_postgres() {
     let test = "tokens_codes_and_queued_mail_from_before_the_copy_work_on_postgres";
     let Some(target) = fresh_postgres(test).await else {
