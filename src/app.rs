@@ -20,6 +20,7 @@ use crate::mail::worker::OutboxWorker;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::store::db::Backend;
 
 /// A bound, running server.
 pub struct Application {
@@ -69,7 +70,14 @@ impl Application {
             config.ip_rate_limit,
             config.ip_rate_window,
             config.ipv6_prefix_len,
-        );
+        )
+        .map(|limits| match store.backend() {
+            // Instances on one PostgreSQL database share their budgets.
+            Backend::Postgres => {
+                limits.shared_through(store.clone(), config.ip_rate_limit, config.ip_rate_window)
+            }
+            Backend::Sqlite => limits,
+        });
         let metrics = Arc::new(Metrics::new());
         let state = Arc::new(AppState {
             config,
@@ -211,7 +219,7 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
             _ = shutdown.wait_for(|stopped| *stopped) => return,
         }
         if let Some(limits) = &state.rate_limits {
-            limits.prune();
+            limits.prune().await;
         }
         let store = &state.store;
         let window = crate::domain::CODE_BUDGET_WINDOW;

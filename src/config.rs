@@ -30,7 +30,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SESAME_BIND", default_value = "127.0.0.1:5000")]
     pub bind: SocketAddr,
-    /// Database URL; the SQLite file is created with its schema on first start.
+    /// Database URL: `sqlite://FILE` (created with its schema on first start) or
+    /// `postgres://USER:PASSWORD@HOST:5432/DB` (PostgreSQL 13 or newer; the schema is
+    /// created on first start; several instances may share it).
     #[arg(
         long,
         env = "SESAME_DATABASE_URL",

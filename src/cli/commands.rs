@@ -88,6 +88,13 @@ pub fn openapi(args: ServeArgs) -> anyhow::Result<()> {
 /// `SESAME_DATABASE_URL`, so a backup works even while another setting is
 /// broken.
 pub async fn backup(args: ServeArgs, dest: &Path) -> anyhow::Result<()> {
+    if crate::store::is_postgres_url(&args.database_url) {
+        anyhow::bail!(
+            "sesame backup copies a SQLite file; on PostgreSQL use pg_dump (for example \
+             `pg_dump --format=custom --file=sesame.dump \"$SESAME_DATABASE_URL\"`), which \
+             takes a consistent snapshot while sesame serves"
+        );
+    }
     let bytes = crate::store::backup::backup(&args.database_url, dest).await?;
     println!("backup written to {} ({bytes} bytes)", dest.display());
     Ok(())

@@ -96,7 +96,7 @@ impl Pipeline {
     /// Refuses a request over its IP's rate limit or with a body over the limit.
     async fn admit(&self, req: Request, client: &ClientIp) -> poem::Result<Request> {
         if let Some(limits) = &self.state.rate_limits {
-            if let Err(wait) = limits.check(req.method(), req.uri().path(), client.0) {
+            if let Err(wait) = limits.admit(req.method(), req.uri().path(), client.0).await {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 return Err(ApiError::new(
                     ErrorCode::RateLimited,

@@ -13,6 +13,8 @@ use ipnet::IpNet;
 use poem::http::Method;
 
 use super::bounded_store::BoundedStateStore;
+use crate::store::Store;
+use crate::store::rate_limits::Budget;
 
 /// The most clients each endpoint's limiter remembers (see
 /// [`BoundedStateStore`]): with fourteen endpoints, a few megabytes at most,
@@ -53,6 +55,9 @@ pub struct IpRateLimits {
     limiters: HashMap<&'static str, Limiter>,
     clock: DefaultClock,
     ipv6_prefix_len: u8,
+    /// On PostgreSQL, the budgets live in the database instead, shared by
+    /// every instance on it (see [`crate::store::rate_limits`]).
+    shared: Option<(Store, Budget)>,
 }
 
 impl IpRateLimits {
@@ -75,7 +80,47 @@ impl IpRateLimits {
             limiters,
             clock: DefaultClock::default(),
             ipv6_prefix_len,
+            shared: None,
         })
+    }
+
+    /// Keeps the budgets in `store`'s database rather than in this
+    /// process, so that instances sharing the database share them.
+    pub fn shared_through(mut self, store: Store, per_window: u32, window: Duration) -> Self {
+        let burst = per_window.max(1);
+        self.limiters.clear();
+        self.shared = Some((
+            store,
+            Budget {
+                emission: (window / burst).max(Duration::from_micros(1)),
+                burst,
+            },
+        ));
+        self
+    }
+
+    /// [`IpRateLimits::check`], through the database when the budgets are
+    /// shared. A database that cannot count admits the request: the
+    /// endpoint behind the limit needs the database too, and answers for
+    /// itself.
+    pub async fn admit(&self, method: &Method, path: &str, ip: IpAddr) -> Result<(), Duration> {
+        let Some((store, budget)) = &self.shared else {
+            return self.check(method, path, ip);
+        };
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+            || !LIMITED_PATHS.contains(&path)
+        {
+            return Ok(());
+        }
+        let key = format!("{path} {}", network_of(ip, self.ipv6_prefix_len));
+        match store.count_request(&key, *budget).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(wait),
+            Err(e) => {
+                tracing::debug!(error = %e, "the shared rate limit could not be counted");
+                Ok(())
+            }
+        }
     }
 
     /// Counts a request; `Err(wait)` when this client has used up its budget on this endpoint.
@@ -92,7 +137,13 @@ impl IpRateLimits {
     }
 
     /// Forgets clients whose budget has fully recovered.
-    pub fn prune(&self) {
+    pub async fn prune(&self) {
+        if let Some((store, _)) = &self.shared {
+            if let Err(e) = store.prune_rate_limits().await {
+                tracing::warn!(error = %e, "pruning the shared rate limits failed");
+            }
+            return;
+        }
         for limiter in self.limiters.values() {
             limiter.retain_recent();
             limiter.shrink_to_fit();

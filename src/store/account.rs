@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use super::Ts;
+use super::db::Uid;
+use super::db::{self, Tx};
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
 use super::code_budget::CodeBudget;
 use super::email_reverts::{self, NewEmailRevert};
@@ -33,21 +35,21 @@ pub enum EmailChangeAttempt {
 /// A pending email change as stored.
 #[derive(sqlx::FromRow)]
 struct PendingChange {
-    id: String,
+    id: Uid,
     code_hash: Vec<u8>,
     new_email: Option<String>,
     failed_attempts: i64,
-    expires_at: String,
+    expires_at: Ts,
 }
 
 impl Store {
     /// Sets or clears a user's display name; `false` if there is no such user.
     pub async fn update_name(&self, user_id: &str, name: Option<&str>) -> anyhow::Result<bool> {
         self.writing(async {
-            let changed = sqlx::query("UPDATE users SET name = ?, updated_at = ? WHERE id = ?")
+            let changed = db::query("UPDATE users SET name = ?, updated_at = ? WHERE id = ?")
                 .bind(name)
                 .bind(ts(Utc::now()))
-                .bind(user_id)
+                .bind(db::id(user_id))
                 .execute(&self.write)
                 .await?
                 .rows_affected();
@@ -70,20 +72,20 @@ impl Store {
         self.writing(async {
             let mut tx = self.write.begin().await?;
             let now = ts(Utc::now());
-            sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+            db::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
                 .bind(new_hash)
-                .bind(&now)
-                .bind(user_id)
-                .execute(&mut *tx)
+                .bind(now)
+                .bind(db::id(user_id))
+                .execute(&mut tx)
                 .await?;
-            sqlx::query(
+            db::query(
                 "UPDATE sessions SET revoked_at = ? \
                  WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
             )
-            .bind(&now)
-            .bind(user_id)
-            .bind(keep_session)
-            .execute(&mut *tx)
+            .bind(now)
+            .bind(db::id(user_id))
+            .bind(db::id(keep_session))
+            .execute(&mut tx)
             .await?;
             void_codes(&mut tx, user_id, &["password_reset", "email_change"]).await?;
             outbox::enqueue(&mut tx, Some(user_id), notice).await?;
@@ -98,8 +100,8 @@ impl Store {
     /// `referred_by` set to NULL. `false` if there was no such user.
     pub async fn delete_user(&self, user_id: &str) -> anyhow::Result<bool> {
         self.writing(async {
-            let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
-                .bind(user_id)
+            let deleted = db::query("DELETE FROM users WHERE id = ?")
+                .bind(db::id(user_id))
                 .execute(&self.write)
                 .await?
                 .rows_affected();
@@ -127,24 +129,22 @@ impl Store {
                 return Ok(false);
             }
             let now = ts(Utc::now());
-            sqlx::query(
-                "DELETE FROM one_time_codes WHERE user_id = ? AND purpose = 'email_change'",
-            )
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
+            db::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = 'email_change'")
+                .bind(db::id(user_id))
+                .execute(&mut tx)
+                .await?;
+            db::query(
                 "INSERT INTO one_time_codes \
              (id, user_id, purpose, code_hash, new_email, expires_at, created_at) \
              VALUES (?, ?, 'email_change', ?, ?, ?, ?)",
             )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(user_id)
+            .bind(db::id(&uuid::Uuid::now_v7().to_string()))
+            .bind(db::id(user_id))
             .bind(change.code_hash)
             .bind(change.new_email.as_str())
             .bind(ts(change.expires_at))
-            .bind(&now)
-            .execute(&mut *tx)
+            .bind(now)
+            .execute(&mut tx)
             .await?;
             outbox::enqueue(&mut tx, Some(user_id), code_email).await?;
             outbox::enqueue(&mut tx, Some(user_id), notice).await?;
@@ -179,12 +179,12 @@ impl Store {
             if budget.spent(&mut tx).await? {
                 return Ok(EmailChangeAttempt::Rejected);
             }
-            let pending: Option<PendingChange> = sqlx::query_as(
+            let pending: Option<PendingChange> = db::query_as(
                 "SELECT id, code_hash, new_email, failed_attempts, expires_at FROM one_time_codes \
                  WHERE user_id = ? AND purpose = 'email_change' AND used_at IS NULL",
             )
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
+            .bind(db::id(user_id))
+            .fetch_optional(&mut tx)
             .await?;
             let now = Utc::now();
             let live = match &pending {
@@ -200,12 +200,12 @@ impl Store {
                 .and_then(|code| code.new_email.clone().map(|email| (code, email)))
             else {
                 if live {
-                    sqlx::query(
+                    db::query(
                         "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 \
                          WHERE user_id = ? AND purpose = 'email_change'",
                     )
-                    .bind(user_id)
-                    .execute(&mut *tx)
+                    .bind(db::id(user_id))
+                    .execute(&mut tx)
                     .await?;
                 }
                 budget.count_failure(&mut tx).await?;
@@ -217,15 +217,14 @@ impl Store {
             if email_reverts::reserved(&mut tx, &new_email, user_id).await? {
                 return Ok(EmailChangeAttempt::EmailTaken);
             }
-            let moved = sqlx::query(
-                "UPDATE users SET email = ?, updated_at = ? WHERE id = ? AND email = ?",
-            )
-            .bind(&new_email)
-            .bind(ts(now))
-            .bind(user_id)
-            .bind(revert.old_email.as_str())
-            .execute(&mut *tx)
-            .await;
+            let moved =
+                db::query("UPDATE users SET email = ?, updated_at = ? WHERE id = ? AND email = ?")
+                    .bind(&new_email)
+                    .bind(ts(now))
+                    .bind(db::id(user_id))
+                    .bind(revert.old_email.as_str())
+                    .execute(&mut tx)
+                    .await;
             match moved {
                 // The notice and the revert were made for the address the
                 // account had when the request began; it has no other while
@@ -240,20 +239,20 @@ impl Store {
                 }
                 Err(e) => return Err(e.into()),
             }
-            sqlx::query("DELETE FROM one_time_codes WHERE id = ?")
-                .bind(&pending.id)
-                .execute(&mut *tx)
+            db::query("DELETE FROM one_time_codes WHERE id = ?")
+                .bind(db::id(&pending.id))
+                .execute(&mut tx)
                 .await?;
             // Whoever holds another session or a reset link sent to the old
             // address loses it with the address.
-            sqlx::query(
+            db::query(
                 "UPDATE sessions SET revoked_at = ? \
                  WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
             )
             .bind(ts(now))
-            .bind(user_id)
-            .bind(keep_session)
-            .execute(&mut *tx)
+            .bind(db::id(user_id))
+            .bind(db::id(keep_session))
+            .execute(&mut tx)
             .await?;
             void_codes(&mut tx, user_id, &["password_reset"]).await?;
             let new_email = EmailAddress::parse(&new_email)
@@ -268,13 +267,13 @@ impl Store {
 
 /// Deletes the user's pending one-time secrets of these purposes.
 pub(super) async fn void_codes(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     user_id: &str,
     purposes: &[&str],
 ) -> sqlx::Result<()> {
     for purpose in purposes {
-        sqlx::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = ?")
-            .bind(user_id)
+        db::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = ?")
+            .bind(db::id(user_id))
             .bind(purpose)
             .execute(&mut *conn)
             .await?;

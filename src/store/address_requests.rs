@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use super::db::{self, Tx};
 use chrono::Utc;
-use sqlx::SqliteConnection;
 
 use super::users::CodePurpose;
 use super::{Store, ts};
@@ -24,12 +24,12 @@ pub struct AddressRequest<'a> {
 
 impl AddressRequest<'_> {
     /// Counts the request: the one write every request of its kind makes.
-    pub(super) async fn count(&self, conn: &mut SqliteConnection) -> anyhow::Result<()> {
-        sqlx::query(
+    pub(super) async fn count(&self, conn: &mut Tx) -> anyhow::Result<()> {
+        db::query(
             "INSERT INTO address_requests (address_key, kind, requests, last_at) \
              VALUES (?1, ?2, 1, ?3) \
              ON CONFLICT (address_key, kind) DO UPDATE SET \
-             requests = requests + 1, last_at = excluded.last_at",
+             requests = address_requests.requests + 1, last_at = excluded.last_at",
         )
         .bind(self.address_key)
         .bind(self.purpose.as_str())
@@ -75,14 +75,14 @@ mod tests {
         for _ in 0..3 {
             store.note_address_request(&request).await.unwrap();
         }
-        let requests: i64 = sqlx::query_scalar("SELECT requests FROM address_requests")
+        let requests: i64 = db::query_scalar("SELECT requests FROM address_requests")
             .fetch_one(&store.write)
             .await
             .unwrap();
         assert_eq!(requests, 3);
         let day = Duration::from_secs(24 * 3600);
         assert_eq!(store.prune_address_requests(day).await.unwrap(), 0);
-        sqlx::query("UPDATE address_requests SET last_at = ?")
+        db::query("UPDATE address_requests SET last_at = ?")
             .bind(ts(Utc::now() - chrono::Duration::hours(25)))
             .execute(&store.write)
             .await

@@ -1,10 +1,12 @@
 //! What administrators read and change about any account.
 
+use super::Ts;
+use super::db::{self, Backend};
 use chrono::{DateTime, Utc};
 
 use super::user_rows::{USER_FIELDS, USER_TABLES, UserRow};
 use super::users::{InsertUserError, NewUser, insert_user_row};
-use super::{Store, parse_ts, ts};
+use super::{Store, ts};
 use crate::domain::user::{AdminUserRecord, Role};
 
 /// An administrator's change to an account; `None` leaves a field as it is.
@@ -21,8 +23,8 @@ pub struct UserChanges {
 struct AdminUserRow {
     #[sqlx(flatten)]
     user: UserRow,
-    locked_until: Option<String>,
-    last_login_at: Option<String>,
+    locked_until: Option<Ts>,
+    last_login_at: Option<Ts>,
 }
 
 impl AdminUserRow {
@@ -32,20 +34,15 @@ impl AdminUserRow {
         // network still shows as locked.
         format!(
             "SELECT {USER_FIELDS}, (SELECT MAX(f.locked_until) FROM login_failures f \
-             WHERE f.subject = u.id) AS locked_until, u.last_login_at FROM {USER_TABLES}"
+             WHERE f.subject = CAST(u.id AS TEXT)) AS locked_until, u.last_login_at FROM {USER_TABLES}"
         )
     }
 
     fn into_record(self, now: DateTime<Utc>) -> anyhow::Result<AdminUserRecord> {
-        let locked_until = self
-            .locked_until
-            .as_deref()
-            .map(parse_ts)
-            .transpose()?
-            .filter(|until| *until > now);
+        let locked_until = self.locked_until.map(Ts::time).filter(|until| *until > now);
         Ok(AdminUserRecord {
             locked_until,
-            last_login_at: self.last_login_at.as_deref().map(parse_ts).transpose()?,
+            last_login_at: self.last_login_at.map(Ts::time),
             user: self.user.into_user()?,
         })
     }
@@ -60,24 +57,28 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> anyhow::Result<(Vec<AdminUserRecord>, u64)> {
-        // instr(), not LIKE: `%` and `_` in a search are plain characters.
+        // instr()/strpos(), not LIKE: `%` and `_` in a search are plain
+        // characters.
+        let find = match self.backend() {
+            Backend::Sqlite => "instr",
+            Backend::Postgres => "strpos",
+        };
         let sql = format!(
-            "{} WHERE (?1 IS NULL OR instr(u.email, ?1) > 0) \
+            "{} WHERE (?1 IS NULL OR {find}(u.email, ?1) > 0) \
              ORDER BY u.created_at, u.id LIMIT ?2 OFFSET ?3",
             AdminUserRow::select()
         );
-        let rows: Vec<AdminUserRow> = sqlx::query_as(&sql)
+        let rows: Vec<AdminUserRow> = db::query_as(&sql)
             .bind(search)
             .bind(limit)
             .bind(offset)
             .fetch_all(&self.read)
             .await?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR instr(email, ?1) > 0",
-        )
-        .bind(search)
-        .fetch_one(&self.read)
-        .await?;
+        let count = format!("SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR {find}(email, ?1) > 0");
+        let total: i64 = db::query_scalar(&count)
+            .bind(search)
+            .fetch_one(&self.read)
+            .await?;
         let now = Utc::now();
         let users = rows
             .into_iter()
@@ -89,8 +90,8 @@ impl Store {
     /// One user, as administrators see it.
     pub async fn admin_user(&self, user_id: &str) -> anyhow::Result<Option<AdminUserRecord>> {
         let sql = format!("{} WHERE u.id = ?", AdminUserRow::select());
-        let row: Option<AdminUserRow> = sqlx::query_as(&sql)
-            .bind(user_id)
+        let row: Option<AdminUserRow> = db::query_as(&sql)
+            .bind(db::id(user_id))
             .fetch_optional(&self.read)
             .await?;
         row.map(|row| row.into_record(Utc::now())).transpose()
@@ -107,16 +108,16 @@ impl Store {
         self.writing(async {
             let mut tx = self.write.begin().await?;
             let now = ts(Utc::now());
-            let updated = sqlx::query(
+            let updated = db::query(
                 "UPDATE users SET active = COALESCE(?, active), disabled = COALESCE(?, disabled), \
                  role = COALESCE(?, role), updated_at = ? WHERE id = ?",
             )
             .bind(changes.active)
             .bind(changes.disabled)
             .bind(changes.role.map(Role::as_str))
-            .bind(&now)
-            .bind(user_id)
-            .execute(&mut *tx)
+            .bind(now)
+            .bind(db::id(user_id))
+            .execute(&mut tx)
             .await?
             .rows_affected();
             if updated == 0 {

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use super::db::{self, Tx};
 use chrono::Utc;
-use sqlx::SqliteConnection;
 
 use super::{Store, ts};
 
@@ -47,33 +47,34 @@ pub struct CodeBudget<'a> {
 
 impl CodeBudget<'_> {
     /// The start of the oldest window still running.
-    fn cutoff(&self) -> anyhow::Result<String> {
+    fn cutoff(&self) -> anyhow::Result<super::Ts> {
         Ok(ts(Utc::now() - chrono::Duration::from_std(self.window)?))
     }
 
     /// Whether this window's wrong codes reached the budget.
-    pub(super) async fn spent(&self, conn: &mut SqliteConnection) -> anyhow::Result<bool> {
-        let failures: Option<i64> = sqlx::query_scalar(
+    pub(super) async fn spent(&self, ex: impl Into<db::Ex<'_>>) -> anyhow::Result<bool> {
+        let failures: Option<i64> = db::query_scalar(
             "SELECT failures FROM code_failures \
              WHERE email_hash = ? AND kind = ? AND window_start > ?",
         )
         .bind(self.address_key)
         .bind(self.kind.as_str())
         .bind(self.cutoff()?)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(ex)
         .await?;
         Ok(failures.is_some_and(|n| n >= i64::from(self.max_failures)))
     }
 
     /// Counts a wrong code; the first one after a window ended starts a new one.
-    pub(super) async fn count_failure(&self, conn: &mut SqliteConnection) -> anyhow::Result<()> {
-        sqlx::query(
+    pub(super) async fn count_failure(&self, conn: &mut Tx) -> anyhow::Result<()> {
+        db::query(
             "INSERT INTO code_failures (email_hash, kind, failures, window_start) \
              VALUES (?1, ?2, 1, ?3) \
              ON CONFLICT (email_hash, kind) DO UPDATE SET \
-             failures = CASE WHEN window_start <= ?4 THEN 1 ELSE failures + 1 END, \
-             window_start = CASE WHEN window_start <= ?4 THEN excluded.window_start \
-             ELSE window_start END",
+             failures = CASE WHEN code_failures.window_start <= ?4 THEN 1 \
+             ELSE code_failures.failures + 1 END, \
+             window_start = CASE WHEN code_failures.window_start <= ?4 \
+             THEN excluded.window_start ELSE code_failures.window_start END",
         )
         .bind(self.address_key)
         .bind(self.kind.as_str())
@@ -88,8 +89,7 @@ impl CodeBudget<'_> {
 impl Store {
     /// Whether `budget` is spent: its codes are refused and no new one is sent.
     pub async fn code_budget_spent(&self, budget: &CodeBudget<'_>) -> anyhow::Result<bool> {
-        let mut conn = self.read.acquire().await?;
-        budget.spent(&mut conn).await
+        budget.spent(&self.read).await
     }
 
     /// Counts a code presented for an address that has no code to compare
@@ -143,14 +143,14 @@ mod tests {
 
         // The window started a day ago: the budget is whole again, and the
         // next wrong code starts a new window.
-        sqlx::query("UPDATE code_failures SET window_start = ?")
+        db::query("UPDATE code_failures SET window_start = ?")
             .bind(ts(Utc::now() - chrono::Duration::hours(25)))
             .execute(&store.write)
             .await
             .unwrap();
         assert!(!store.code_budget_spent(&budget).await.unwrap());
         store.reject_code(&budget).await.unwrap();
-        let failures: i64 = sqlx::query_scalar("SELECT failures FROM code_failures")
+        let failures: i64 = db::query_scalar("SELECT failures FROM code_failures")
             .fetch_one(&store.write)
             .await
             .unwrap();

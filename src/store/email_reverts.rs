@@ -2,8 +2,10 @@
 //! the old address when a change is confirmed, and while it is live, the
 //! old address reserved for the account it was taken from.
 
+use super::Ts;
+use super::db::Uid;
+use super::db::{self, Tx};
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
 use super::users::{NewCode, replace_code};
 use super::{Store, is_unique_violation, outbox, ts};
@@ -24,7 +26,7 @@ pub struct NewEmailRevert<'a> {
 /// A live revert, found by its token.
 #[derive(Debug, sqlx::FromRow)]
 pub struct LiveRevert {
-    pub user_id: String,
+    pub user_id: super::db::Uid,
     pub old_email: String,
 }
 
@@ -40,45 +42,45 @@ pub struct RevertCredentials<'a> {
 /// The row of a revert being spent.
 #[derive(sqlx::FromRow)]
 struct SpentRevert {
-    id: String,
-    user_id: String,
+    id: Uid,
+    user_id: Uid,
     old_email: String,
-    created_at: String,
+    created_at: Ts,
 }
 
 /// Whether a live revert of an account other than `except_user` holds
 /// `email` (checked in the caller's transaction, before the insert or
 /// update that would take the address).
 pub(super) async fn reserved(
-    conn: &mut SqliteConnection,
+    ex: impl Into<db::Ex<'_>>,
     email: &str,
     except_user: &str,
 ) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
+    db::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM email_reverts \
          WHERE old_email = ? AND used_at IS NULL AND expires_at > ? AND user_id <> ?)",
     )
     .bind(email)
     .bind(ts(Utc::now()))
-    .bind(except_user)
-    .fetch_one(conn)
+    .bind(db::id(except_user))
+    .fetch_one(ex)
     .await
 }
 
 /// Stores a revert of the move of `user_id` from `revert.old_email` to
 /// `new_email` and queues its notice, in the caller's transaction.
 pub(super) async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     user_id: &str,
     new_email: &EmailAddress,
     revert: &NewEmailRevert<'_>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO email_reverts (id, user_id, old_email, token_hash, expires_at, created_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(user_id)
+    .bind(db::id(&uuid::Uuid::now_v7().to_string()))
+    .bind(db::id(user_id))
     .bind(revert.old_email.as_str())
     .bind(revert.token_hash)
     .bind(ts(revert.expires_at))
@@ -97,13 +99,12 @@ impl Store {
         email: &EmailAddress,
         except_user: &str,
     ) -> anyhow::Result<bool> {
-        let mut conn = self.read.acquire().await?;
-        Ok(reserved(&mut conn, email.as_str(), except_user).await?)
+        Ok(reserved(&self.read, email.as_str(), except_user).await?)
     }
 
     /// The live (unused, unexpired) revert a token hash belongs to.
     pub async fn live_email_revert(&self, token_hash: &[u8]) -> anyhow::Result<Option<LiveRevert>> {
-        let revert = sqlx::query_as(
+        let revert = db::query_as(
             "SELECT user_id, old_email FROM email_reverts \
              WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
         )
@@ -130,15 +131,15 @@ impl Store {
         self.writing(async {
             let mut tx = self.begin_immediate().await?;
             let now = ts(Utc::now());
-            let spent: Option<SpentRevert> = sqlx::query_as(
+            let spent: Option<SpentRevert> = db::query_as(
                 "UPDATE email_reverts SET used_at = ? \
                  WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? \
                  RETURNING id, user_id, old_email, created_at",
             )
-            .bind(&now)
+            .bind(now)
             .bind(token_hash)
-            .bind(&now)
-            .fetch_optional(&mut *tx)
+            .bind(now)
+            .fetch_optional(&mut tx)
             .await?;
             let Some(spent) = spent else {
                 return Ok(None);
@@ -146,23 +147,23 @@ impl Store {
             // Issued later means moved later, from an address the account
             // only had after this one (ids are time-ordered UUIDs; they
             // break a tie of timestamps).
-            sqlx::query(
+            db::query(
                 "DELETE FROM email_reverts WHERE user_id = ? AND used_at IS NULL \
                  AND (created_at, id) > (?, ?)",
             )
-            .bind(&spent.user_id)
-            .bind(&spent.created_at)
-            .bind(&spent.id)
-            .execute(&mut *tx)
+            .bind(db::id(&spent.user_id))
+            .bind(spent.created_at)
+            .bind(db::id(&spent.id))
+            .execute(&mut tx)
             .await?;
-            let moved = sqlx::query(
+            let moved = db::query(
                 "UPDATE users SET email = ?, password_hash = ?, updated_at = ? WHERE id = ?",
             )
             .bind(&spent.old_email)
             .bind(credentials.unusable_hash)
-            .bind(&now)
-            .bind(&spent.user_id)
-            .execute(&mut *tx)
+            .bind(now)
+            .bind(db::id(&spent.user_id))
+            .execute(&mut tx)
             .await;
             match moved {
                 Ok(_) => {}
@@ -178,7 +179,7 @@ impl Store {
             replace_code(&mut tx, &spent.user_id, credentials.reset_code).await?;
             outbox::enqueue(&mut tx, Some(&spent.user_id), credentials.reset_email).await?;
             tx.commit().await?;
-            Ok(Some(spent.user_id))
+            Ok(Some(spent.user_id.into()))
         })
         .await
     }

@@ -24,8 +24,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, SqlitePool};
+
+use super::db::{self, Pool};
 
 /// How often a store in fault tries a write to see whether it passed.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -60,7 +62,10 @@ impl Fault {
             Fault::Locked => {
                 "the database stayed locked past the busy timeout (SQLITE_BUSY/SQLITE_LOCKED)"
             }
-            Fault::CantOpen => "the database file cannot be opened (SQLITE_CANTOPEN)",
+            Fault::CantOpen => {
+                "the database cannot be opened or reached (SQLITE_CANTOPEN, or PostgreSQL \
+                 refused or lost the connection)"
+            }
         }
     }
 
@@ -70,6 +75,9 @@ impl Fault {
     pub fn of_sqlx(err: &sqlx::Error) -> Option<Fault> {
         match err {
             sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    return Fault::of_sqlstate(pg.code());
+                }
                 let code: i32 = db.code()?.parse().ok()?;
                 Fault::of_code(code)
             }
@@ -77,6 +85,27 @@ impl Fault {
             // writes queue behind a lock nobody releases.
             sqlx::Error::PoolTimedOut => Some(Fault::Locked),
             sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => Some(Fault::Io),
+            // PostgreSQL: the connection was refused or lost.
+            sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => Some(Fault::CantOpen),
+            _ => None,
+        }
+    }
+
+    /// The fault a PostgreSQL error stands for, by its SQLSTATE: the
+    /// server's disk is full, its storage failed, it is a read-only
+    /// standby, it is shutting down or not yet up, or a lock wait or
+    /// deadlock gave up. Constraint and syntax errors are not faults.
+    pub fn of_sqlstate(state: &str) -> Option<Fault> {
+        match state {
+            "53100" => Some(Fault::DiskFull),
+            "25006" => Some(Fault::ReadOnly),
+            "55P03" | "40P01" | "57014" => Some(Fault::Locked),
+            s if s.starts_with("58") || s.starts_with("XX") => Some(Fault::Io),
+            // Out of memory or connections, a shutdown, a server not yet
+            // accepting connections, a lost connection.
+            s if s.starts_with("53") || s.starts_with("57P") || s.starts_with("08") => {
+                Some(Fault::CantOpen)
+            }
             _ => None,
         }
     }
@@ -202,7 +231,7 @@ impl WriteHealth {
     /// Notes a write that failed with `fault`: the first one is logged,
     /// later ones only counted until a write commits again. Starts the probe that
     /// notices when writes work again.
-    pub fn failed(self: &Arc<Self>, fault: Fault, err: &str, writer: &SqlitePool) {
+    pub fn failed(self: &Arc<Self>, fault: Fault, err: &str, writer: &Pool) {
         let mut state = self.state();
         match &mut state.fault {
             // Logged when it began; the kind may change on the way (an
@@ -244,7 +273,7 @@ impl WriteHealth {
 
 /// Every [`PROBE_INTERVAL`], commits one small write through the writer;
 /// ends once one commits (the fault is over) or the store is closed.
-async fn probe_until_recovered(health: Arc<WriteHealth>, writer: SqlitePool) {
+async fn probe_until_recovered(health: Arc<WriteHealth>, writer: Pool) {
     loop {
         tokio::time::sleep(PROBE_INTERVAL).await;
         if writer.is_closed() {
@@ -274,18 +303,21 @@ async fn probe_until_recovered(health: Arc<WriteHealth>, writer: SqlitePool) {
 /// over while signups still failed (six fault/recovery pairs in one
 /// full-disk run); with 64 KiB there was one. A heuristic: a large WAL
 /// can still hold it, and then the fault is logged again when it returns.
-const PROBE_BYTES: i64 = 64 * 1024;
+const PROBE_BYTES: usize = 64 * 1024;
 
 /// One real write of [`PROBE_BYTES`], committed: it fails as any write
 /// would while the disk is full, the file read-only or the lock taken.
-pub(super) async fn probe(writer: &SqlitePool) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO storage_probe (id, written_at, ballast) VALUES (1, ?1, randomblob(?2)) \
+pub(super) async fn probe(writer: &Pool) -> Result<(), sqlx::Error> {
+    // Random bytes: PostgreSQL would compress a run of zeros to nothing.
+    let mut ballast = vec![0u8; PROBE_BYTES];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut ballast);
+    db::query(
+        "INSERT INTO storage_probe (id, written_at, ballast) VALUES (1, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, \
          ballast = excluded.ballast",
     )
     .bind(super::time::ts(chrono::Utc::now()))
-    .bind(PROBE_BYTES)
+    .bind(ballast)
     .execute(writer)
     .await?;
     Ok(())

@@ -1,5 +1,6 @@
 //! JWT signing keys.
 
+use super::db;
 use super::{Store, parse_ts, ts};
 use crate::domain::tokens::Ed25519Key;
 
@@ -20,7 +21,7 @@ impl Store {
     /// before they next sign a token (see `flows::signing`).
     pub async fn add_signing_key(&self, key: &Ed25519Key) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query(
+            db::query(
                 "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
              VALUES (?, 'EdDSA', ?, ?, ?)",
             )
@@ -37,7 +38,7 @@ impl Store {
 
     /// The `kid` of the newest Ed25519 key, the one that should sign.
     pub async fn newest_signing_kid(&self) -> anyhow::Result<Option<String>> {
-        let kid = sqlx::query_scalar(
+        let kid = db::query_scalar(
             "SELECT kid FROM signing_keys WHERE algorithm = 'EdDSA' \
              ORDER BY created_at DESC, kid DESC LIMIT 1",
         )
@@ -47,7 +48,7 @@ impl Store {
     }
 
     async fn load_signing_keys(&self) -> anyhow::Result<Vec<Ed25519Key>> {
-        let rows: Vec<(String, Vec<u8>, Vec<u8>, String)> = sqlx::query_as(
+        let rows: Vec<(String, Vec<u8>, Vec<u8>, super::Ts)> = db::query_as(
             "SELECT kid, private_key, public_key, created_at FROM signing_keys \
              WHERE algorithm = 'EdDSA' ORDER BY created_at, kid",
         )

@@ -17,8 +17,9 @@
 
 use std::time::Duration;
 
+use super::Ts;
+use super::db::{self, Tx};
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
 use super::{Store, outbox, parse_ts, ts};
 use crate::mail::OutgoingEmail;
@@ -114,7 +115,7 @@ impl Store {
         // A lock is first looked for on a reader: a flood on a locked
         // subject is answered without queueing for the single writer (where
         // it would hold up everyone's logins).
-        let until: Option<String> = sqlx::query_scalar(
+        let until: Option<Ts> = db::query_scalar(
             "SELECT MAX(locked_until) FROM login_failures \
              WHERE subject = ? AND network IN (?, ?)",
         )
@@ -124,12 +125,7 @@ impl Store {
         .fetch_one(&self.read)
         .await?;
         let now = Utc::now();
-        if let Some(until) = until
-            .as_deref()
-            .map(parse_ts)
-            .transpose()?
-            .filter(|u| *u > now)
-        {
+        if let Some(until) = until.map(Ts::time).filter(|u| *u > now) {
             return Ok(CheckAdmission::Locked(until));
         }
         self.writing(self.count_attempt(subject, network, limits))
@@ -203,10 +199,10 @@ impl Store {
             let now = ts(Utc::now());
             match settled {
                 Settled::Right => {
-                    sqlx::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
+                    db::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
                         .bind(subject.key())
                         .bind(network)
-                        .execute(&mut *tx)
+                        .execute(&mut tx)
                         .await?;
                     take_back(
                         &mut tx,
@@ -230,13 +226,13 @@ impl Store {
                 }
                 Settled::Wrong => {
                     // The same write for an unknown address as for an account.
-                    sqlx::query(
+                    db::query(
                         "UPDATE login_failures SET updated_at = ? WHERE subject = ? AND network = ?",
                     )
-                    .bind(&now)
+                    .bind(now)
                     .bind(subject.key())
                     .bind(ALL_NETWORKS)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?;
                     if let (LoginSubject::Account(id), Some(notice)) = (subject, notice) {
                         outbox::enqueue(&mut tx, Some(id), notice).await?;
@@ -253,12 +249,12 @@ impl Store {
     pub async fn prune_login_failures(&self) -> anyhow::Result<u64> {
         self.writing(async {
             let cutoff = ts(Utc::now() - RETENTION);
-            let done = sqlx::query(
+            let done = db::query(
                 "DELETE FROM login_failures WHERE updated_at < ? \
                  AND (locked_until IS NULL OR locked_until < ?)",
             )
-            .bind(&cutoff)
-            .bind(&cutoff)
+            .bind(cutoff)
+            .bind(cutoff)
             .execute(&self.write)
             .await?;
             Ok(done.rows_affected())
@@ -269,14 +265,14 @@ impl Store {
 
 /// Takes one counted attempt back from a count, and the lock it set.
 async fn take_back(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     subject: LoginSubject<'_>,
     network: &str,
     unlock: bool,
-    now: &str,
+    now: &Ts,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE login_failures SET failures = MAX(failures - 1, 0), \
+    db::query(
+        "UPDATE login_failures SET failures = CASE WHEN failures > 1 THEN failures - 1 ELSE 0 END, \
          locked_until = CASE WHEN ? THEN NULL ELSE locked_until END, updated_at = ? \
          WHERE subject = ? AND network = ?",
     )
@@ -291,20 +287,16 @@ async fn take_back(
 
 /// Forgets every count and lock of an account (a password reset, or an
 /// administrator's `locked: false`), inside the caller's transaction.
-pub(super) async fn clear(conn: &mut SqliteConnection, user_id: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE subject = ?")
+pub(super) async fn clear(conn: &mut Tx, user_id: &str) -> anyhow::Result<()> {
+    db::query("DELETE FROM login_failures WHERE subject = ?")
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-async fn read_count(
-    conn: &mut SqliteConnection,
-    subject: &str,
-    network: &str,
-) -> anyhow::Result<Count> {
-    let row: Option<(i64, String, Option<String>)> = sqlx::query_as(
+async fn read_count(conn: &mut Tx, subject: &str, network: &str) -> anyhow::Result<Count> {
+    let row: Option<(i64, Ts, Option<Ts>)> = db::query_as(
         "SELECT failures, window_start, locked_until FROM login_failures \
          WHERE subject = ? AND network = ?",
     )
@@ -318,18 +310,18 @@ async fn read_count(
     Ok(Count {
         failures,
         window_start: Some(parse_ts(&window_start)?),
-        locked_until: locked_until.as_deref().map(parse_ts).transpose()?,
+        locked_until: locked_until.map(Ts::time),
     })
 }
 
 async fn write_count(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     subject: &str,
     network: &str,
     count: &Count,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO login_failures \
          (subject, network, failures, window_start, locked_until, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject, network) DO UPDATE SET \

@@ -1,8 +1,9 @@
 //! The second factor: the key that seals TOTP secrets, each account's
 //! authenticator and recovery codes, and the second step of logins.
 
+use super::Ts;
+use super::db::{self, Tx};
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
 use super::{Store, outbox, parse_ts, ts};
 use crate::mail::OutgoingEmail;
@@ -38,7 +39,7 @@ impl Store {
     /// The key that seals TOTP secrets; `candidate` becomes it if there is
     /// none yet (the first writer wins, every instance then reads the same).
     pub async fn mfa_key(&self, candidate: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT key FROM mfa_keys WHERE id = 1")
+        let stored: Option<Vec<u8>> = db::query_scalar("SELECT key FROM mfa_keys WHERE id = 1")
             .fetch_optional(&self.read)
             .await?;
         if let Some(key) = stored {
@@ -46,13 +47,15 @@ impl Store {
         }
         self.writing(async {
             let mut tx = self.write.begin().await?;
-            sqlx::query("INSERT OR IGNORE INTO mfa_keys (id, key, created_at) VALUES (1, ?, ?)")
+            db::query(
+                "INSERT INTO mfa_keys (id, key, created_at) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
+            )
                 .bind(candidate)
                 .bind(ts(Utc::now()))
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
-            let key: Vec<u8> = sqlx::query_scalar("SELECT key FROM mfa_keys WHERE id = 1")
-                .fetch_one(&mut *tx)
+            let key: Vec<u8> = db::query_scalar("SELECT key FROM mfa_keys WHERE id = 1")
+                .fetch_one(&mut tx)
                 .await?;
             tx.commit().await?;
             Ok(key)
@@ -62,10 +65,10 @@ impl Store {
 
     /// The account's authenticator, pending or confirmed.
     pub async fn totp_credential(&self, user_id: &str) -> anyhow::Result<Option<StoredTotp>> {
-        let row: Option<(Vec<u8>, Option<String>, Option<i64>)> = sqlx::query_as(
+        let row: Option<(Vec<u8>, Option<Ts>, Option<i64>)> = db::query_as(
             "SELECT secret, confirmed_at, last_step FROM totp_credentials WHERE user_id = ?",
         )
-        .bind(user_id)
+        .bind(db::id(user_id))
         .fetch_optional(&self.read)
         .await?;
         Ok(row.map(|(sealed, confirmed_at, last_step)| StoredTotp {
@@ -79,12 +82,12 @@ impl Store {
     /// written) if the account's TOTP is already on.
     pub async fn set_pending_totp(&self, user_id: &str, sealed: &[u8]) -> anyhow::Result<bool> {
         self.writing(async {
-            let stored = sqlx::query(
+            let stored = db::query(
                 "INSERT INTO totp_credentials (user_id, secret, created_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (user_id) DO UPDATE SET secret = ?2, created_at = ?3, last_step = NULL \
-                 WHERE confirmed_at IS NULL",
+                 WHERE totp_credentials.confirmed_at IS NULL",
             )
-            .bind(user_id)
+            .bind(db::id(user_id))
             .bind(sealed)
             .bind(ts(Utc::now()))
             .execute(&self.write)
@@ -106,30 +109,30 @@ impl Store {
         self.writing(async {
             let mut tx = self.write.begin().await?;
             let now = ts(Utc::now());
-            let confirmed = sqlx::query(
+            let confirmed = db::query(
                 "UPDATE totp_credentials SET confirmed_at = ?, last_step = ? \
                  WHERE user_id = ? AND confirmed_at IS NULL \
                  AND (last_step IS NULL OR last_step < ?)",
             )
-            .bind(&now)
+            .bind(now)
             .bind(confirmation.step)
-            .bind(user_id)
+            .bind(db::id(user_id))
             .bind(confirmation.step)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?
             .rows_affected();
             if confirmed == 0 {
                 return Ok(false);
             }
             write_recovery_codes(&mut tx, user_id, confirmation.recovery_hashes, &now).await?;
-            sqlx::query(
+            db::query(
                 "UPDATE sessions SET revoked_at = ? \
                  WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
             )
-            .bind(&now)
-            .bind(user_id)
-            .bind(confirmation.keep_session)
-            .execute(&mut *tx)
+            .bind(now)
+            .bind(db::id(user_id))
+            .bind(db::id(confirmation.keep_session))
+            .execute(&mut tx)
             .await?;
             outbox::enqueue(&mut tx, Some(user_id), confirmation.notice).await?;
             tx.commit().await?;
@@ -143,12 +146,12 @@ impl Store {
     /// with another request spending the same code: one of them wins).
     pub async fn accept_totp_step(&self, user_id: &str, step: i64) -> anyhow::Result<bool> {
         self.writing(async {
-            let accepted = sqlx::query(
+            let accepted = db::query(
                 "UPDATE totp_credentials SET last_step = ?1 WHERE user_id = ?2 \
                  AND confirmed_at IS NOT NULL AND (last_step IS NULL OR last_step < ?1)",
             )
             .bind(step)
-            .bind(user_id)
+            .bind(db::id(user_id))
             .execute(&self.write)
             .await?
             .rows_affected();
@@ -160,12 +163,12 @@ impl Store {
     /// Spends an unused recovery code; `false` if there is none with this hash.
     pub async fn spend_recovery_code(&self, user_id: &str, hash: &[u8]) -> anyhow::Result<bool> {
         self.writing(async {
-            let spent = sqlx::query(
+            let spent = db::query(
                 "UPDATE recovery_codes SET used_at = ? \
                  WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
             )
             .bind(ts(Utc::now()))
-            .bind(user_id)
+            .bind(db::id(user_id))
             .bind(hash)
             .execute(&self.write)
             .await?
@@ -185,12 +188,12 @@ impl Store {
     ) -> anyhow::Result<bool> {
         self.writing(async {
             let mut tx = self.begin_immediate().await?;
-            let on: bool = sqlx::query_scalar(
+            let on: bool = db::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM totp_credentials \
                  WHERE user_id = ? AND confirmed_at IS NOT NULL)",
             )
-            .bind(user_id)
-            .fetch_one(&mut *tx)
+            .bind(db::id(user_id))
+            .fetch_one(&mut tx)
             .await?;
             if !on {
                 return Ok(false);
@@ -214,11 +217,11 @@ impl Store {
     ) -> anyhow::Result<bool> {
         self.writing(async {
             let mut tx = self.write.begin().await?;
-            let removed = sqlx::query(
+            let removed = db::query(
                 "DELETE FROM totp_credentials WHERE user_id = ? AND confirmed_at IS NOT NULL",
             )
-            .bind(user_id)
-            .execute(&mut *tx)
+            .bind(db::id(user_id))
+            .execute(&mut tx)
             .await?
             .rows_affected();
             if removed == 0 {
@@ -228,7 +231,10 @@ impl Store {
                 "DELETE FROM recovery_codes WHERE user_id = ?",
                 "DELETE FROM mfa_challenges WHERE user_id = ?",
             ] {
-                sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+                db::query(sql)
+                    .bind(db::id(user_id))
+                    .execute(&mut tx)
+                    .await?;
             }
             outbox::enqueue(&mut tx, Some(user_id), notice).await?;
             tx.commit().await?;
@@ -245,12 +251,12 @@ impl Store {
         expires_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query(
+            db::query(
                 "INSERT INTO mfa_challenges (token_hash, user_id, expires_at, created_at) \
                  VALUES (?, ?, ?, ?)",
             )
             .bind(token_hash)
-            .bind(user_id)
+            .bind(db::id(user_id))
             .bind(ts(expires_at))
             .bind(ts(Utc::now()))
             .execute(&self.write)
@@ -267,7 +273,7 @@ impl Store {
         token_hash: &[u8],
         max_failures: u32,
     ) -> anyhow::Result<Option<StoredChallenge>> {
-        let row: Option<(String, String)> = sqlx::query_as(
+        let row: Option<(db::Uid, Ts)> = db::query_as(
             "SELECT user_id, expires_at FROM mfa_challenges WHERE token_hash = ? \
              AND used_at IS NULL AND failed_attempts < ? AND expires_at > ?",
         )
@@ -278,7 +284,7 @@ impl Store {
         .await?;
         row.map(|(user_id, expires_at)| {
             Ok(StoredChallenge {
-                user_id,
+                user_id: user_id.into(),
                 expires_at: parse_ts(&expires_at)?,
             })
         })
@@ -288,7 +294,7 @@ impl Store {
     /// Counts a wrong code against a second step.
     pub async fn fail_mfa_challenge(&self, token_hash: &[u8]) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query(
+            db::query(
                 "UPDATE mfa_challenges SET failed_attempts = failed_attempts + 1 \
                  WHERE token_hash = ?",
             )
@@ -309,11 +315,11 @@ impl Store {
     ) -> anyhow::Result<bool> {
         self.writing(async {
             let now = ts(Utc::now());
-            let spent = sqlx::query(
+            let spent = db::query(
                 "UPDATE mfa_challenges SET used_at = ?1 WHERE token_hash = ?2 \
                  AND used_at IS NULL AND failed_attempts < ?3 AND expires_at > ?1",
             )
-            .bind(&now)
+            .bind(now)
             .bind(token_hash)
             .bind(max_failures)
             .execute(&self.write)
@@ -336,18 +342,18 @@ impl Store {
 
 /// Replaces an account's recovery codes, inside the caller's transaction.
 async fn write_recovery_codes(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     user_id: &str,
     hashes: &[Vec<u8>],
-    now: &str,
+    now: &Ts,
 ) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
-        .bind(user_id)
+    db::query("DELETE FROM recovery_codes WHERE user_id = ?")
+        .bind(db::id(user_id))
         .execute(&mut *conn)
         .await?;
     for hash in hashes {
-        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)")
-            .bind(user_id)
+        db::query("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)")
+            .bind(db::id(user_id))
             .bind(hash)
             .bind(now)
             .execute(&mut *conn)

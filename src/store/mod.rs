@@ -23,6 +23,7 @@ pub mod admin;
 pub mod backup;
 pub mod code_budget;
 pub mod copy;
+pub mod db;
 pub mod email_reverts;
 pub mod fault;
 pub mod files;
@@ -32,13 +33,14 @@ pub mod lockout;
 pub mod mfa;
 pub mod outbox;
 pub mod passkeys;
+pub mod rate_limits;
 pub mod retention;
 pub mod sessions;
 pub mod stats;
 mod time;
 mod user_rows;
 pub mod users;
-pub use time::{parse_ts, ts};
+pub use time::{Ts, parse_ts, stored_text, ts};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -46,9 +48,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use db::{Backend, Pool, Tx};
 use fault::{StorageError, WriteHealth};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
 
 /// The embedded SQLite migrations (`migrations/sqlite/`), applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -60,10 +64,10 @@ pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/p
 /// Handles to the database.
 #[derive(Clone)]
 pub struct Store {
-    /// The single writer connection.
-    write: SqlitePool,
-    /// Readers.
-    read: SqlitePool,
+    /// Where writes go: SQLite's single writer connection, or PostgreSQL's pool.
+    write: Pool,
+    /// Readers (on PostgreSQL, the same pool as [`Store::write`]).
+    read: Pool,
     /// Readers for the per-request lookup, on the calling thread (none for
     /// an in-memory database, which other connections cannot see).
     inline: Option<Arc<inline::InlineReaders>>,
@@ -81,8 +85,12 @@ impl Store {
         Store::open_with(database_url, DEFAULT_BUSY_TIMEOUT).await
     }
 
-    /// [`Store::open`] with another busy timeout.
+    /// [`Store::open`] with another busy timeout (SQLite's; PostgreSQL
+    /// waits for its locks).
     pub async fn open_with(database_url: &str, busy_timeout: Duration) -> anyhow::Result<Store> {
+        if is_postgres_url(database_url) {
+            return Store::open_postgres(database_url).await;
+        }
         let options = connect_options(database_url)?;
         let file = options.get_filename().display().to_string();
         check_directory(options.get_filename())?;
@@ -113,7 +121,7 @@ impl Store {
             .with_context(|| {
                 format!("SESAME_DATABASE_URL: cannot open or create the database file {file}")
             })?;
-        apply_migrations(&write)
+        apply_migrations(&MIGRATOR, &Pool::Sqlite(write.clone()))
             .await
             .with_context(|| format!("SESAME_DATABASE_URL ({file})"))?;
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -135,11 +143,56 @@ impl Store {
             None
         };
         Ok(Store {
-            write,
-            read,
+            write: Pool::Sqlite(write),
+            read: Pool::Sqlite(read),
             inline,
             health: WriteHealth::new(),
         })
+    }
+
+    /// Connects to PostgreSQL and applies its migrations.
+    async fn open_postgres(database_url: &str) -> anyhow::Result<Store> {
+        let options = PgConnectOptions::from_str(database_url)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "SESAME_DATABASE_URL is not a valid PostgreSQL URL (expected e.g. \
+                     postgres://sesame:password@localhost:5432/sesame)"
+                )
+            })?
+            .application_name("sesame")
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let pool = PgPoolOptions::new()
+            // Requests that wait on the database wait for a connection
+            // here rather than opening more than the server should carry
+            // per instance.
+            .max_connections((cpus * 4).max(8) as u32)
+            .acquire_slow_level(log::LevelFilter::Debug)
+            // Not pinged as it is taken (a round trip on every request's
+            // path): sqlx pings each connection as it goes back to the
+            // pool and drops a broken one there, so after a restart of
+            // the server only connections that sat idle through it fail,
+            // once each, answered 503 with Retry-After like any fault.
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .context("SESAME_DATABASE_URL: cannot connect to PostgreSQL")?;
+        let pool = Pool::Postgres(pool);
+        apply_migrations(&PG_MIGRATOR, &pool)
+            .await
+            .context("SESAME_DATABASE_URL (PostgreSQL)")?;
+        Ok(Store {
+            write: pool.clone(),
+            read: pool,
+            inline: None,
+            health: WriteHealth::new(),
+        })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.write.backend()
     }
 
     /// Runs a read on the calling thread (see [`inline`]); `None` means
@@ -155,7 +208,7 @@ impl Store {
     /// `/health/ready`): a read, and no write fault since the last write
     /// that committed.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        db::query("SELECT 1").execute(&self.read).await?;
         if let Some(fault) = self.health.fault() {
             anyhow::bail!("the database cannot take writes: {}", fault.describe());
         }
@@ -192,24 +245,17 @@ impl Store {
         cutoff: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<u64> {
         self.writing(async {
-            let done = sqlx::query(sql)
-                .bind(ts(cutoff))
-                .execute(&self.write)
-                .await?;
+            let done = db::query(sql).bind(ts(cutoff)).execute(&self.write).await?;
             Ok(done.rows_affected())
         })
         .await
     }
 
-    /// Starts a write transaction that takes the write lock at once
-    /// (`BEGIN IMMEDIATE`). For transactions that read, then write based on
-    /// what they read: a deferred one could find, at its first write, that
-    /// another process sharing the file wrote since its read, and fail with
-    /// `SQLITE_BUSY` instead of waiting its turn.
-    pub(crate) async fn begin_immediate(
-        &self,
-    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.write.begin_with("BEGIN IMMEDIATE").await
+    /// Starts a write transaction that takes the write lock at once (see
+    /// [`Pool::begin_immediate`]). For transactions that read, then write
+    /// based on what they read.
+    pub(crate) async fn begin_immediate(&self) -> sqlx::Result<Tx> {
+        self.write.begin_immediate().await
     }
 
     /// Closes both pools, waiting for connections to be returned. Before
@@ -221,9 +267,13 @@ impl Store {
             inline.close();
         }
         self.read.close().await;
+        let Pool::Sqlite(writer) = &self.write else {
+            self.write.close().await;
+            return;
+        };
         let checkpoint: Result<(i64, i64, i64), _> =
             sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.write)
+                .fetch_one(writer)
                 .await;
         match checkpoint {
             Ok((0, _, _)) => {}
@@ -260,8 +310,17 @@ fn check_directory(file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn apply_migrations(pool: &SqlitePool) -> anyhow::Result<()> {
-    match MIGRATOR.run(pool).await {
+/// Whether `SESAME_DATABASE_URL` names a PostgreSQL server.
+pub fn is_postgres_url(database_url: &str) -> bool {
+    database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+}
+
+async fn apply_migrations(migrator: &sqlx::migrate::Migrator, pool: &Pool) -> anyhow::Result<()> {
+    let result = match pool {
+        Pool::Sqlite(pool) => migrator.run(pool).await,
+        Pool::Postgres(pool) => migrator.run(pool).await,
+    };
+    match result {
         Ok(()) => Ok(()),
         Err(sqlx::migrate::MigrateError::VersionMissing(v)) => anyhow::bail!(
             "the database was written by a newer sesame (migration {v} is unknown to this \
@@ -290,6 +349,17 @@ pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
 }
 
 #[cfg(test)]
+impl Store {
+    /// The SQLite pool behind `pool` (unit tests of SQLite's behaviour).
+    pub(crate) fn sqlite_pool<'a>(&self, pool: &'a Pool) -> &'a sqlx::SqlitePool {
+        match pool {
+            Pool::Sqlite(pool) => pool,
+            Pool::Postgres(_) => panic!("a SQLite store"),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use sqlx::Connection;
@@ -299,13 +369,16 @@ mod tests {
         let (_dir, store) = temp_store().await;
         // SQLite opens a transaction that sqlx does not count; the
         // connection goes back to the pool with it.
-        sqlx::query("BEGIN").execute(&store.write).await.unwrap();
+        sqlx::query("BEGIN")
+            .execute(store.sqlite_pool(&store.write))
+            .await
+            .unwrap();
         store
             .take_outbox_lease("a", Duration::from_secs(60))
             .await
             .unwrap();
         let holder: Option<String> = sqlx::query_scalar("SELECT holder FROM outbox_lease")
-            .fetch_optional(&store.read)
+            .fetch_optional(store.sqlite_pool(&store.read))
             .await
             .unwrap();
         assert_eq!(
@@ -321,10 +394,10 @@ mod tests {
         // SQLite ends the transaction behind sqlx's back, as it does when a
         // COMMIT fails with SQLITE_FULL: sqlx's own ROLLBACK on drop then
         // fails and its count stays at one.
-        let mut tx = store.write.begin().await.unwrap();
+        let mut tx = store.sqlite_pool(&store.write).begin().await.unwrap();
         sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
         drop(tx);
-        let conn = store.write.acquire().await.unwrap();
+        let conn = store.sqlite_pool(&store.write).acquire().await.unwrap();
         assert!(
             !conn.is_in_transaction(),
             "a fresh connection, not the counted one"

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use super::db::{self, Tx};
 use chrono::Utc;
-use sqlx::SqliteConnection;
 
 use super::{Store, ts};
 use crate::mail::OutgoingEmail;
@@ -31,16 +31,16 @@ pub struct QueuedEmail {
 
 /// Queues an email inside the caller's transaction.
 pub(super) async fn enqueue(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     user_id: Option<&str>,
     email: &OutgoingEmail,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO outbox \
          (user_id, recipient, kind, subject, text_body, html_body, secret, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(user_id)
+    .bind(db::opt_id(user_id))
     .bind(&email.recipient)
     .bind(email.kind)
     .bind(&email.subject)
@@ -56,7 +56,7 @@ pub(super) async fn enqueue(
 /// Whether an email of this kind went to this address less than
 /// `min_interval` ago (the throttle: a sooner request sends nothing).
 pub(super) async fn sent_recently(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     email: &OutgoingEmail,
     min_interval: Duration,
 ) -> anyhow::Result<bool> {
@@ -64,8 +64,8 @@ pub(super) async fn sent_recently(
         return Ok(false);
     }
     let since = Utc::now() - chrono::Duration::from_std(min_interval)?;
-    let recent: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM outbox WHERE recipient = ? AND kind = ? AND created_at > ? LIMIT 1",
+    let recent: Option<bool> = db::query_scalar(
+        "SELECT TRUE FROM outbox WHERE recipient = ? AND kind = ? AND created_at > ? LIMIT 1",
     )
     .bind(&email.recipient)
     .bind(email.kind)
@@ -99,7 +99,7 @@ impl Store {
 
     /// The oldest emails still to deliver, in queue order.
     pub async fn pending_emails(&self, limit: u32) -> anyhow::Result<Vec<QueuedEmail>> {
-        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+        let rows: Vec<(i64, String, String, String, String)> = db::query_as(
             "SELECT id, recipient, subject, text_body, html_body FROM outbox \
              WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT ?",
         )
@@ -126,7 +126,7 @@ impl Store {
             let sql = format!(
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, {REDACT} WHERE id = ?"
             );
-            sqlx::query(&sql)
+            db::query(&sql)
                 .bind(ts(Utc::now()))
                 .bind(id)
                 .execute(&self.write)
@@ -155,7 +155,7 @@ impl Store {
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ? WHERE id = ?"
                     .to_owned()
             };
-            sqlx::query(&sql)
+            db::query(&sql)
                 .bind(error)
                 .bind(failed_at)
                 .bind(id)
@@ -171,7 +171,7 @@ impl Store {
     pub async fn take_outbox_lease(&self, holder: &str, ttl: Duration) -> anyhow::Result<bool> {
         self.writing(async {
             let now = Utc::now();
-            let done = sqlx::query(
+            let done = db::query(
                 "INSERT INTO outbox_lease (id, holder, expires_at) VALUES (1, ?1, ?2) \
              ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, \
              expires_at = excluded.expires_at \
@@ -190,7 +190,7 @@ impl Store {
     /// Gives the delivery lease up, if `holder` has it.
     pub async fn release_outbox_lease(&self, holder: &str) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query("DELETE FROM outbox_lease WHERE holder = ?")
+            db::query("DELETE FROM outbox_lease WHERE holder = ?")
                 .bind(holder)
                 .execute(&self.write)
                 .await?;
@@ -236,7 +236,7 @@ mod tests {
         store.mark_email_failed(3, "550 no", true).await.unwrap();
 
         let rows: Vec<(String, String, Option<String>)> =
-            sqlx::query_as("SELECT text_body, html_body, secret FROM outbox ORDER BY id")
+            db::query_as("SELECT text_body, html_body, secret FROM outbox ORDER BY id")
                 .fetch_all(&store.write)
                 .await
                 .unwrap();
@@ -269,7 +269,7 @@ mod tests {
         assert!(store.take_outbox_lease("b", TTL).await.unwrap());
 
         // b dies holding it: once it expires, a takes it.
-        sqlx::query("UPDATE outbox_lease SET expires_at = ?")
+        db::query("UPDATE outbox_lease SET expires_at = ?")
             .bind(ts(Utc::now() - chrono::Duration::seconds(1)))
             .execute(&store.write)
             .await

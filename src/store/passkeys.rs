@@ -1,9 +1,11 @@
 //! Passkeys, the ceremonies started for them, and the key of their decoys.
 
+use super::Ts;
+use super::db::Uid;
+use super::db::{self, Tx};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use rand::rngs::OsRng;
-use sqlx::SqliteConnection;
 
 use super::{Store, is_unique_violation, outbox, parse_ts, ts};
 use crate::mail::OutgoingEmail;
@@ -50,25 +52,25 @@ pub struct TakenChallenge {
 
 #[derive(sqlx::FromRow)]
 struct PasskeyRow {
-    id: String,
-    user_id: String,
+    id: Uid,
+    user_id: Uid,
     credential: String,
     name: String,
     sign_count: i64,
-    created_at: String,
-    last_used_at: Option<String>,
+    created_at: Ts,
+    last_used_at: Option<Ts>,
 }
 
 impl PasskeyRow {
     fn into_passkey(self) -> anyhow::Result<StoredPasskey> {
         Ok(StoredPasskey {
-            id: self.id,
-            user_id: self.user_id,
+            id: self.id.into(),
+            user_id: self.user_id.into(),
             credential: self.credential,
             name: self.name,
             sign_count: u32::try_from(self.sign_count).unwrap_or(u32::MAX),
             created_at: parse_ts(&self.created_at)?,
-            last_used_at: self.last_used_at.as_deref().map(parse_ts).transpose()?,
+            last_used_at: self.last_used_at.map(Ts::time),
         })
     }
 }
@@ -78,10 +80,10 @@ const PASSKEY_FIELDS: &str = "id, user_id, credential, name, sign_count, created
 impl Store {
     /// A user's passkeys, oldest first.
     pub async fn passkeys_of(&self, user_id: &str) -> anyhow::Result<Vec<StoredPasskey>> {
-        let rows: Vec<PasskeyRow> = sqlx::query_as(&format!(
+        let rows: Vec<PasskeyRow> = db::query_as(&format!(
             "SELECT {PASSKEY_FIELDS} FROM passkeys WHERE user_id = ? ORDER BY created_at, id"
         ))
-        .bind(user_id)
+        .bind(db::id(user_id))
         .fetch_all(&self.read)
         .await?;
         rows.into_iter().map(PasskeyRow::into_passkey).collect()
@@ -92,7 +94,7 @@ impl Store {
         &self,
         credential_id: &[u8],
     ) -> anyhow::Result<Option<StoredPasskey>> {
-        let row: Option<PasskeyRow> = sqlx::query_as(&format!(
+        let row: Option<PasskeyRow> = db::query_as(&format!(
             "SELECT {PASSKEY_FIELDS} FROM passkeys WHERE credential_id = ?"
         ))
         .bind(credential_id)
@@ -103,8 +105,8 @@ impl Store {
 
     /// How many passkeys a user has.
     pub async fn passkey_count(&self, user_id: &str) -> anyhow::Result<u32> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM passkeys WHERE user_id = ?")
-            .bind(user_id)
+        let n: i64 = db::query_scalar("SELECT COUNT(*) FROM passkeys WHERE user_id = ?")
+            .bind(db::id(user_id))
             .fetch_one(&self.read)
             .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -119,19 +121,19 @@ impl Store {
     ) -> anyhow::Result<bool> {
         self.writing(async {
             let mut tx = self.write.begin().await?;
-            let inserted = sqlx::query(
+            let inserted = db::query(
                 "INSERT INTO passkeys \
                  (id, user_id, credential_id, credential, name, sign_count, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(passkey.id)
-            .bind(passkey.user_id)
+            .bind(db::id(passkey.id))
+            .bind(db::id(passkey.user_id))
             .bind(passkey.credential_id)
             .bind(passkey.credential)
             .bind(passkey.name)
             .bind(i64::from(passkey.sign_count))
             .bind(ts(passkey.created_at))
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await;
             match inserted {
                 Ok(_) => {}
@@ -154,13 +156,13 @@ impl Store {
         sign_count: u32,
     ) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query(
+            db::query(
                 "UPDATE passkeys SET credential = ?, sign_count = ?, last_used_at = ? WHERE id = ?",
             )
             .bind(credential)
             .bind(i64::from(sign_count))
             .bind(ts(Utc::now()))
-            .bind(id)
+            .bind(db::id(id))
             .execute(&self.write)
             .await?;
             Ok(())
@@ -178,10 +180,10 @@ impl Store {
     ) -> anyhow::Result<bool> {
         self.writing(async {
             let mut tx = self.write.begin().await?;
-            let deleted = sqlx::query("DELETE FROM passkeys WHERE id = ? AND user_id = ?")
-                .bind(id)
-                .bind(user_id)
-                .execute(&mut *tx)
+            let deleted = db::query("DELETE FROM passkeys WHERE id = ? AND user_id = ?")
+                .bind(db::id(id))
+                .bind(db::id(user_id))
+                .execute(&mut tx)
                 .await?
                 .rows_affected();
             if deleted == 0 {
@@ -197,12 +199,12 @@ impl Store {
     /// Keeps a started ceremony.
     pub async fn insert_challenge(&self, challenge: &NewChallenge<'_>) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query(
+            db::query(
                 "INSERT INTO passkey_challenges \
                  (id, user_id, purpose, state, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             )
-            .bind(challenge.id)
-            .bind(challenge.user_id)
+            .bind(db::id(challenge.id))
+            .bind(db::opt_id(challenge.user_id))
             .bind(challenge.purpose)
             .bind(challenge.state)
             .bind(ts(challenge.expires_at))
@@ -224,17 +226,17 @@ impl Store {
         purpose: &str,
     ) -> anyhow::Result<Option<TakenChallenge>> {
         self.writing(async {
-            let row: Option<(Option<String>, String, String)> = sqlx::query_as(
+            let row: Option<(Option<db::Uid>, String, Ts)> = db::query_as(
                 "DELETE FROM passkey_challenges WHERE id = ? AND purpose = ? \
                  RETURNING user_id, state, expires_at",
             )
-            .bind(id)
+            .bind(db::id(id))
             .bind(purpose)
             .fetch_optional(&self.write)
             .await?;
             row.map(|(user_id, state, expires_at)| {
                 Ok(TakenChallenge {
-                    user_id,
+                    user_id: user_id.map(String::from),
                     state,
                     expires_at: parse_ts(&expires_at)?,
                 })
@@ -256,7 +258,7 @@ impl Store {
     /// The key of the decoys' keyed hash, made on first use.
     pub async fn passkey_decoy_key(&self) -> anyhow::Result<Vec<u8>> {
         let key: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT key FROM passkey_decoy_key WHERE id = 1")
+            db::query_scalar("SELECT key FROM passkey_decoy_key WHERE id = 1")
                 .fetch_optional(&self.read)
                 .await?;
         if let Some(key) = key {
@@ -266,11 +268,13 @@ impl Store {
         OsRng.fill_bytes(&mut fresh);
         self.writing(async {
             // Two instances making it at once: the first one's stays.
-            sqlx::query("INSERT OR IGNORE INTO passkey_decoy_key (id, key) VALUES (1, ?)")
-                .bind(&fresh)
-                .execute(&self.write)
-                .await?;
-            let key: Vec<u8> = sqlx::query_scalar("SELECT key FROM passkey_decoy_key WHERE id = 1")
+            db::query(
+                "INSERT INTO passkey_decoy_key (id, key) VALUES (1, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&fresh)
+            .execute(&self.write)
+            .await?;
+            let key: Vec<u8> = db::query_scalar("SELECT key FROM passkey_decoy_key WHERE id = 1")
                 .fetch_one(&self.write)
                 .await?;
             Ok(key)
@@ -282,13 +286,13 @@ impl Store {
 /// Removes every passkey of a user and the ceremonies started for it,
 /// inside the caller's transaction (an email revert: whoever moved the
 /// account may have added passkeys).
-pub(super) async fn delete_all(conn: &mut SqliteConnection, user_id: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM passkeys WHERE user_id = ?")
-        .bind(user_id)
+pub(super) async fn delete_all(conn: &mut Tx, user_id: &str) -> anyhow::Result<()> {
+    db::query("DELETE FROM passkeys WHERE user_id = ?")
+        .bind(db::id(user_id))
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM passkey_challenges WHERE user_id = ?")
-        .bind(user_id)
+    db::query("DELETE FROM passkey_challenges WHERE user_id = ?")
+        .bind(db::id(user_id))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -300,11 +304,11 @@ mod tests {
 
     async fn user(store: &Store) {
         let now = ts(Utc::now());
-        sqlx::query(
+        db::query(
             "INSERT INTO users (id, email, password_hash, referral_code, created_at, updated_at) \
              VALUES ('u', 'u@example.com', 'h', 'UCODE123', ?1, ?1)",
         )
-        .bind(&now)
+        .bind(now)
         .execute(&store.write)
         .await
         .unwrap();

@@ -8,6 +8,8 @@
 //! than the retention. Deletes run in small batches so that no request
 //! waits long for the single writer.
 
+use super::Ts;
+use super::db;
 use chrono::{DateTime, Utc};
 
 use super::{Store, ts};
@@ -61,11 +63,11 @@ impl Store {
 
     /// Runs `sql` (binding the cutoff and [`BATCH`]) until it deletes less
     /// than a batch; each run is its own short write.
-    async fn delete_in_batches(&self, sql: &str, cutoff: &str) -> anyhow::Result<u64> {
+    async fn delete_in_batches(&self, sql: &str, cutoff: &Ts) -> anyhow::Result<u64> {
         self.writing(async {
             let mut total = 0;
             loop {
-                let done = sqlx::query(sql)
+                let done = db::query(sql)
                     .bind(cutoff)
                     .bind(BATCH)
                     .execute(&self.write)
@@ -88,7 +90,7 @@ mod tests {
     use super::*;
 
     async fn count(store: &Store, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
+        db::query_scalar(sql)
             .fetch_one(&store.write)
             .await
             .expect(sql)
@@ -128,10 +130,10 @@ mod tests {
              ('spent-recent', 'u', 'd@example.com', x'04', ?3, ?2, ?1)",
         ];
         for sql in seed {
-            sqlx::query(sql)
-                .bind(&old)
-                .bind(&recent)
-                .bind(&future)
+            db::query(sql)
+                .bind(old)
+                .bind(recent)
+                .bind(future)
                 .execute(&store.write)
                 .await
                 .expect(sql);
@@ -147,17 +149,17 @@ mod tests {
                 reverts: 2,
             }
         );
-        let reverts: Vec<String> = sqlx::query_scalar("SELECT id FROM email_reverts ORDER BY id")
+        let reverts: Vec<String> = db::query_scalar("SELECT id FROM email_reverts ORDER BY id")
             .fetch_all(&store.write)
             .await
             .unwrap();
         assert_eq!(reverts, ["live", "spent-recent"]);
-        let sessions: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions ORDER BY id")
+        let sessions: Vec<String> = db::query_scalar("SELECT id FROM sessions ORDER BY id")
             .fetch_all(&store.write)
             .await
             .unwrap();
         assert_eq!(sessions, ["live", "revoked-recent"]);
-        let emails: Vec<String> = sqlx::query_scalar("SELECT recipient FROM outbox ORDER BY id")
+        let emails: Vec<String> = db::query_scalar("SELECT recipient FROM outbox ORDER BY id")
             .fetch_all(&store.write)
             .await
             .unwrap();
@@ -177,12 +179,12 @@ mod tests {
     async fn more_than_a_batch_is_deleted_in_one_pruning() {
         let (_dir, store) = crate::store::temp_store().await;
         let old = ts(Utc::now() - Duration::days(40));
-        sqlx::query(
+        db::query(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1234) \
              INSERT INTO outbox (recipient, kind, subject, text_body, html_body, sent_at, \
              created_at) SELECT 'r' || i, 'k', 's', 't', 'h', ?1, ?1 FROM n",
         )
-        .bind(&old)
+        .bind(old)
         .execute(&store.write)
         .await
         .unwrap();

@@ -2,9 +2,11 @@
 
 use std::sync::LazyLock;
 
+use super::Ts;
+use super::db::Uid;
+use super::db::{self, Tx};
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
-use sqlx::SqliteConnection;
 
 use anyhow::Context;
 
@@ -52,14 +54,14 @@ pub struct LiveSession {
 struct LiveSessionRow {
     #[sqlx(flatten)]
     user: UserRow,
-    last_used_at: String,
+    last_used_at: Ts,
 }
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
-    id: String,
-    created_at: String,
-    last_used_at: String,
+    id: Uid,
+    created_at: Ts,
+    last_used_at: Ts,
     user_agent: Option<String>,
     ip: Option<String>,
 }
@@ -67,11 +69,11 @@ struct SessionRow {
 /// A presented refresh token with its session and user, as read for rotation.
 #[derive(sqlx::FromRow)]
 struct PresentedToken {
-    session_id: String,
-    spent_at: Option<String>,
-    user_id: String,
-    expires_at: String,
-    revoked_at: Option<String>,
+    session_id: Uid,
+    spent_at: Option<Ts>,
+    user_id: Uid,
+    expires_at: Ts,
+    revoked_at: Option<Ts>,
     role: String,
     disabled: bool,
     amr: String,
@@ -95,25 +97,25 @@ impl Store {
         self.writing(async {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
-        sqlx::query(
+        db::query(
             "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, expires_at, amr) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(s.id)
-        .bind(s.user_id)
+        .bind(db::id(s.id))
+        .bind(db::id(s.user_id))
         .bind(s.user_agent)
         .bind(s.ip)
-        .bind(&now)
-        .bind(&now)
+        .bind(now)
+        .bind(now)
         .bind(ts(s.expires_at))
         .bind(amr)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         insert_refresh_token(&mut tx, s.refresh_hash, s.id, &now).await?;
-        sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
-            .bind(&now)
-            .bind(s.user_id)
-            .execute(&mut *tx)
+        db::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(db::id(s.user_id))
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -154,10 +156,10 @@ impl Store {
         let row = match inline {
             Some(row) => row,
             None => {
-                sqlx::query_as(&SQL)
-                    .bind(session_id)
-                    .bind(user_id)
-                    .bind(&now)
+                db::query_as(&SQL)
+                    .bind(db::id(session_id))
+                    .bind(db::id(user_id))
+                    .bind(now)
                     .fetch_optional(&self.read)
                     .await?
             }
@@ -178,9 +180,9 @@ impl Store {
         since: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?")
+            db::query("UPDATE sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?")
                 .bind(ts(Utc::now()))
-                .bind(session_id)
+                .bind(db::id(session_id))
                 .bind(ts(since))
                 .execute(&self.write)
                 .await?;
@@ -191,19 +193,19 @@ impl Store {
 
     /// A user's live sessions, newest first.
     pub async fn live_sessions(&self, user_id: &str) -> anyhow::Result<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(
+        let rows: Vec<SessionRow> = db::query_as(
             "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions \
              WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
              ORDER BY created_at DESC, id DESC",
         )
-        .bind(user_id)
+        .bind(db::id(user_id))
         .bind(ts(Utc::now()))
         .fetch_all(&self.read)
         .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(Session {
-                    id: row.id,
+                    id: row.id.into(),
                     created_at: parse_ts(&row.created_at)?,
                     last_used_at: parse_ts(&row.last_used_at)?,
                     user_agent: row.user_agent,
@@ -244,13 +246,13 @@ impl Store {
         self.writing(async {
         let mut tx = self.begin_immediate().await?;
         let now = Utc::now();
-        let row: Option<PresentedToken> = sqlx::query_as(
+        let row: Option<PresentedToken> = db::query_as(
             "SELECT rt.session_id, rt.spent_at, s.user_id, s.expires_at, s.revoked_at, u.role, u.disabled, s.amr \
              FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id \
              WHERE rt.token_hash = ?",
         )
         .bind(presented_hash)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(PresentedToken {
             session_id,
@@ -279,25 +281,25 @@ impl Store {
                 }
             }
             None => {
-                sqlx::query("UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ?")
-                    .bind(&now_ts)
+                db::query("UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ?")
+                    .bind(now_ts)
                     .bind(presented_hash)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?;
             }
         }
         insert_refresh_token(&mut tx, successor_hash, &session_id, &now_ts).await?;
-        sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ?")
-            .bind(&now_ts)
-            .bind(&session_id)
-            .execute(&mut *tx)
+        db::query("UPDATE sessions SET last_used_at = ? WHERE id = ?")
+            .bind(now_ts)
+            .bind(db::id(&session_id))
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         let role =
             Role::parse(&role).with_context(|| format!("unknown role in the database: {role}"))?;
         Ok(RefreshOutcome::Rotated {
-            session_id,
-            user_id,
+            session_id: session_id.into(),
+            user_id: user_id.into(),
             role,
             amr,
         })
@@ -309,14 +311,14 @@ impl Store {
     pub async fn revoke_session(&self, session_id: &str, user_id: &str) -> anyhow::Result<bool> {
         self.writing(async {
             let now = ts(Utc::now());
-            let ended = sqlx::query(
+            let ended = db::query(
                 "UPDATE sessions SET revoked_at = ? \
              WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
             )
-            .bind(&now)
-            .bind(session_id)
-            .bind(user_id)
-            .bind(&now)
+            .bind(now)
+            .bind(db::id(session_id))
+            .bind(db::id(user_id))
+            .bind(now)
             .execute(&self.write)
             .await?
             .rows_affected();
@@ -338,14 +340,14 @@ impl Store {
 }
 
 async fn insert_refresh_token(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     hash: &[u8],
     session_id: &str,
-    now: &str,
+    now: &Ts,
 ) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)")
+    db::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)")
         .bind(hash)
-        .bind(session_id)
+        .bind(db::id(session_id))
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -353,24 +355,20 @@ async fn insert_refresh_token(
 }
 
 /// Marks a session revoked: its access and refresh tokens stop working.
-async fn revoke(conn: &mut SqliteConnection, session_id: &str, now: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+async fn revoke(conn: &mut Tx, session_id: &str, now: &Ts) -> anyhow::Result<()> {
+    db::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
         .bind(now)
-        .bind(session_id)
+        .bind(db::id(session_id))
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
 /// Revokes every live session of a user.
-pub(super) async fn revoke_all(
-    conn: &mut SqliteConnection,
-    user_id: &str,
-    now: &str,
-) -> anyhow::Result<()> {
-    sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+pub(super) async fn revoke_all(conn: &mut Tx, user_id: &str, now: &Ts) -> anyhow::Result<()> {
+    db::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
         .bind(now)
-        .bind(user_id)
+        .bind(db::id(user_id))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -401,11 +399,11 @@ mod tests {
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) \
              VALUES ('s1', 'bob', ?1, ?4, ?2)",
         ] {
-            sqlx::query(sql)
-                .bind(&created)
-                .bind(&later)
-                .bind(&updated)
-                .bind(&used)
+            db::query(sql)
+                .bind(created)
+                .bind(later)
+                .bind(updated)
+                .bind(used)
                 .execute(&store.write)
                 .await
                 .expect(sql);

@@ -1,5 +1,6 @@
 //! Counts for the metrics page.
 
+use super::db;
 use chrono::Utc;
 
 use super::{Store, ts};
@@ -7,7 +8,7 @@ use super::{Store, ts};
 impl Store {
     /// Emails waiting for delivery (neither sent nor given up).
     pub async fn outbox_depth(&self) -> anyhow::Result<i64> {
-        let n = sqlx::query_scalar(
+        let n = db::query_scalar(
             "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL",
         )
         .fetch_one(&self.read)
@@ -17,7 +18,7 @@ impl Store {
 
     /// Sessions that are neither revoked nor expired.
     pub async fn active_sessions(&self) -> anyhow::Result<i64> {
-        let n = sqlx::query_scalar(
+        let n = db::query_scalar(
             "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ?",
         )
         .bind(ts(Utc::now()))

@@ -3,6 +3,8 @@
 
 use anyhow::Context;
 
+use super::Ts;
+use super::db::Uid;
 use super::parse_ts;
 use crate::domain::email::EmailAddress;
 use crate::domain::user::{MfaSummary, Role, User};
@@ -10,7 +12,7 @@ use crate::domain::user::{MfaSummary, Role, User};
 /// A user as selected with [`USER_FIELDS`] from [`USER_TABLES`].
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
-    id: String,
+    id: Uid,
     email: String,
     password_hash: String,
     name: Option<String>,
@@ -19,8 +21,8 @@ pub(super) struct UserRow {
     role: String,
     referral_code: String,
     referred_by_code: Option<String>,
-    created_at: String,
-    updated_at: String,
+    created_at: Ts,
+    updated_at: Ts,
     totp_enabled: bool,
     recovery_codes_left: i64,
     passkeys: i64,
@@ -77,7 +79,7 @@ impl UserRow {
 
     pub(super) fn into_user(self) -> anyhow::Result<User> {
         Ok(User {
-            id: self.id,
+            id: self.id.into(),
             // Only parsed addresses are written, so this only fails on a
             // database edited by hand.
             email: EmailAddress::parse(&self.email)

@@ -1,7 +1,9 @@
 //! Users and their one-time codes.
 
+use super::Ts;
+use super::db::Uid;
+use super::db::{self, Tx};
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::address_requests::AddressRequest;
 use super::code_budget::CodeBudget;
@@ -76,7 +78,7 @@ impl Store {
         {
             return Err(InsertUserError::Other(e));
         }
-        let holder = |sql| sqlx::query_scalar::<_, bool>(sql);
+        let holder = |sql| db::query_scalar::<bool>(sql);
         let email_taken = holder("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?)")
             .bind(user.email.as_str())
             .fetch_one(&self.read)
@@ -111,28 +113,28 @@ impl std::error::Error for AddressReserved {}
 /// the write lock at its start ([`Store::begin_immediate`]): it checks that
 /// no email revert reserves the address, then inserts.
 pub(super) async fn insert_user_row(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     user: &NewUser<'_>,
     admin: bool,
 ) -> anyhow::Result<()> {
-    if super::email_reverts::reserved(conn, user.email.as_str(), user.id).await? {
+    if super::email_reverts::reserved(&mut *conn, user.email.as_str(), user.id).await? {
         return Err(AddressReserved.into());
     }
     let now = ts(Utc::now());
-    sqlx::query(
+    db::query(
         "INSERT INTO users (id, email, password_hash, name, active, role, referral_code, \
          referred_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(user.id)
+    .bind(db::id(user.id))
     .bind(user.email.as_str())
     .bind(user.password_hash)
     .bind(user.name)
     .bind(admin)
     .bind(if admin { "admin" } else { "user" })
     .bind(user.referral_code)
-    .bind(user.referred_by)
-    .bind(&now)
-    .bind(&now)
+    .bind(db::opt_id(user.referred_by))
+    .bind(now)
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(())
@@ -152,11 +154,11 @@ pub enum CodeAttempt {
 /// A one-time code as stored.
 #[derive(sqlx::FromRow)]
 struct StoredCode {
-    id: String,
+    id: Uid,
     code_hash: Vec<u8>,
     failed_attempts: i64,
-    expires_at: String,
-    used_at: Option<String>,
+    expires_at: Ts,
+    used_at: Option<Ts>,
 }
 
 impl Store {
@@ -185,7 +187,7 @@ impl Store {
     /// Finds a user by normalized email.
     pub async fn user_by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>> {
         let sql = format!("SELECT {USER_FIELDS} FROM {USER_TABLES} WHERE u.email = ?");
-        let row: Option<UserRow> = sqlx::query_as(&sql)
+        let row: Option<UserRow> = db::query_as(&sql)
             .bind(email.as_str())
             .fetch_optional(&self.read)
             .await?;
@@ -195,8 +197,8 @@ impl Store {
     /// Finds a user by id.
     pub async fn user_by_id(&self, id: &str) -> anyhow::Result<Option<User>> {
         let sql = format!("SELECT {USER_FIELDS} FROM {USER_TABLES} WHERE u.id = ?");
-        let row: Option<UserRow> = sqlx::query_as(&sql)
-            .bind(id)
+        let row: Option<UserRow> = db::query_as(&sql)
+            .bind(db::id(id))
             .fetch_optional(&self.read)
             .await?;
         row.map(UserRow::into_user).transpose()
@@ -204,11 +206,11 @@ impl Store {
 
     /// The id of the user who owns a referral code (canonical form).
     pub async fn user_id_by_referral_code(&self, code: &str) -> anyhow::Result<Option<String>> {
-        let id = sqlx::query_scalar("SELECT id FROM users WHERE referral_code = ?")
+        let id: Option<db::Uid> = db::query_scalar("SELECT id FROM users WHERE referral_code = ?")
             .bind(code)
             .fetch_optional(&self.read)
             .await?;
-        Ok(id)
+        Ok(id.map(String::from))
     }
 
     /// A page of the accounts a user referred, oldest first, and their total.
@@ -218,17 +220,17 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> anyhow::Result<(Vec<Referred>, u64)> {
-        let rows: Vec<(String, bool, String)> = sqlx::query_as(
+        let rows: Vec<(String, bool, Ts)> = db::query_as(
             "SELECT email, active, created_at FROM users WHERE referred_by = ? \
              ORDER BY created_at, id LIMIT ? OFFSET ?",
         )
-        .bind(user_id)
+        .bind(db::id(user_id))
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.read)
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE referred_by = ?")
-            .bind(user_id)
+        let total: i64 = db::query_scalar("SELECT COUNT(*) FROM users WHERE referred_by = ?")
+            .bind(db::id(user_id))
             .fetch_one(&self.read)
             .await?;
         let accounts = rows
@@ -291,12 +293,12 @@ impl Store {
             if budget.spent(&mut tx).await? {
                 return Ok(CodeAttempt::Rejected);
             }
-            let row: Option<StoredCode> = sqlx::query_as(
+            let row: Option<StoredCode> = db::query_as(
                 "SELECT id, code_hash, failed_attempts, expires_at, used_at FROM one_time_codes \
                  WHERE user_id = ? AND purpose = 'activation'",
             )
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
+            .bind(db::id(user_id))
+            .fetch_optional(&mut tx)
             .await?;
             let now = Utc::now();
             let live = match &row {
@@ -312,27 +314,27 @@ impl Store {
             };
             let Some(code) = row.filter(|code| live && matches(&code.code_hash)) else {
                 if live {
-                    sqlx::query(
+                    db::query(
                         "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 \
                          WHERE user_id = ? AND purpose = 'activation'",
                     )
-                    .bind(user_id)
-                    .execute(&mut *tx)
+                    .bind(db::id(user_id))
+                    .execute(&mut tx)
                     .await?;
                 }
                 budget.count_failure(&mut tx).await?;
                 tx.commit().await?;
                 return Ok(CodeAttempt::Rejected);
             };
-            sqlx::query("UPDATE one_time_codes SET used_at = ? WHERE id = ?")
+            db::query("UPDATE one_time_codes SET used_at = ? WHERE id = ?")
                 .bind(ts(now))
-                .bind(&code.id)
-                .execute(&mut *tx)
+                .bind(db::id(&code.id))
+                .execute(&mut tx)
                 .await?;
-            sqlx::query("UPDATE users SET active = TRUE, updated_at = ? WHERE id = ?")
+            db::query("UPDATE users SET active = TRUE, updated_at = ? WHERE id = ?")
                 .bind(ts(now))
-                .bind(user_id)
-                .execute(&mut *tx)
+                .bind(db::id(user_id))
+                .execute(&mut tx)
                 .await?;
             tx.commit().await?;
             Ok(CodeAttempt::Accepted)
@@ -355,15 +357,15 @@ impl Store {
         self.writing(async {
             let mut tx = self.write.begin().await?;
             let now = ts(Utc::now());
-            let user_id: Option<String> = sqlx::query_scalar(
+            let user_id: Option<db::Uid> = db::query_scalar(
                 "UPDATE one_time_codes SET used_at = ? \
                  WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ? \
                  RETURNING user_id",
             )
-            .bind(&now)
+            .bind(now)
             .bind(token_hash)
-            .bind(&now)
-            .fetch_optional(&mut *tx)
+            .bind(now)
+            .fetch_optional(&mut tx)
             .await?;
             let Some(user_id) = user_id else {
                 return Ok(None);
@@ -371,13 +373,13 @@ impl Store {
             // The link reached the address's mailbox: that proves the address
             // like an activation code does, so an account never verified (its
             // codes refused after too many wrong guesses) is active now.
-            sqlx::query(
+            db::query(
                 "UPDATE users SET password_hash = ?, active = TRUE, updated_at = ? WHERE id = ?",
             )
             .bind(new_hash)
-            .bind(&now)
-            .bind(&user_id)
-            .execute(&mut *tx)
+            .bind(now)
+            .bind(db::id(&user_id))
+            .execute(&mut tx)
             .await?;
             // A reset unlocks: the owner has proven control of the address.
             super::lockout::clear(&mut tx, &user_id).await?;
@@ -385,14 +387,14 @@ impl Store {
             super::account::void_codes(&mut tx, &user_id, &["email_change"]).await?;
             outbox::enqueue(&mut tx, Some(&user_id), notice).await?;
             tx.commit().await?;
-            Ok(Some(user_id))
+            Ok(Some(user_id.into()))
         })
         .await
     }
 
     /// The owner of a live (unused, unexpired) password reset token.
     pub async fn user_by_reset_token(&self, token_hash: &[u8]) -> anyhow::Result<Option<User>> {
-        let user_id: Option<String> = sqlx::query_scalar(
+        let user_id: Option<db::Uid> = db::query_scalar(
             "SELECT user_id FROM one_time_codes \
              WHERE code_hash = ? AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > ?",
         )
@@ -409,9 +411,9 @@ impl Store {
     /// Stores a re-computed hash (argon2 parameters changed since it was made).
     pub async fn update_password_hash(&self, user_id: &str, new_hash: &str) -> anyhow::Result<()> {
         self.writing(async {
-            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            db::query("UPDATE users SET password_hash = ? WHERE id = ?")
                 .bind(new_hash)
-                .bind(user_id)
+                .bind(db::id(user_id))
                 .execute(&self.write)
                 .await?;
             Ok(())
@@ -422,22 +424,22 @@ impl Store {
 
 /// Deletes the user's code of this purpose and inserts the new one.
 pub(super) async fn replace_code(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx,
     user_id: &str,
     code: &NewCode<'_>,
 ) -> anyhow::Result<()> {
-    let conn: &mut SqliteConnection = tx;
-    sqlx::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = ?")
-        .bind(user_id)
+    let conn: &mut Tx = tx;
+    db::query("DELETE FROM one_time_codes WHERE user_id = ? AND purpose = ?")
+        .bind(db::id(user_id))
         .bind(code.purpose.as_str())
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
+    db::query(
         "INSERT INTO one_time_codes (id, user_id, purpose, code_hash, expires_at, created_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(user_id)
+    .bind(db::id(&uuid::Uuid::now_v7().to_string()))
+    .bind(db::id(user_id))
     .bind(code.purpose.as_str())
     .bind(code.hash)
     .bind(ts(code.expires_at))

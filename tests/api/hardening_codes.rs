@@ -156,7 +156,7 @@ async fn a_spent_code_budget_refills_after_a_day() {
     assert_eq!(queued(&app, OWNER, "verification").await, 1, "spent");
 
     // A day later (the window moved back rather than the clock forward).
-    let a_day_ago = sesame::store::ts(chrono::Utc::now() - chrono::Duration::hours(25));
+    let a_day_ago = sesame::store::stored_text(chrono::Utc::now() - chrono::Duration::hours(25));
     let sql = "UPDATE code_failures SET window_start = ?";
     assert_eq!(app.db().execute(sql, &[&a_day_ago]).await, 1);
 

@@ -80,7 +80,7 @@ async fn smtp_back(stopped: &MailServer) -> MailServer {
 /// Runs a `SELECT COUNT(*) ...` on the app's database; a `?` in it is
 /// bound to the current time in the store's timestamp format.
 async fn count(dir: &TempDir, sql: &str) -> i64 {
-    let now = sesame::store::ts(Utc::now());
+    let now = sesame::store::stored_text(Utc::now());
     let binds: &[&str] = if sql.contains('?') { &[&now] } else { &[] };
     TestDb::in_dir(dir.path()).count(sql, binds).await
 }
@@ -330,7 +330,7 @@ async fn a_lease_left_by_a_crashed_process_is_taken_over_once_it_expires() {
     let dir = TempDir::new().expect("temp dir");
     let server = Server::start(test_config(&dir, &mail)).await;
     // A process that held the lease and died: nobody releases it.
-    let expires = sesame::store::ts(Utc::now() + chrono::Duration::seconds(2));
+    let expires = sesame::store::stored_text(Utc::now() + chrono::Duration::seconds(2));
     let planted = TestDb::in_dir(dir.path())
         .execute(
             "INSERT INTO outbox_lease (id, holder, expires_at) VALUES (1, 'crashed', ?) \
