@@ -35,6 +35,7 @@ mod outbox;
 mod pages;
 mod passkeys;
 mod password;
+mod pg_restart;
 mod referrals;
 mod sessions;
 mod shutdown;
