@@ -72,6 +72,17 @@ async fn published_kids(api: &Api) -> Vec<String> {
     keys.iter().map(|key| str_field(key, "kid")).collect()
 }
 
+/// A loopback port that refuses connections and that no one else can take
+/// while the socket lives: bound without `SO_REUSEADDR` and not listening
+/// (a port merely closed could be handed to another test meanwhile).
+fn refusing_port() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind a free loopback port");
+    socket
+}
+
 // ---------------------------------------------------------------- rate limits
 
 #[tokio::test]
@@ -306,10 +317,10 @@ async fn thirty_emails_queued_while_smtp_is_down_arrive_exactly_once_when_it_is_
         return;
     }
     // A port that refuses connections until the capture comes back on it.
-    let reserved = MailServer::start().await;
-    let smtp_port = reserved.port();
-    reserved.shutdown();
-    let cluster = Cluster::start(INSTANCES, &reserved.url(), &[]).await;
+    let reserved = refusing_port();
+    let smtp_port = reserved.local_addr().expect("a bound socket").port();
+    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
+    let cluster = Cluster::start(INSTANCES, &smtp_url, &[]).await;
     let db = cluster.db();
 
     let recipients: Vec<String> = (0..30).map(|n| format!("queued{n}@example.com")).collect();
@@ -326,6 +337,7 @@ async fn thirty_emails_queued_while_smtp_is_down_arrive_exactly_once_when_it_is_
     })
     .await;
 
+    drop(reserved);
     let mail = MailServer::start_on(smtp_port)
         .await
         .expect("the capture comes back on its port");
