@@ -1,7 +1,8 @@
 //! What the test modules share: a running app ([`app`]), the typed API
 //! client ([`client`]), accounts in given states ([`accounts`]), a
 //! software passkey authenticator ([`authenticator`]), the backend the
-//! suite runs on, SQLite or PostgreSQL ([`backend`]), the test database
+//! suite runs on, SQLite or PostgreSQL ([`backend`]), several instances
+//! on one PostgreSQL database ([`cluster`]), the test database
 //! ([`database`]), the captured mail ([`mailbox`]) and the
 //! `sesame` binary as a process ([`process`]).
 
@@ -10,6 +11,7 @@ pub mod app;
 pub mod authenticator;
 pub mod backend;
 pub mod client;
+pub mod cluster;
 pub mod database;
 pub mod mailbox;
 pub mod process;
