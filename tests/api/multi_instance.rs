@@ -72,6 +72,17 @@ async fn published_kids(api: &Api) -> Vec<String> {
     keys.iter().map(|key| str_field(key, "kid")).collect()
 }
 
+/// A loopback port that refuses connections and that no one else can take
+/// while the socket lives: bound without `SO_REUSEADDR` and not listening
+/// (a port merely closed could be handed to another test meanwhile).
+fn refusing_port() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind a free loopback port");
+    socket
+}
+
 // ---------------------------------------------------------------- rate limits
 
 #[tokio::test]
@@ -207,6 +218,97 @@ async fn a_refresh_token_spent_on_one_instance_and_replayed_on_another_revokes_t
     answer.expect_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
 
+#[tokio::test]
+async fn disabling_an_account_through_one_instance_stops_its_tokens_on_the_others() {
+    if !postgres_or_skip() {
+        return;
+    }
+    let (cluster, mail) = three_instances(&[]).await;
+    cluster.create_admin("boss@example.com").await;
+    let (boss, _) = login(cluster.api(A), "boss@example.com").await;
+    let email = "sam@example.com";
+    activated_user(cluster.api(B), &mail, email).await;
+    let (access, refresh) = login(cluster.api(B), email).await;
+    let user = cluster.api(C).me(&access).await.expect(StatusCode::OK);
+    let user_id = str_field(&user["user"], "userId");
+
+    let change = json!({"disabled": true});
+    let answer = cluster
+        .api(A)
+        .update_account(&boss, &user_id, &change)
+        .await;
+    answer.expect(StatusCode::OK);
+
+    let answer = cluster.api(C).me(&access).await;
+    answer.expect_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let answer = cluster.api(B).refresh(&refresh).await;
+    answer.expect_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+}
+
+#[tokio::test]
+async fn an_admin_demoted_through_one_instance_loses_admin_access_on_the_others() {
+    if !postgres_or_skip() {
+        return;
+    }
+    let (cluster, _mail) = three_instances(&[]).await;
+    cluster.create_admin("boss@example.com").await;
+    cluster.create_admin("deputy@example.com").await;
+    let (boss, _) = login(cluster.api(A), "boss@example.com").await;
+    let (deputy, _) = login(cluster.api(B), "deputy@example.com").await;
+    let me = cluster.api(C).me(&deputy).await.expect(StatusCode::OK);
+    let deputy_id = str_field(&me["user"], "userId");
+    for i in [B, C] {
+        cluster
+            .api(i)
+            .list_accounts(&deputy, "")
+            .await
+            .expect(StatusCode::OK);
+    }
+
+    let change = json!({"role": "user"});
+    let answer = cluster
+        .api(A)
+        .update_account(&boss, &deputy_id, &change)
+        .await;
+    answer.expect(StatusCode::OK);
+
+    for i in [B, C] {
+        let answer = cluster.api(i).list_accounts(&deputy, "").await;
+        answer.expect_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+    }
+}
+
+// ---------------------------------------------------------------- code budgets
+
+#[tokio::test]
+async fn a_code_budget_spent_across_three_instances_refuses_the_right_code_on_each() {
+    if !postgres_or_skip() {
+        return;
+    }
+    let (cluster, mail) = three_instances(&[("SESAME_CODE_MAX_FAILURES_PER_DAY", "3")]).await;
+    let email = "owner@example.com";
+    cluster
+        .api(A)
+        .signup(&Signup::new(email))
+        .await
+        .expect(StatusCode::CREATED);
+    let live = mail.wait_for_mail_to(email, 1, WAIT).await.code();
+    let n: u32 = live.parse().expect("a six-digit code");
+    let wrong = format!("{:06}", (n + 1) % 1_000_000);
+
+    // One wrong code through each instance: three in all, the budget.
+    for i in [A, B, C] {
+        let answer = cluster.api(i).activate(email, &wrong).await;
+        answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
+    }
+
+    // No instance counted only its own one failure: each refuses the right code.
+    for i in [A, B, C] {
+        let answer = cluster.api(i).activate(email, &live).await;
+        answer.expect_error(StatusCode::BAD_REQUEST, "INVALID_CODE");
+    }
+}
+
 // ---------------------------------------------------------------- outbox
 
 #[tokio::test]
@@ -215,10 +317,10 @@ async fn thirty_emails_queued_while_smtp_is_down_arrive_exactly_once_when_it_is_
         return;
     }
     // A port that refuses connections until the capture comes back on it.
-    let reserved = MailServer::start().await;
-    let smtp_port = reserved.port();
-    reserved.shutdown();
-    let cluster = Cluster::start(INSTANCES, &reserved.url(), &[]).await;
+    let reserved = refusing_port();
+    let smtp_port = reserved.local_addr().expect("a bound socket").port();
+    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
+    let cluster = Cluster::start(INSTANCES, &smtp_url, &[]).await;
     let db = cluster.db();
 
     let recipients: Vec<String> = (0..30).map(|n| format!("queued{n}@example.com")).collect();
@@ -235,6 +337,7 @@ async fn thirty_emails_queued_while_smtp_is_down_arrive_exactly_once_when_it_is_
     })
     .await;
 
+    drop(reserved);
     let mail = MailServer::start_on(smtp_port)
         .await
         .expect("the capture comes back on its port");

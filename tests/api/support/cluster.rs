@@ -12,9 +12,11 @@
 
 use std::io::Write;
 
+use sesame::config::Argon2Params;
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
+use super::app::PASSWORD;
 use super::backend;
 use super::client::Api;
 use super::database::TestDb;
@@ -116,6 +118,19 @@ impl Cluster {
         let mut cmd = self.command();
         cmd.args(["keys", "rotate"]);
         process::run(cmd).await
+    }
+
+    /// Makes an active admin on the shared database, as `sesame admin
+    /// create` does (with the instances' cheap argon2 parameters).
+    pub async fn create_admin(&self, email: &str) {
+        let params = Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        sesame::cli::admin::create_admin(&self.database_url, params, email, PASSWORD)
+            .await
+            .expect("admin created");
     }
 
     /// The binary with the test defaults, on the shared database.

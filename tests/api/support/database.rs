@@ -408,7 +408,8 @@ async fn values_of_every_column_type_read_back_as_tests_ask_for_them() {
 }
 
 /// A test directory stands for one database: the same URL each time, and
-/// another directory's is another database.
+/// another directory's is another database (dropped, on PostgreSQL, once
+/// its directory is gone).
 #[tokio::test]
 async fn each_test_directory_has_a_database_of_its_own() {
     let one = tempfile::TempDir::new().expect("temp dir");
@@ -423,6 +424,13 @@ async fn each_test_directory_has_a_database_of_its_own() {
     if backend::on_postgres() {
         assert_eq!(TestDb::in_dir(one.path()).count(tables, &[]).await, 1);
         assert_eq!(TestDb::in_dir(two.path()).count(tables, &[]).await, 0);
+        // Once its directory is gone, the next database made drops it.
+        let path = url.split('?').next().expect("a URL");
+        let name = path.rsplit('/').next().expect("a database name").to_owned();
+        drop(one);
+        let three = tempfile::TempDir::new().expect("temp dir");
+        let named = "SELECT COUNT(*) FROM pg_database WHERE datname = ?";
+        assert_eq!(TestDb::in_dir(three.path()).count(named, &[&name]).await, 0);
     } else {
         assert!(one.path().join("sesame.db").exists());
         assert!(!two.path().join("sesame.db").exists());
