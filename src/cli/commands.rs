@@ -119,8 +119,14 @@ pub async fn copy(args: ServeArgs, to: &str, on_command_line: bool) -> anyhow::R
         redact(to, false)
     );
     let started = std::time::Instant::now();
+    let mut last = started;
     let counts = crate::store::copy::copy(&args.database_url, to, |copied| {
-        println!("{:<20} {:>10} rows", copied.table, copied.rows);
+        let took = last.elapsed().as_secs_f64();
+        last = std::time::Instant::now();
+        println!(
+            "{:<20} {:>10} rows  {took:>6.1} s",
+            copied.table, copied.rows
+        );
     })
     .await?;
     let total: u64 = counts.iter().map(|c| c.rows).sum();

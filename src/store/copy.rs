@@ -14,7 +14,8 @@
 //! FROM UNNEST(…)` with one array parameter per column. Column types come
 //! from the target's schema (the migrations in `migrations/postgres/`); the
 //! values are converted on the way: text uuids to `uuid`, fixed-width
-//! RFC 3339 text to `timestamptz`, blobs to `bytea`.
+//! RFC 3339 text to `timestamptz`, blobs to `bytea`. Indexes other than
+//! primary keys are dropped for the load and built again before the commit.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -103,6 +104,7 @@ pub async fn copy(
     sqlx::query("SET CONSTRAINTS users_referred_by_fkey DEFERRED")
         .execute(&mut *write)
         .await?;
+    let indexes = drop_indexes(&mut write).await?;
     let mut counts = Vec::with_capacity(TABLES.len());
     for table in TABLES {
         let rows = copy_table(&mut read, &mut write, table)
@@ -111,6 +113,18 @@ pub async fn copy(
         let copied = Copied { table, rows };
         progress(&copied);
         counts.push(copied);
+    }
+    // The deferred checks first: PostgreSQL builds no index on a table
+    // with checks pending.
+    sqlx::query("SET CONSTRAINTS users_referred_by_fkey IMMEDIATE")
+        .execute(&mut *write)
+        .await
+        .context("checking every referrer exists")?;
+    for definition in indexes {
+        sqlx::query(&definition)
+            .execute(&mut *write)
+            .await
+            .with_context(|| format!("rebuilding an index: {definition}"))?;
     }
     continue_outbox_ids(&mut read, &mut write).await?;
     write
@@ -176,6 +190,31 @@ async fn refuse_if_holding_users(target: &mut PgConnection) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+/// Drops the indexes of the copied tables that no constraint owns (all
+/// but primary keys), returning their definitions: building an index once
+/// over a filled table is much faster than growing it row by row. They are
+/// made again before the commit, in the same transaction.
+async fn drop_indexes(target: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) \
+         FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid \
+         WHERE t.relname = ANY($1) AND t.relnamespace = current_schema()::regnamespace \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+    )
+    .bind(TABLES)
+    .fetch_all(&mut *target)
+    .await?;
+    for (name, _) in &indexes {
+        sqlx::query(&format!("DROP INDEX {name}"))
+            .execute(&mut *target)
+            .await?;
+    }
+    Ok(indexes
+        .into_iter()
+        .map(|(_, definition)| definition)
+        .collect())
 }
 
 /// Fails when the source has a table this copy does not know (or lacks

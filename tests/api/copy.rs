@@ -278,6 +278,17 @@ async fn postgres_counts(pool: &PgPool) -> BTreeMap<&'static str, i64> {
     counts
 }
 
+/// Every index's definition.
+async fn indexes(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes \
+         WHERE schemaname = current_schema() ORDER BY indexname",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 /// `sesame copy` from the source into `to`, as the binary.
 async fn copy_with_the_binary(source: &Source, to: &str) -> crate::support::process::Finished {
     let dir = TempDir::new().expect("temp dir");
@@ -348,13 +359,19 @@ async fn the_copy_moves_every_row_and_a_second_copy_is_refused_without_writing()
     assert!(queued >= 1, "dave's mail waits in the outbox");
     // The command prints the count of every table.
     for (table, rows) in &expected {
-        let line = format!("{table:<20} {rows:>10} rows");
+        let line = format!("{table:<20} {rows:>10} rows  ");
         assert!(out.stdout.contains(&line), "{line:?} in {}", out.stdout);
     }
 
     let pool = PgPool::connect(&target.url).await.unwrap();
     assert_eq!(postgres_counts(&pool).await, expected);
     assert_eq!(postgres_users(&pool).await, sqlite_users(&source.url).await);
+    // The indexes the copy rebuilt are the migrations' own.
+    let fresh = fresh_postgres(test).await.expect("a server");
+    let migrated = PgPool::connect(&fresh.url).await.unwrap();
+    sesame::store::PG_MIGRATOR.run(&migrated).await.unwrap();
+    assert_eq!(indexes(&pool).await, indexes(&migrated).await);
+    migrated.close().await;
     let bob_referrer: Option<Uuid> =
         sqlx::query_scalar("SELECT referred_by FROM users WHERE email = 'bob@example.com'")
             .fetch_one(&pool)
@@ -396,7 +413,6 @@ async fn the_copy_moves_every_row_and_a_second_copy_is_refused_without_writing()
 }
 
 #[tokio::test]
-#[ignore = "needs the PostgreSQL backend of issue 14 (Store::open on a postgres:// URL)"]
 async fn tokens_codes_and_queued_mail_from_before_the_copy_work_on_postgres() {
     let test = "tokens_codes_and_queued_mail_from_before_the_copy_work_on_postgres";
     let Some(target) = fresh_postgres(test).await else {
