@@ -50,35 +50,34 @@ impl AdminUserRow {
 
 impl Store {
     /// A page of users, oldest first, whose email contains `search` (any
-    /// user without one), and how many match in all.
+    /// user without one), and how many match in all. A search of 1 or 2
+    /// characters matches the emails that start with it instead (a
+    /// substring that short has no trigram to look up; see [`Search`]).
     pub async fn admin_list_users(
         &self,
         search: Option<&str>,
         limit: u32,
         offset: u32,
     ) -> anyhow::Result<(Vec<AdminUserRecord>, u64)> {
-        // instr()/strpos(), not LIKE: `%` and `_` in a search are plain
-        // characters.
-        let find = match self.backend() {
-            Backend::Sqlite => "instr",
-            Backend::Postgres => "strpos",
-        };
+        let search = search.map(|search| Search::new(self.backend(), search));
+        let filter = search.as_ref().map_or("", Search::filter);
         let sql = format!(
-            "{} WHERE (?1 IS NULL OR {find}(u.email, ?1) > 0) \
-             ORDER BY u.created_at, u.id LIMIT ?2 OFFSET ?3",
-            AdminUserRow::select()
+            "{} {} ORDER BY u.created_at, u.id LIMIT ? OFFSET ?",
+            AdminUserRow::select(),
+            filter.replace("{u}", "u.")
         );
-        let rows: Vec<AdminUserRow> = db::query_as(&sql)
-            .bind(search)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await?;
-        let count = format!("SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR {find}(email, ?1) > 0");
-        let total: i64 = db::query_scalar(&count)
-            .bind(search)
-            .fetch_one(&self.read)
-            .await?;
+        let values = search.as_ref().map(Search::values).unwrap_or_default();
+        let mut query = db::query_as::<AdminUserRow>(&sql);
+        for value in &values {
+            query = query.bind(value);
+        }
+        let rows = query.bind(limit).bind(offset).fetch_all(&self.read).await?;
+        let count = format!("SELECT COUNT(*) FROM users {}", filter.replace("{u}", ""));
+        let mut query = db::query_scalar::<i64>(&count);
+        for value in &values {
+            query = query.bind(value);
+        }
+        let total = query.fetch_one(&self.read).await?;
         let now = Utc::now();
         let users = rows
             .into_iter()
@@ -147,5 +146,74 @@ impl Store {
             })
             .await;
         self.inserted(user, result).await
+    }
+}
+
+/// An administrator's search, as the `WHERE` clause an index can serve
+/// (migrations/sqlite/0011, migrations/postgres/0003) and its values.
+///
+/// 3 or more characters: a substring of the email. SQLite looks the
+/// search's trigrams up in the FTS5 table `users_email_search` (a phrase
+/// query: every trigram, in order) and checks each candidate with
+/// `instr()`; PostgreSQL runs `LIKE '%…%'` on its GIN trigram index. 1 or
+/// 2 characters: the emails that start with it, a range of the unique
+/// email index on SQLite, `LIKE '…%'` on PostgreSQL (the trigram index
+/// serves it through the trigrams of a word's start). In every case `%`,
+/// `_` and `\` are plain characters.
+enum Search {
+    /// SQLite, 3 or more characters: the FTS5 query and the search.
+    Trigrams { query: String, search: String },
+    /// SQLite, 1 or 2 characters: `lower <= email < upper`.
+    Prefix { lower: String, upper: String },
+    /// PostgreSQL: the `LIKE` pattern.
+    Like(String),
+}
+
+impl Search {
+    fn new(backend: Backend, search: &str) -> Search {
+        let short = search.chars().count() < 3;
+        match backend {
+            Backend::Sqlite if short => Search::Prefix {
+                lower: search.to_string(),
+                // No character sorts after U+10FFFF, so every email that
+                // starts with the search sorts below this.
+                upper: format!("{search}\u{10FFFF}"),
+            },
+            Backend::Sqlite => Search::Trigrams {
+                query: format!("\"{}\"", search.replace('"', "\"\"")),
+                search: search.to_string(),
+            },
+            Backend::Postgres => {
+                let escaped = search
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                Search::Like(if short {
+                    format!("{escaped}%")
+                } else {
+                    format!("%{escaped}%")
+                })
+            }
+        }
+    }
+
+    /// The `WHERE` clause, with `{u}` where the users table's alias goes.
+    fn filter(&self) -> &'static str {
+        match self {
+            Search::Trigrams { .. } => {
+                "WHERE {u}rowid IN (SELECT rowid FROM users_email_search \
+                 WHERE users_email_search MATCH ?) AND instr({u}email, ?) > 0"
+            }
+            Search::Prefix { .. } => "WHERE {u}email >= ? AND {u}email < ?",
+            Search::Like(_) => "WHERE {u}email LIKE ? ESCAPE '\\'",
+        }
+    }
+
+    fn values(&self) -> Vec<String> {
+        match self {
+            Search::Trigrams { query, search } => vec![query.clone(), search.clone()],
+            Search::Prefix { lower, upper } => vec![lower.clone(), upper.clone()],
+            Search::Like(pattern) => vec![pattern.clone()],
+        }
     }
 }

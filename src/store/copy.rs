@@ -234,10 +234,12 @@ async fn check_tables(source: &mut SqliteConnection) -> anyhow::Result<()> {
 }
 
 /// The tables of a SQLite database of sesame's (without sqlx's and SQLite's
-/// own bookkeeping).
+/// own bookkeeping, nor the admin search's FTS5 index and its shadow
+/// tables: derived from users, kept by triggers on SQLite and by a
+/// pg_trgm index on PostgreSQL).
 pub async fn source_tables(source: &mut SqliteConnection) -> anyhow::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' \
+        "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
          AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
     )
     .fetch_all(source)

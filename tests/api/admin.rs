@@ -79,6 +79,99 @@ async fn an_admin_lists_users_oldest_first_with_search_and_paging() {
     }
 }
 
+/// The emails a search finds, in order.
+async fn found(app: &TestApp, admin: &str, search: &str) -> Vec<String> {
+    let query = format!("?search={}", urlencoding(search));
+    let page = expect_json(app.api.list_accounts(admin, &query).await, StatusCode::OK).await;
+    let emails = emails(&page);
+    assert_eq!(page["total"], json!(emails.len()), "{page}");
+    emails
+}
+
+/// `s` as a query value.
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The search reads an index (a trigram index on either backend) that
+/// triggers or PostgreSQL keep in step with every new, changed and deleted
+/// address; searches of 1 or 2 characters are a prefix match.
+#[tokio::test]
+async fn the_search_index_follows_new_changed_and_deleted_addresses() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@example.com").await;
+    for email in ["ann_lee@example.org", "annex@example.net", "bq@example.org"] {
+        app.activated_user(email).await;
+    }
+    let (cat, access, _) = member(&app, "cat@example.com").await;
+
+    assert_eq!(
+        found(&app, &admin, "nn").await,
+        Vec::<String>::new(),
+        "2 characters: a prefix"
+    );
+    assert_eq!(
+        found(&app, &admin, "an").await,
+        ["ann_lee@example.org", "annex@example.net"]
+    );
+    assert_eq!(found(&app, &admin, "c").await, ["cat@example.com"]);
+    assert_eq!(
+        found(&app, &admin, "nne").await,
+        ["annex@example.net"],
+        "3: a substring"
+    );
+    assert_eq!(found(&app, &admin, "n_l").await, ["ann_lee@example.org"]);
+    assert_eq!(
+        found(&app, &admin, "n%l").await,
+        Vec::<String>::new(),
+        "`%` is plain"
+    );
+    assert_eq!(
+        found(&app, &admin, "nnl").await,
+        Vec::<String>::new(),
+        "`_` is plain"
+    );
+    assert_eq!(
+        found(&app, &admin, "n\"l").await,
+        Vec::<String>::new(),
+        "a quote is plain too"
+    );
+    assert_eq!(
+        found(&app, &admin, "@example.org").await,
+        ["ann_lee@example.org", "bq@example.org"]
+    );
+
+    // A changed address is found by its new name only.
+    let code = {
+        let resp = app
+            .api
+            .request_email_change(&access, "kit@example.com", PASSWORD)
+            .await;
+        expect_json(resp, StatusCode::ACCEPTED).await;
+        app.code_from_mail("kit@example.com", 1).await
+    };
+    expect_json(
+        app.api.confirm_email_change(&access, &code).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(found(&app, &admin, "cat@").await, Vec::<String>::new());
+    assert_eq!(found(&app, &admin, "kit@").await, ["kit@example.com"]);
+
+    // A deleted one is no longer found.
+    expect_json(app.api.delete_account(&admin, &cat).await, StatusCode::OK).await;
+    assert_eq!(found(&app, &admin, "kit@").await, Vec::<String>::new());
+    assert_eq!(
+        found(&app, &admin, "example.com").await,
+        ["boss@example.com"]
+    );
+}
+
 #[tokio::test]
 async fn the_admin_view_is_the_user_plus_disabled_lockout_and_last_login() {
     let app = spawn_app().await;

@@ -80,13 +80,14 @@ fn with_database(url: &str, name: &str) -> String {
     url.to_string()
 }
 
-/// Every table (but sqlx's bookkeeping) and its columns in order, as a
+/// Every ordinary table (but sqlx's bookkeeping; not the FTS5 search index)
+/// and its columns in order, as a
 /// fresh SQLite database has them after sesame's migrations.
 async fn sqlite_schema() -> BTreeMap<String, Vec<String>> {
     let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
     sesame::store::MIGRATOR.run(&pool).await.unwrap();
     let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' \
+        "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
          AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
     )
     .fetch_all(&pool)
