@@ -36,7 +36,8 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "SESAME_DATABASE_URL",
-        default_value = "sqlite://sesame.db"
+        default_value = "sqlite://sesame.db",
+        hide_env_values = true
     )]
     pub database_url: String,
     /// Public base URL of this server; also the JWT `iss`.
@@ -512,6 +513,21 @@ pub fn refuse_secret_flags(matches: &ArgMatches) -> anyhow::Result<()> {
                  (ps). Set {env} in the environment or .env, or name a file holding it \
                  with {env}_FILE",
                 id.replace('_', "-")
+            );
+        }
+    }
+    // A PostgreSQL URL may carry its password: the same rule, for the
+    // password only (a SQLite path on the command line is fine).
+    if matches.value_source("database_url") == Some(ValueSource::CommandLine) {
+        let with_password = matches
+            .get_one::<String>("database_url")
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| u.password().is_some());
+        if with_password {
+            bail!(
+                "--database-url with a password is not accepted: command-line flags are \
+                 visible to every local user (ps). Set SESAME_DATABASE_URL in the environment \
+                 or .env, or leave the password out of the URL and use PGPASSWORD or ~/.pgpass"
             );
         }
     }

@@ -138,16 +138,13 @@ impl AdminApi {
     /// List users
     ///
     /// Every account, oldest first, optionally only those whose email
-    /// contains `search` (case-insensitive); a `search` of 1 or 2
-    /// characters matches the emails that start with it (the search reads
-    /// a trigram index, and so short a text has no trigram).
+    /// contains `search` (case-insensitive).
     #[oai(path = "/admin/users", method = "get", operation_id = "listAccounts")]
     async fn list(
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// Part of the email address to look for (1 or 2 characters: its
-        /// start).
+        /// Part of the email address to look for.
         #[oai(validator(max_length = 320))]
         search: Query<Option<String>>,
         /// Page size, 1 to 200.

@@ -26,8 +26,8 @@ pub(super) struct Pipeline {
     pub(super) max_body: usize,
     /// How long a request's body may take to arrive.
     pub(super) body_timeout: std::time::Duration,
-    /// The Content-Security-Policy of the Swagger UI page (hashes of its inline scripts).
-    pub(super) docs_csp: String,
+    /// The Swagger UI page, for its Content-Security-Policy.
+    pub(super) docs: Arc<super::routes::DocsPage>,
     pub(super) state: Arc<AppState>,
 }
 
@@ -64,10 +64,7 @@ impl Pipeline {
         .instrument(span)
         .await;
         drop(in_flight);
-        headers::add_security_headers(
-            &mut resp,
-            (path == "/docs").then_some(self.docs_csp.as_str()),
-        );
+        headers::add_security_headers(&mut resp, (path == "/docs").then(|| self.docs.csp()));
         if let Some(value) = request_id.header_value() {
             resp.headers_mut()
                 .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);

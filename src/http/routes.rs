@@ -2,7 +2,9 @@
 //! links in emails, wrapped in the request pipeline; and, for its own
 //! listener, the metrics page.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use poem::endpoint::make_sync;
 use poem::web::Data;
@@ -24,7 +26,7 @@ use crate::state::AppState;
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = api::service(&state.config.public_url);
     let spec = service.spec();
-    let docs_html = service.swagger_ui_html();
+    let docs = Arc::new(DocsPage::new(&state.config.public_url));
     let allowed = pages::PATHS.iter().fold(
         AllowedMethods::from_spec(&spec)
             // `GET /`, hidden from the spec (see `api::system`).
@@ -37,18 +39,19 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         metrics: state.metrics.clone(),
         max_body: state.config.max_body_bytes,
         body_timeout: state.config.body_timeout,
-        docs_csp: headers::docs_csp(&docs_html, &state.config.public_url),
+        docs: docs.clone(),
         state: state.clone(),
     });
+    let spec_bytes = Bytes::from(spec);
     let spec_endpoint = make_sync(move |_| {
         Response::builder()
             .content_type("application/json; charset=utf-8")
-            .body(spec.clone())
+            .body(spec_bytes.clone())
     });
     let docs_endpoint = make_sync(move |_| {
         Response::builder()
             .content_type("text/html; charset=utf-8")
-            .body(docs_html.clone())
+            .body(docs.html())
     });
     let cors = headers::cors(&state.config.cors_origins);
     pages::mount(Route::new())
@@ -65,6 +68,41 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         // not allowed) are mapped below.
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .catch_all_error(|err| async move { bare_error_response(err) })
+}
+
+/// The Swagger UI page and its Content-Security-Policy, made at its first
+/// request: the page carries Swagger UI's script inline (1.7 MB), which a
+/// server that nobody browses the docs of should not hold (it was a
+/// quarter of the idle memory, with the binary's pages it is built from).
+pub(super) struct DocsPage {
+    public_url: String,
+    page: OnceLock<(Bytes, String)>,
+}
+
+impl DocsPage {
+    fn new(public_url: &str) -> DocsPage {
+        DocsPage {
+            public_url: public_url.to_owned(),
+            page: OnceLock::new(),
+        }
+    }
+
+    fn page(&self) -> &(Bytes, String) {
+        self.page.get_or_init(|| {
+            let html = api::service(&self.public_url).swagger_ui_html();
+            let csp = headers::docs_csp(&html, &self.public_url);
+            (Bytes::from(html), csp)
+        })
+    }
+
+    fn html(&self) -> Bytes {
+        self.page().0.clone()
+    }
+
+    /// The page's Content-Security-Policy (hashes of its inline scripts).
+    pub(super) fn csp(&self) -> &str {
+        &self.page().1
+    }
 }
 
 /// The metrics listener (`SESAME_METRICS_BIND`): `GET /metrics` and

@@ -50,9 +50,7 @@ impl AdminUserRow {
 
 impl Store {
     /// A page of users, oldest first, whose email contains `search` (any
-    /// user without one), and how many match in all. A search of 1 or 2
-    /// characters matches the emails that start with it instead (a
-    /// substring that short has no trigram to look up; see [`Search`]).
+    /// user without one), and how many match in all (see [`Search`]).
     pub async fn admin_list_users(
         &self,
         search: Option<&str>,
@@ -156,15 +154,16 @@ impl Store {
 /// search's trigrams up in the FTS5 table `users_email_search` (a phrase
 /// query: every trigram, in order) and checks each candidate with
 /// `instr()`; PostgreSQL runs `LIKE '%…%'` on its GIN trigram index. 1 or
-/// 2 characters: the emails that start with it, a range of the unique
-/// email index on SQLite, `LIKE '…%'` on PostgreSQL (the trigram index
-/// serves it through the trigrams of a word's start). In every case `%`,
-/// `_` and `\` are plain characters.
+/// 2 characters have no trigram to look up: such a search reads every
+/// email (`instr()` on SQLite, the same `LIKE` on PostgreSQL). It is the
+/// one query that does, and only administrators can run it; the contract
+/// says a search matches any part of the email, so it is not narrowed to a
+/// prefix. In every case `%`, `_` and `\` are plain characters.
 enum Search {
     /// SQLite, 3 or more characters: the FTS5 query and the search.
     Trigrams { query: String, search: String },
-    /// SQLite, 1 or 2 characters: `lower <= email < upper`.
-    Prefix { lower: String, upper: String },
+    /// SQLite, 1 or 2 characters: every email, by `instr()`.
+    Scan(String),
     /// PostgreSQL: the `LIKE` pattern.
     Like(String),
 }
@@ -173,12 +172,7 @@ impl Search {
     fn new(backend: Backend, search: &str) -> Search {
         let short = search.chars().count() < 3;
         match backend {
-            Backend::Sqlite if short => Search::Prefix {
-                lower: search.to_string(),
-                // No character sorts after U+10FFFF, so every email that
-                // starts with the search sorts below this.
-                upper: format!("{search}\u{10FFFF}"),
-            },
+            Backend::Sqlite if short => Search::Scan(search.to_string()),
             Backend::Sqlite => Search::Trigrams {
                 query: format!("\"{}\"", search.replace('"', "\"\"")),
                 search: search.to_string(),
@@ -188,11 +182,7 @@ impl Search {
                     .replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_");
-                Search::Like(if short {
-                    format!("{escaped}%")
-                } else {
-                    format!("%{escaped}%")
-                })
+                Search::Like(format!("%{escaped}%"))
             }
         }
     }
@@ -204,7 +194,7 @@ impl Search {
                 "WHERE {u}rowid IN (SELECT rowid FROM users_email_search \
                  WHERE users_email_search MATCH ?) AND instr({u}email, ?) > 0"
             }
-            Search::Prefix { .. } => "WHERE {u}email >= ? AND {u}email < ?",
+            Search::Scan(_) => "WHERE instr({u}email, ?) > 0",
             Search::Like(_) => "WHERE {u}email LIKE ? ESCAPE '\\'",
         }
     }
@@ -212,7 +202,7 @@ impl Search {
     fn values(&self) -> Vec<String> {
         match self {
             Search::Trigrams { query, search } => vec![query.clone(), search.clone()],
-            Search::Prefix { lower, upper } => vec![lower.clone(), upper.clone()],
+            Search::Scan(search) => vec![search.clone()],
             Search::Like(pattern) => vec![pattern.clone()],
         }
     }

@@ -162,6 +162,32 @@ async fn secrets_given_as_command_line_flags_are_refused() {
     assert!(!database_made_in(dir.path()).await, "nothing started");
 }
 
+/// A PostgreSQL URL with its password as `--database-url` is refused the
+/// same way (nothing is connected to); without a password it is a flag
+/// like any other.
+#[tokio::test]
+async fn a_database_password_given_as_a_command_line_flag_is_refused() {
+    let dir = TempDir::new().expect("temp dir");
+    let url = "postgres://sesame:flag-db-pass-0123@db.invalid:5432/sesame";
+    for args in [
+        vec!["--database-url", url],
+        vec!["migrate", "--database-url", url],
+    ] {
+        let mut cmd = sesame(dir.path());
+        cmd.args(&args);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", out.stderr);
+        let stderr = out.stderr.trim();
+        assert!(
+            stderr.contains("--database-url"),
+            "names the flag: {stderr}"
+        );
+        assert!(stderr.contains("SESAME_DATABASE_URL"), "{stderr}");
+        assert!(!stderr.contains("flag-db-pass-0123"), "{stderr}");
+        assert!(!out.stdout.contains("flag-db-pass-0123"), "{}", out.stdout);
+    }
+}
+
 /// `SESAME_JWT_SECRET_FILE` and `SESAME_SMTP_URL_FILE` name files holding
 /// the secrets (as systemd credentials and Docker secrets are mounted).
 #[tokio::test]
