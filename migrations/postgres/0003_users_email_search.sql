@@ -2,8 +2,8 @@
 -- reads an index instead of every user: a GIN trigram index (pg_trgm) on
 -- users.email serves `email LIKE '%…%'` (the search's `%`, `_` and `\`
 -- escaped, so they stay plain characters). Searches of 1 or 2 characters
--- are a prefix match (`LIKE '…%'`), which the same index serves through the
--- trigrams of a word's start. SQLite: migrations/sqlite/0011.
+-- have no trigram to look up and read every email. SQLite:
+-- migrations/sqlite/0011.
 --
 -- pg_trgm ships with PostgreSQL (contrib) and is a trusted extension: the
 -- owner of the database may create it.

@@ -4,14 +4,14 @@
 -- of the phrase of its trigrams, which finds every email containing it;
 -- sesame checks each candidate with instr() too, so the answer is exactly
 -- the substring match of before. (Searches of 1 or 2 characters have no
--- trigram: they are a prefix match on users_email_key instead.)
+-- trigram: they read every email with instr().)
 --
 -- External content (content = 'users'): the index keeps no second copy of
 -- the addresses, only the trigrams by users' rowid. The triggers below keep
 -- it in step with every insert, change of address and delete. The rowid of
--- users has no INTEGER PRIMARY KEY behind it; SQLite's VACUUM (and VACUUM
--- INTO, used by `sesame backup`) copies a table's rowids as they are, which
--- the backup test checks by searching a restored copy.
+-- users has no INTEGER PRIMARY KEY behind it, and SQLite's VACUUM (and
+-- VACUUM INTO, used by `sesame backup`) may renumber such rowids: the
+-- backup rebuilds this index in its copy before checking it.
 CREATE VIRTUAL TABLE users_email_search USING fts5(
     email,
     content = 'users',

@@ -104,6 +104,20 @@ async fn write_snapshot(
         .with_context(|| format!("copying {source} failed"))?;
     conn.close().await.ok();
 
+    // VACUUM INTO may renumber the rowids of users (no INTEGER PRIMARY KEY),
+    // which the admin search's index (migrations/sqlite/0011) points at:
+    // rebuild it in the copy from the copy's own rows.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(partial)
+        .connect()
+        .await
+        .context("opening the fresh copy to rebuild its search index failed")?;
+    sqlx::query("INSERT INTO users_email_search (users_email_search) VALUES ('rebuild')")
+        .execute(&mut conn)
+        .await
+        .context("rebuilding the search index of the fresh copy failed")?;
+    conn.close().await.ok();
+
     let copy = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(partial)
         .read_only(true);
