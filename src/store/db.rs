@@ -380,6 +380,32 @@ impl AnyRow {
     }
 }
 
+/// Runs sqlx's `$method` of the query built for whichever backend `$ex` is
+/// (SQLite's SQL as written, PostgreSQL's with numbered placeholders) on
+/// that pool or transaction, and passes the answer through `$sqlite` or
+/// `$pg`.
+macro_rules! on_backend {
+    ($query:expr, $ex:expr, $method:ident, $sqlite:expr, $pg:expr) => {{
+        let Query { sql, values } = $query;
+        match $ex.into() {
+            Ex::Pool(Pool::Sqlite(pool)) => {
+                ($sqlite)(sqlite_query(sql, values).$method(pool).await?)
+            }
+            Ex::Tx(Tx::Sqlite(tx)) => {
+                ($sqlite)(sqlite_query(sql, values).$method(&mut **tx).await?)
+            }
+            Ex::Pool(Pool::Postgres(pool)) => {
+                let sql = numbered(sql);
+                ($pg)(pg_query(&sql, values).$method(pool).await?)
+            }
+            Ex::Tx(Tx::Postgres(tx)) => {
+                let sql = numbered(sql);
+                ($pg)(pg_query(&sql, values).$method(&mut **tx).await?)
+            }
+        }
+    }};
+}
+
 /// A statement and the values bound to it so far.
 #[must_use = "a query does nothing until it is executed"]
 pub struct Query<'s> {
@@ -418,85 +444,34 @@ impl<'s> Query<'s> {
     }
 
     pub async fn execute<'e>(self, ex: impl Into<Ex<'e>>) -> sqlx::Result<Done> {
-        let Query { sql, values } = self;
-        let rows = match ex.into() {
-            Ex::Pool(Pool::Sqlite(pool)) => sqlite_query(sql, values)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Ex::Tx(Tx::Sqlite(tx)) => sqlite_query(sql, values)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected(),
-            Ex::Pool(Pool::Postgres(pool)) => {
-                let sql = numbered(sql);
-                pg_query(&sql, values).execute(pool).await?.rows_affected()
-            }
-            Ex::Tx(Tx::Postgres(tx)) => {
-                let sql = numbered(sql);
-                pg_query(&sql, values)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-            }
-        };
+        let rows = on_backend!(
+            self,
+            ex,
+            execute,
+            |r: sqlx::sqlite::SqliteQueryResult| r.rows_affected(),
+            |r: sqlx::postgres::PgQueryResult| r.rows_affected()
+        );
         Ok(Done { rows })
     }
 
     pub async fn fetch_all<'e>(self, ex: impl Into<Ex<'e>>) -> sqlx::Result<Vec<AnyRow>> {
-        let Query { sql, values } = self;
-        Ok(match ex.into() {
-            Ex::Pool(Pool::Sqlite(pool)) => rows_of(
-                sqlite_query(sql, values).fetch_all(pool).await?,
-                AnyRow::Sqlite,
-            ),
-            Ex::Tx(Tx::Sqlite(tx)) => rows_of(
-                sqlite_query(sql, values).fetch_all(&mut **tx).await?,
-                AnyRow::Sqlite,
-            ),
-            Ex::Pool(Pool::Postgres(pool)) => {
-                let sql = numbered(sql);
-                rows_of(
-                    pg_query(&sql, values).fetch_all(pool).await?,
-                    AnyRow::Postgres,
-                )
-            }
-            Ex::Tx(Tx::Postgres(tx)) => {
-                let sql = numbered(sql);
-                rows_of(
-                    pg_query(&sql, values).fetch_all(&mut **tx).await?,
-                    AnyRow::Postgres,
-                )
-            }
-        })
+        Ok(on_backend!(
+            self,
+            ex,
+            fetch_all,
+            |rows: Vec<SqliteRow>| rows.into_iter().map(AnyRow::Sqlite).collect(),
+            |rows: Vec<PgRow>| rows.into_iter().map(AnyRow::Postgres).collect()
+        ))
     }
 
     pub async fn fetch_optional<'e>(self, ex: impl Into<Ex<'e>>) -> sqlx::Result<Option<AnyRow>> {
-        let Query { sql, values } = self;
-        Ok(match ex.into() {
-            Ex::Pool(Pool::Sqlite(pool)) => sqlite_query(sql, values)
-                .fetch_optional(pool)
-                .await?
-                .map(AnyRow::Sqlite),
-            Ex::Tx(Tx::Sqlite(tx)) => sqlite_query(sql, values)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(AnyRow::Sqlite),
-            Ex::Pool(Pool::Postgres(pool)) => {
-                let sql = numbered(sql);
-                pg_query(&sql, values)
-                    .fetch_optional(pool)
-                    .await?
-                    .map(AnyRow::Postgres)
-            }
-            Ex::Tx(Tx::Postgres(tx)) => {
-                let sql = numbered(sql);
-                pg_query(&sql, values)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(AnyRow::Postgres)
-            }
-        })
+        Ok(on_backend!(
+            self,
+            ex,
+            fetch_optional,
+            |row: Option<SqliteRow>| row.map(AnyRow::Sqlite),
+            |row: Option<PgRow>| row.map(AnyRow::Postgres)
+        ))
     }
 
     pub async fn fetch_one<'e>(self, ex: impl Into<Ex<'e>>) -> sqlx::Result<AnyRow> {
@@ -504,10 +479,6 @@ impl<'s> Query<'s> {
             .await?
             .ok_or(sqlx::Error::RowNotFound)
     }
-}
-
-fn rows_of<R>(rows: Vec<R>, wrap: fn(R) -> AnyRow) -> Vec<AnyRow> {
-    rows.into_iter().map(wrap).collect()
 }
 
 /// A [`Query`] whose rows are read as `T`.
