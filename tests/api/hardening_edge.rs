@@ -188,6 +188,25 @@ async fn a_database_password_given_as_a_command_line_flag_is_refused() {
     }
 }
 
+/// `sesame backup` copies a SQLite file; on PostgreSQL it says to use
+/// `pg_dump` and exits non-zero before connecting (the URL's host does not
+/// exist), without printing the URL's password.
+#[tokio::test]
+async fn backup_on_postgresql_points_to_pg_dump() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut cmd = sesame(dir.path());
+    cmd.env(
+        "SESAME_DATABASE_URL",
+        "postgres://sesame:env-db-pass-0123@db.invalid:5432/sesame",
+    );
+    cmd.args(["backup", "copy.db"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("pg_dump"), "{}", out.stderr);
+    assert!(!out.stderr.contains("env-db-pass-0123"), "{}", out.stderr);
+    assert!(!dir.path().join("copy.db").exists(), "nothing written");
+}
+
 /// `SESAME_JWT_SECRET_FILE` and `SESAME_SMTP_URL_FILE` name files holding
 /// the secrets (as systemd credentials and Docker secrets are mounted).
 #[tokio::test]
