@@ -665,11 +665,15 @@ def report(results, server_cores):
     # Issue 6's targets on SQLite; issue 14's on PostgreSQL, where every
     # request is a round trip to another process.
     login_target, me_target = (0.85, 0.25) if pg else (0.9, 0.5)
+    # Successful answers only: a 503 BUSY answered at once is no login.
+    def ok_rps(r):
+        return r["rps"] * (1 - r["non_2xx"] / max(r["requests"], 1))
+
     if "login" in s:
-        share = s["login"]["rps"] / ceiling
+        share = ok_rps(s["login"]) / ceiling
         row(f"login ≥ {login_target:.0%} of the hash ceiling", f"{share:.0%}", share >= login_target)
     if "signup" in s:
-        share = s["signup"]["rps"] / ceiling
+        share = ok_rps(s["signup"]) / ceiling
         row("signup ≥ 85% of the hash ceiling", f"{share:.0%}", share >= 0.85)
     if "me_ping_ratios" in results:
         ratios = results["me_ping_ratios"]
@@ -685,8 +689,7 @@ def report(results, server_cores):
     bad = sum(r["non_2xx"] - r.get("busy_503", 0) + r["socket_errors"] for r in s.values())
     row("no non-2xx answer other than 503 BUSY (nor socket error) in any scenario", str(bad), bad == 0)
     if "login64" in s:
-        ok = s["login64"]["rps"] * (1 - s["login64"]["non_2xx"] / max(s["login64"]["requests"], 1))
-        share = ok / ceiling
+        share = ok_rps(s["login64"]) / ceiling
         row("login at 64 connections: successful logins ≥ 85% of the hash ceiling (the rest shed as 503 BUSY)",
             f"{share:.0%}", share >= 0.85)
     row("idle RSS ≤ 20 MB", f"{idle / 1024:.1f} MiB", idle * 1024 <= 20e6)
