@@ -15,11 +15,19 @@
 //! queued without end and every other login waited behind it. A job whose
 //! caller stopped waiting (the client left and its request was dropped) is
 //! skipped instead of run.
+//!
+//! "About a second" is counted in hashes at a running average of what the
+//! jobs took ([`Sizing::Work`]), starting from one hash timed at start-up.
+//! The start-up hash alone was a poor measure: it also allocates its
+//! memory, and a machine busy at that moment (a deploy, a neighbour's
+//! build) made the queue a fraction of its size for good, so logins the
+//! threads had time for were refused as busy.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use argon2::password_hash::{Output, ParamsString, SaltString};
@@ -60,16 +68,42 @@ impl Memory {
 }
 
 /// `limit` threads that run argon2, in the order the jobs came, with at
-/// most `capacity` jobs waiting or running.
+/// most a capacity of jobs waiting or running (see [`Sizing`]).
 pub struct HashThreads {
     jobs: mpsc::Sender<Job>,
     counts: Arc<Counts>,
-    capacity: usize,
 }
 
-/// What the queue did, for tests and metrics.
-#[derive(Debug, Default)]
+/// How many jobs may wait or run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizing {
+    /// This many (at least one per thread).
+    Fixed(usize),
+    /// As many as the threads run in `work`, at a running average of the
+    /// time a job ran, which starts at `first` (one hash timed at start-up).
+    Work { work: Duration, first: Duration },
+}
+
+/// The weight of the newest job in the running average of a job's run
+/// time: 1/8, so a change in the machine's speed moves the queue's size
+/// within a few dozen hashes, and one slow hash does not.
+const AVERAGE_WEIGHT: u64 = 8;
+
+/// A thread's jobs a second at most, whatever the measurements say.
+const MAX_PLACES_PER_THREAD: usize = 10_000;
+
+/// What the queue did, for tests and metrics; and its size.
+#[derive(Debug)]
 struct Counts {
+    threads: usize,
+    /// `Some(work)`: the capacity follows the average job time.
+    work: Option<Duration>,
+    /// How many jobs may hold a place now.
+    capacity: AtomicUsize,
+    /// The largest capacity so far.
+    peak_capacity: AtomicUsize,
+    /// The running average of a job's run time, in nanoseconds.
+    average_ns: AtomicU64,
     /// Jobs holding a place: waiting or running.
     queued: AtomicUsize,
     /// The most jobs that ever held a place at once.
@@ -79,11 +113,69 @@ struct Counts {
     refused: AtomicU64,
 }
 
+impl Counts {
+    fn new(threads: usize, sizing: Sizing) -> Counts {
+        let (work, capacity, average) = match sizing {
+            Sizing::Fixed(n) => (None, n.max(threads), Duration::ZERO),
+            Sizing::Work { work, first } => (Some(work), places(threads, work, first), first),
+        };
+        Counts {
+            threads,
+            work,
+            capacity: AtomicUsize::new(capacity),
+            peak_capacity: AtomicUsize::new(capacity),
+            average_ns: AtomicU64::new(average.as_nanos() as u64),
+            queued: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(0),
+            ran: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// A job ran for `took`: moves the average, and with it the capacity.
+    fn ran_for(&self, took: Duration) {
+        let Some(work) = self.work else {
+            return;
+        };
+        let sample = took.as_nanos().min(u64::MAX as u128) as u64;
+        let update = |average: u64| {
+            // average + (sample − average) / weight, without going negative.
+            Some(if sample >= average {
+                average + (sample - average) / AVERAGE_WEIGHT
+            } else {
+                average - (average - sample) / AVERAGE_WEIGHT
+            })
+        };
+        let Ok(before) = self
+            .average_ns
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, update)
+        else {
+            return;
+        };
+        let average = update(before).unwrap_or(before);
+        let capacity = places(self.threads, work, Duration::from_nanos(average));
+        self.capacity.store(capacity, Ordering::Release);
+        self.peak_capacity.fetch_max(capacity, Ordering::AcqRel);
+    }
+}
+
+/// How many jobs `threads` threads run in `work` when one takes `cost`: at
+/// least one per thread.
+fn places(threads: usize, work: Duration, cost: Duration) -> usize {
+    let per_thread = work.as_secs_f64() / cost.as_secs_f64().max(1e-6);
+    threads * (per_thread.floor() as usize).clamp(1, MAX_PLACES_PER_THREAD)
+}
+
 /// A snapshot of the hashing queue's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {
-    /// How many jobs may wait or run at once.
+    /// How many jobs may wait or run at once, now.
     pub capacity: usize,
+    /// The largest capacity since start (it follows the jobs' run time).
+    pub peak_capacity: usize,
+    /// The running average of a job's run time (zero for a fixed size).
+    pub average: Duration,
     /// Jobs waiting or running now.
     pub queued: usize,
     /// The most jobs that waited or ran at once since start.
@@ -124,9 +216,9 @@ impl Drop for Place {
 
 impl HashThreads {
     /// Starts `limit` threads whose memory fits hashes with `params`, taking
-    /// at most `capacity` jobs at once (at least one per thread); they stop
-    /// when this is dropped.
-    pub fn start(limit: usize, params: &Params, capacity: usize) -> anyhow::Result<HashThreads> {
+    /// as many jobs at once as `sizing` says (at least one per thread); they
+    /// stop when this is dropped.
+    pub fn start(limit: usize, params: &Params, sizing: Sizing) -> anyhow::Result<HashThreads> {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         let limit = limit.max(1);
@@ -140,8 +232,7 @@ impl HashThreads {
         }
         Ok(HashThreads {
             jobs: sender,
-            counts: Arc::default(),
-            capacity: capacity.max(limit),
+            counts: Arc::new(Counts::new(limit, sizing)),
         })
     }
 
@@ -151,7 +242,7 @@ impl HashThreads {
         let taken = counts
             .queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-                (queued < self.capacity).then_some(queued + 1)
+                (queued < counts.capacity.load(Ordering::Acquire)).then_some(queued + 1)
             });
         match taken {
             Ok(before) => {
@@ -171,7 +262,9 @@ impl HashThreads {
     pub fn stats(&self) -> QueueStats {
         let counts = &self.counts;
         QueueStats {
-            capacity: self.capacity,
+            capacity: counts.capacity.load(Ordering::Acquire),
+            peak_capacity: counts.peak_capacity.load(Ordering::Acquire),
+            average: Duration::from_nanos(counts.average_ns.load(Ordering::Acquire)),
             queued: counts.queued.load(Ordering::Acquire),
             high_water: counts.high_water.load(Ordering::Acquire),
             ran: counts.ran.load(Ordering::Acquire),
@@ -200,7 +293,9 @@ impl HashThreads {
                 return;
             }
             counts.ran.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
             let result = job(memory);
+            counts.ran_for(started.elapsed());
             drop(place);
             let _ = done.send(result);
         });
@@ -342,7 +437,7 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_run_on_the_hashing_threads() {
-        let threads = HashThreads::start(2, &cheap(1024), 4).unwrap();
+        let threads = HashThreads::start(2, &cheap(1024), Sizing::Fixed(4)).unwrap();
         let name = threads
             .run(threads.reserve().unwrap(), |_| {
                 std::thread::current().name().map(str::to_owned)
@@ -366,7 +461,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_and_frees_its_places() {
-        let threads = HashThreads::start(1, &cheap(8), 2).unwrap();
+        let threads = HashThreads::start(1, &cheap(8), Sizing::Fixed(2)).unwrap();
         let first = threads.reserve().unwrap();
         let second = threads.reserve().unwrap();
         assert_eq!(threads.reserve().err(), Some(Busy));
@@ -379,7 +474,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_nobody_waits_for_is_skipped() {
-        let threads = Arc::new(HashThreads::start(1, &cheap(8), 4).unwrap());
+        let threads = Arc::new(HashThreads::start(1, &cheap(8), Sizing::Fixed(4)).unwrap());
         // The only thread is held until `release` fires.
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let held = threads.clone();
@@ -405,5 +500,67 @@ mod tests {
             (2, 1, 0),
             "{stats:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_queue_holds_a_second_of_the_jobs_as_they_run_now() {
+        let work = Duration::from_secs(1);
+        // Timed slow at start-up (100 ms: 10 places per thread), the jobs
+        // then run in microseconds: the queue grows.
+        let fast = HashThreads::start(
+            2,
+            &cheap(8),
+            Sizing::Work {
+                work,
+                first: Duration::from_millis(100),
+            },
+        )
+        .unwrap();
+        assert_eq!(fast.stats().capacity, 20);
+        for _ in 0..30 {
+            fast.run(fast.reserve().unwrap(), |_| ()).await.unwrap();
+        }
+        let stats = fast.stats();
+        // 100 ms × (7/8)^30 ≈ 1.8 ms at most: over 500 places per thread.
+        assert!(stats.average <= Duration::from_millis(2), "{stats:?}");
+        assert!(stats.capacity >= 1000, "{stats:?}");
+        assert_eq!(stats.capacity, places(2, work, stats.average), "{stats:?}");
+        assert_eq!(stats.peak_capacity, stats.capacity, "{stats:?}");
+
+        // Timed fast (1 ms: 1,000 places), the jobs then take 20 ms or more
+        // each: the queue shrinks, and a full one refuses.
+        let slow = HashThreads::start(
+            1,
+            &cheap(8),
+            Sizing::Work {
+                work,
+                first: Duration::from_millis(1),
+            },
+        )
+        .unwrap();
+        for _ in 0..8 {
+            let place = slow.reserve().unwrap();
+            slow.run(place, |_| std::thread::sleep(Duration::from_millis(20)))
+                .await
+                .unwrap();
+        }
+        let stats = slow.stats();
+        // At least 20 − 19 × (7/8)^8 ≈ 13.5 ms: at most 74 places.
+        assert!(stats.capacity <= 74, "{stats:?}");
+        assert_eq!(stats.peak_capacity, 1000, "{stats:?}");
+        let places: Vec<_> = (0..stats.capacity)
+            .map(|_| slow.reserve().unwrap())
+            .collect();
+        assert_eq!(slow.reserve().err(), Some(Busy));
+        drop(places);
+    }
+
+    #[test]
+    fn places_are_a_second_of_work_and_at_least_one_per_thread() {
+        let second = Duration::from_secs(1);
+        assert_eq!(places(2, second, Duration::from_millis(40)), 50);
+        assert_eq!(places(4, second, Duration::from_millis(300)), 12);
+        assert_eq!(places(2, second, Duration::from_secs(3)), 2);
+        assert_eq!(places(1, second, Duration::ZERO), MAX_PLACES_PER_THREAD);
     }
 }

@@ -10,7 +10,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
 
 use super::email::EmailAddress;
-use super::hashing::{self, HashThreads};
+use super::hashing::{self, HashThreads, Sizing};
 pub use super::hashing::{Busy, Place, QueueStats};
 use super::secret::Secret;
 use crate::config::Argon2Params;
@@ -109,18 +109,22 @@ impl PasswordHasher {
     /// Starts the hashing threads; computes the dummy hash once (one hash
     /// at start-up, in memory that is freed again, so an idle server keeps
     /// no hashing memory). That hash is timed: the queue holds as many
-    /// hashes as `limit` threads run in [`QUEUE_WORK`] at that cost.
+    /// hashes as `limit` threads run in [`QUEUE_WORK`] at that cost at
+    /// first, then at the running average of the hashes it runs.
     pub async fn new(params: Argon2Params, limit: usize) -> anyhow::Result<PasswordHasher> {
         let dummy = super::codes::OpaqueToken::generate();
         let started = Instant::now();
         let dummy_hash = hash_blocking(params, dummy.expose().to_owned()).await?;
-        let capacity = queue_capacity(limit.max(1), started.elapsed());
+        let sizing = Sizing::Work {
+            work: QUEUE_WORK,
+            first: started.elapsed(),
+        };
+        let threads = HashThreads::start(limit, &argon2_params(params)?, sizing)?;
         tracing::debug!(
             cost_ms = started.elapsed().as_millis() as u64,
-            capacity,
+            capacity = threads.stats().capacity,
             "password hashing queue sized"
         );
-        let threads = HashThreads::start(limit, &argon2_params(params)?, capacity)?;
         Ok(PasswordHasher {
             params,
             threads: Arc::new(threads),
@@ -202,13 +206,6 @@ pub enum Verdict {
     CorrectNeedsRehash,
 }
 
-/// How many hashes may wait or run: what `threads` run in [`QUEUE_WORK`]
-/// when one hash costs `cost`, at least one per thread.
-fn queue_capacity(threads: usize, cost: Duration) -> usize {
-    let per_thread = QUEUE_WORK.as_secs_f64() / cost.as_secs_f64().max(1e-6);
-    threads * (per_thread.floor() as usize).clamp(1, 10_000)
-}
-
 fn argon2_params(p: Argon2Params) -> anyhow::Result<Params> {
     Params::new(p.memory_kib, p.iterations, p.parallelism, None)
         .map_err(|e| anyhow::anyhow!("SESAME_ARGON2_* parameters are invalid: {e}"))
@@ -270,17 +267,6 @@ mod tests {
                 .contains("email")
         );
         assert!(NewPassword::parse("correct horse battery", &email()).is_ok());
-    }
-
-    #[test]
-    fn the_queue_holds_about_a_second_of_hashing() {
-        assert_eq!(queue_capacity(2, Duration::from_millis(40)), 50);
-        assert_eq!(queue_capacity(4, Duration::from_millis(300)), 12);
-        assert_eq!(
-            queue_capacity(2, Duration::from_secs(3)),
-            2,
-            "one per thread"
-        );
     }
 
     #[tokio::test]
