@@ -436,6 +436,8 @@ def wrk(args, server, script, connections, seconds, script_args=()):
 
 def main():
     args = parse_args()
+    # A run stopped with SIGTERM (a timeout) still stops its server and cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     scenarios = args.scenarios.split(",")
     server_cores = cores(args.server_cores)
     os.sched_setaffinity(0, cores(args.load_cores))
