@@ -83,6 +83,8 @@ def parse_args():
     p.add_argument("--rust-log", default=None, help="RUST_LOG for the server (default: unset, i.e. info)")
     p.add_argument("--scenarios", default="ping,me,refresh,login,login64,signup")
     p.add_argument("--no-build", action="store_true", help="use the binaries in target/release as they are")
+    p.add_argument("--release-dir", help="run the sesame and examples/hash_cost of this directory "
+                   "(another build, for a before/after comparison); implies --no-build")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (database, log)")
     p.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
@@ -436,6 +438,11 @@ def wrk(args, server, script, connections, seconds, script_args=()):
 
 def main():
     args = parse_args()
+    if args.release_dir:
+        global BINARY, HASH_COST
+        BINARY = os.path.join(os.path.abspath(args.release_dir), "sesame")
+        HASH_COST = os.path.join(os.path.abspath(args.release_dir), "examples", "hash_cost")
+        args.no_build = True
     # A run stopped with SIGTERM (a timeout) still stops its server and cluster.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     scenarios = args.scenarios.split(",")
