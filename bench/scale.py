@@ -156,20 +156,28 @@ class Sqlite:
         return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
 
     def explain(self, term):
-        # The count's plan; the page's WHERE is the same (see src/store/admin.rs).
+        # The two queries of src/store/admin.rs: the first page's ids (the
+        # admin's view is then built for those 50 only) and the count, which
+        # reads the FTS5 index alone for a search of printable lower-case
+        # ASCII. Python's sqlite3, not sesame's bundled SQLite: the plan may differ.
         quoted = '"' + term.replace('"', '""') + '"'
+        page = ("SELECT id FROM users WHERE rowid IN (SELECT rowid FROM users_email_search "
+                "WHERE users_email_search MATCH ?) AND instr(email, ?) > 0 "
+                "ORDER BY created_at, id LIMIT 50 OFFSET 0")
+        count = "SELECT COUNT(*) FROM users_email_search WHERE users_email_search MATCH ?"
+        lines = []
         with sqlite3.connect(self.path) as db:
-            plan = db.execute(
-                "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM users WHERE rowid IN (SELECT rowid FROM "
-                "users_email_search WHERE users_email_search MATCH ?) AND instr(email, ?) > 0",
-                (quoted, term)).fetchall()
-            started = time.perf_counter()
-            count = db.execute(
-                "SELECT COUNT(*) FROM users WHERE rowid IN (SELECT rowid FROM users_email_search "
-                "WHERE users_email_search MATCH ?) AND instr(email, ?) > 0", (quoted, term)).fetchone()[0]
-            took = time.perf_counter() - started
-        lines = [f"{'  ' * (parent and 1)}{detail}" for _, parent, _, detail in plan]
-        return "\n".join(lines) + f"\n({count} rows counted in {took * 1000:.1f} ms by Python's sqlite3)"
+            for what, sql, values in (("page", page, (quoted, term)), ("count", count, (quoted,))):
+                plan = db.execute("EXPLAIN QUERY PLAN " + sql, values).fetchall()
+                started = time.perf_counter()
+                rows = db.execute(sql, values).fetchall()
+                took = time.perf_counter() - started
+                lines.append(f"{what}: {sql}")
+                lines += [f"  {'  ' * (parent and 1)}{detail}" for _, parent, _, detail in plan]
+                answer = rows[0][0] if what == "count" else len(rows)
+                lines.append(f"  ({answer} {'counted' if what == 'count' else 'ids'} in "
+                             f"{took * 1000:.1f} ms by Python's sqlite3)")
+        return "\n".join(lines)
 
     def backup(self, tmp, server_env):
         target = os.path.join(tmp, "backup.db")
@@ -226,8 +234,13 @@ class Postgres:
     def explain(self, term):
         pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         literal = pattern.replace("'", "''")
-        return psql(self.url, f"EXPLAIN (ANALYZE, COSTS OFF) SELECT COUNT(*) FROM users "
-                              f"WHERE email LIKE '{literal}' ESCAPE '\\'")
+        # The two queries of src/store/admin.rs: the first page's ids (the
+        # admin's view is then built for those only) and the count.
+        where = f"WHERE email LIKE '{literal}' ESCAPE '\\'"
+        page = f"SELECT id FROM users {where} ORDER BY created_at, id LIMIT 50 OFFSET 0"
+        count = f"SELECT COUNT(*) FROM users {where}"
+        return "\n".join(f"{sql}\n" + psql(self.url, f"EXPLAIN (ANALYZE, COSTS OFF) {sql}")
+                         for sql in (page, count))
 
     def backup(self, tmp, server_env):
         target = os.path.join(tmp, "backup.pgdump")

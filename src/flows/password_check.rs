@@ -10,7 +10,8 @@
 //!    hashing queue;
 //! 2. a place in the hashing queue, or `503 BUSY` (the count is taken back);
 //! 3. the hash;
-//! 4. the attempt settled: a right password takes its count back, a wrong
+//! 4. the attempt settled: a right password takes its count back (a login
+//!    that opens a session does so in the session's transaction), a wrong
 //!    one keeps it (and the failure that locks the account everywhere
 //!    emails the owner).
 
@@ -22,7 +23,9 @@ use crate::domain::email::EmailAddress;
 use crate::domain::password::Verdict;
 use crate::mail::templates;
 use crate::state::AppState;
-use crate::store::lockout::{CheckAdmission, Counted, LoginLimits, LoginSubject, Settled};
+use crate::store::lockout::{
+    CheckAdmission, Counted, LoginLimits, LoginSubject, RightAttempt, Settled,
+};
 
 /// A password to check, and whose it is.
 pub struct PasswordCheck<'a> {
@@ -53,6 +56,21 @@ pub async fn check_password(
     check: PasswordCheck<'_>,
     password: &str,
 ) -> FlowResult<Verdict> {
+    // Nothing is left to settle without `defer_right`.
+    Ok(check_login_password(state, check, password, false).await?.0)
+}
+
+/// [`check_password`] for a login, which with `defer_right` leaves step 4
+/// of an account's right password that clears to the caller: the counted
+/// attempt comes back, for the transaction that opens the session to take
+/// back (`Store::create_session_with_amr`) — one commit instead of two. A
+/// login that opens no session must [`take_back`] it.
+pub async fn check_login_password(
+    state: &AppState,
+    check: PasswordCheck<'_>,
+    password: &str,
+    defer_right: bool,
+) -> FlowResult<(Verdict, Option<Counted>)> {
     let network = check.network.to_string();
     let counted = admit(state, check.subject, &network).await?;
     let place = match state.hasher.reserve() {
@@ -75,6 +93,10 @@ pub async fn check_password(
         true => Settled::NotChecked,
         false => Settled::Wrong,
     };
+    let account = matches!(check.subject, LoginSubject::Account(_));
+    if defer_right && account && settled == Settled::Right {
+        return Ok((verdict, Some(counted)));
+    }
     settle(
         state,
         check.subject,
@@ -84,7 +106,20 @@ pub async fn check_password(
         check.owner,
     )
     .await?;
-    Ok(verdict)
+    Ok((verdict, None))
+}
+
+/// Step 4 of a right password that [`check_login_password`] left to a
+/// login which opens no session after all.
+pub async fn take_back(state: &AppState, right: Option<RightAttempt<'_>>) -> FlowResult<()> {
+    if let Some(right) = right {
+        let subject = LoginSubject::Account(right.user_id);
+        state
+            .store
+            .settle_password_check(subject, right.network, right.counted, Settled::Right, None)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Checks a second-factor code under the same lockout as passwords: a

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
-use super::password_check::{PasswordCheck, check_password, unknown_address_key};
+use super::password_check::{PasswordCheck, check_login_password, take_back, unknown_address_key};
 use super::refusal::{FlowResult, Refusal};
 use super::signup;
 use crate::domain::claims::TokenError;
@@ -18,7 +18,7 @@ use crate::domain::session::Session;
 use crate::domain::user::{Role, User};
 use crate::state::AppState;
 use crate::store::fault::fault_of;
-use crate::store::lockout::LoginSubject;
+use crate::store::lockout::{LoginSubject, RightAttempt};
 use crate::store::sessions::{NewSession, RefreshOutcome};
 
 /// How stale a session's `last_used_at` may get before a request records its
@@ -99,20 +99,36 @@ pub async fn login(
         right_counts: !concealed,
         right_clears: !user.as_ref().is_some_and(|u| u.mfa.totp),
     };
-    let verdict = check_password(state, check, password).await?;
+    // A right password's attempt comes back still counted (only for an
+    // account, so not on the first refusal below): the session's
+    // transaction takes it back, and every other end takes it back first.
+    let (verdict, counted) = check_login_password(state, check, password, true).await?;
     let user = match (user, verdict) {
         (Some(user), Verdict::Correct | Verdict::CorrectNeedsRehash) => user,
         _ => return Err(Refusal::InvalidCredentials),
     };
+    let network = client.network.to_string();
+    let right = counted.map(|counted| RightAttempt {
+        user_id: &user.id,
+        network: &network,
+        counted,
+    });
+    let refusal = if user.disabled {
+        Some(Refusal::AccountDisabled)
+    } else if !user.active {
+        Some(Refusal::EmailNotVerified)
+    } else {
+        None
+    };
+    if concealed || refusal.is_some() || user.mfa.totp {
+        take_back(state, right).await?;
+    }
     if concealed {
         resend_code_later(state, user);
         return Err(Refusal::InvalidCredentials);
     }
-    if user.disabled {
-        return Err(Refusal::AccountDisabled);
-    }
-    if !user.active {
-        return Err(Refusal::EmailNotVerified);
+    if let Some(refusal) = refusal {
+        return Err(refusal);
     }
     if verdict == Verdict::CorrectNeedsRehash {
         upgrade_hash(state, &user.id, password).await;
@@ -120,7 +136,7 @@ pub async fn login(
     if user.mfa.totp {
         return Err(second_step(state, &user).await?);
     }
-    open_session(state, &user, &client, SignInMethod::Password).await
+    open_session_after(state, &user, &client, SignInMethod::Password, right).await
 }
 
 /// The answer to a right password on an account with a second factor: a
@@ -151,10 +167,22 @@ pub(super) async fn open_session(
     client: &ClientInfo,
     method: SignInMethod,
 ) -> FlowResult<TokenPair> {
+    open_session_after(state, user, client, method, None).await
+}
+
+/// [`open_session`] after a right password whose counted attempt the
+/// session's transaction takes back (see `check_login_password`).
+async fn open_session_after(
+    state: &AppState,
+    user: &User,
+    client: &ClientInfo,
+    method: SignInMethod,
+    right: Option<RightAttempt<'_>>,
+) -> FlowResult<TokenPair> {
     let session_id = uuid::Uuid::now_v7().to_string();
     let refresh_token = OpaqueToken::generate();
     let refresh_hash = refresh_token.hash();
-    state
+    let created = state
         .store
         .create_session_with_amr(
             &NewSession {
@@ -166,8 +194,17 @@ pub(super) async fn open_session(
                 refresh_hash: &refresh_hash,
             },
             method.amr(),
+            right.as_ref(),
         )
-        .await?;
+        .await;
+    if let Err(error) = created {
+        // The transaction took nothing back: a right password must not
+        // stay counted as a failure.
+        if let Err(refusal) = take_back(state, right).await {
+            tracing::warn!(?refusal, "taking a right password's attempt back failed");
+        }
+        return Err(error.into());
+    }
     issue_pair(
         state,
         &user.id,

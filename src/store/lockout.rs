@@ -198,21 +198,7 @@ impl Store {
             let mut tx = self.write.begin().await?;
             let now = ts(Utc::now());
             match settled {
-                Settled::Right => {
-                    db::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
-                        .bind(subject.key())
-                        .bind(network)
-                        .execute(&mut tx)
-                        .await?;
-                    take_back(
-                        &mut tx,
-                        subject,
-                        ALL_NETWORKS,
-                        counted.locks_everywhere,
-                        &now,
-                    )
-                    .await?;
-                }
+                Settled::Right => take_back_right(&mut tx, subject, network, counted, &now).await?,
                 Settled::NotChecked => {
                     take_back(&mut tx, subject, network, counted.locks_network, &now).await?;
                     take_back(
@@ -261,6 +247,35 @@ impl Store {
         })
         .await
     }
+}
+
+/// A right password's attempt on an account, still counted as a failure:
+/// a login takes it back in the transaction that opens its session
+/// ([`Store::create_session_with_amr`]), one commit instead of two; any
+/// other end of the login takes it back with [`Settled::Right`].
+#[derive(Debug, Clone, Copy)]
+pub struct RightAttempt<'a> {
+    pub user_id: &'a str,
+    /// The client's network, as counted.
+    pub network: &'a str,
+    pub counted: Counted,
+}
+
+/// [`Settled::Right`] inside the caller's transaction: the network's count
+/// is cleared, and this attempt is taken back from the all-networks count.
+pub(super) async fn take_back_right(
+    conn: &mut Tx,
+    subject: LoginSubject<'_>,
+    network: &str,
+    counted: Counted,
+    now: &Ts,
+) -> anyhow::Result<()> {
+    db::query("DELETE FROM login_failures WHERE subject = ? AND network = ?")
+        .bind(subject.key())
+        .bind(network)
+        .execute(&mut *conn)
+        .await?;
+    take_back(conn, subject, ALL_NETWORKS, counted.locks_everywhere, now).await
 }
 
 /// Takes one counted attempt back from a count, and the lock it set.

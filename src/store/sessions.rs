@@ -10,6 +10,7 @@ use rusqlite::OptionalExtension;
 
 use anyhow::Context;
 
+use super::lockout::{LoginSubject, RightAttempt, take_back_right};
 use super::user_rows::{USER_FIELDS, UserRow};
 use super::{Store, parse_ts, ts};
 use crate::domain::session::Session;
@@ -83,20 +84,26 @@ impl Store {
     /// Creates a session signed in with a password alone, with its first
     /// refresh token; records the login.
     pub async fn create_session(&self, s: &NewSession<'_>) -> anyhow::Result<()> {
-        self.create_session_with_amr(s, "pwd").await
+        self.create_session_with_amr(s, "pwd", None).await
     }
 
     /// Creates a session whose user signed in with the methods `amr` names
     /// (RFC 8176 values, space-separated), with its first refresh token;
-    /// records the login.
+    /// records the login. A login's right password (`right`) is taken back
+    /// from the failure counts in the same transaction.
     pub async fn create_session_with_amr(
         &self,
         s: &NewSession<'_>,
         amr: &str,
+        right: Option<&RightAttempt<'_>>,
     ) -> anyhow::Result<()> {
         self.writing(async {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());
+        if let Some(right) = right {
+            let subject = LoginSubject::Account(right.user_id);
+            take_back_right(&mut tx, subject, right.network, right.counted, &now).await?;
+        }
         db::query(
             "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, expires_at, amr) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -176,6 +176,68 @@ async fn the_search_index_follows_new_changed_and_deleted_addresses() {
     );
 }
 
+/// A search pages like the list: the page is chosen among the matches
+/// only (oldest first), the total counts every match, and each user on a
+/// later page comes with their own admin view (referrer, disabled).
+#[tokio::test]
+async fn a_search_pages_through_its_matches_and_totals_all_of_them() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("boss@team.example.com").await;
+    let ann = app.activated_user("ann@team.example.org").await;
+    app.activated_user("bob@example.org").await;
+    let cy = app
+        .signup_referred("cy@team.example.org", &str_field(&ann, "referralCode"))
+        .await;
+    app.activated_user("dee@team.example.org").await;
+    app.activated_user("eve@example.org").await;
+    let fay = app.activated_user("fay@team.example.org").await;
+    updated(
+        &app,
+        &str_field(&fay, "userId"),
+        json!({"disabled": true}),
+        &admin,
+    )
+    .await;
+
+    for (search, total) in [("team.example.org", 4), ("m.", 5)] {
+        let query = format!("?search={search}&limit=2&offset=2");
+        let page = expect_json(app.api.list_accounts(&admin, &query).await, StatusCode::OK).await;
+        assert_eq!(page["total"], json!(total), "{search}: {page}");
+        let tail: &[&str] = if total == 4 {
+            &["dee@team.example.org", "fay@team.example.org"]
+        } else {
+            &["cy@team.example.org", "dee@team.example.org"]
+        };
+        assert_eq!(emails(&page), tail, "{search}: {page}");
+    }
+    let page = expect_json(
+        app.api
+            .list_accounts(&admin, "?search=team.example.org&limit=3&offset=1")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let users = page["users"].as_array().expect("users is an array");
+    assert_eq!(users.len(), 3, "{page}");
+    assert_eq!(users[0]["userId"], cy["userId"], "{page}");
+    assert_eq!(users[0]["referredBy"], ann["referralCode"], "{page}");
+    assert_eq!(users[0]["active"], json!(false), "not activated: {page}");
+    assert_eq!(users[1]["referredBy"], Value::Null, "{page}");
+    assert_eq!(users[1]["disabled"], json!(false), "{page}");
+    assert_eq!(users[2]["userId"], fay["userId"], "{page}");
+    assert_eq!(users[2]["disabled"], json!(true), "{page}");
+
+    let beyond = expect_json(
+        app.api
+            .list_accounts(&admin, "?search=team.example.org&offset=4")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(beyond["total"], json!(4), "past the last match: {beyond}");
+    assert_eq!(emails(&beyond), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn the_admin_view_is_the_user_plus_disabled_lockout_and_last_login() {
     let app = spawn_app().await;

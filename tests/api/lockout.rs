@@ -284,6 +284,45 @@ async fn a_successful_login_resets_the_failure_count() {
     .await;
 }
 
+/// A right password resets the network's count even where it opens no
+/// session: an account not verified yet, or disabled, answers `403`, and
+/// the failures before it no longer count towards the lock.
+#[tokio::test]
+async fn a_right_password_that_opens_no_session_still_resets_the_failure_count() {
+    let app = spawn_app_with(|config| {
+        config.login_max_failures = 3;
+        config.login_lockout = LONG;
+    })
+    .await;
+    let admin = app.admin_token("boss@example.com").await;
+    app.signup("unverified@example.com")
+        .await
+        .expect(StatusCode::CREATED);
+    let disabled = app.activated_user("disabled@example.com").await;
+    let resp = app
+        .api
+        .update_account(
+            &admin,
+            &str_field(&disabled, "userId"),
+            &json!({"disabled": true}),
+        )
+        .await;
+    expect_json(resp, StatusCode::OK).await;
+
+    for (email, code) in [
+        ("unverified@example.com", "EMAIL_NOT_VERIFIED"),
+        ("disabled@example.com", "ACCOUNT_DISABLED"),
+    ] {
+        for _ in 0..2 {
+            fail_logins(&app, email, WRONG, 2).await;
+            let resp = app.api.login(email, PASSWORD).await;
+            expect_error(resp, StatusCode::FORBIDDEN, code).await;
+        }
+        // Without the resets these would be failures 5 and 6: locked.
+        fail_logins(&app, email, WRONG, 2).await;
+    }
+}
+
 #[tokio::test]
 async fn a_lock_survives_a_restart() {
     let app = lockout_app(LONG).await;
