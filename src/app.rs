@@ -117,6 +117,7 @@ impl Application {
             grace,
         ));
         tracing::info!("sesame listening on http://{local}; Swagger UI at http://{local}/docs");
+        release_free_heap();
         let mut metrics_port = None;
         let metrics_server = match metrics_listener {
             Some(listener) => {
@@ -279,4 +280,19 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Gives the heap's free pages back to the operating system, once start-up
+/// is done. Start-up builds things once and drops them (the OpenAPI
+/// document's tree, the migrations' bookkeeping, the SQLite connections'
+/// schema parsing); glibc keeps memory freed in the middle of its heap
+/// mapped, which was about 1.1 MiB of an idle server's RSS (measured with
+/// `/proc/PID/smaps`). With another C library, nothing to do.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and walks glibc's own arenas
+    // under their locks; any thread may call it at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
