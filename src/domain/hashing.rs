@@ -258,6 +258,18 @@ impl HashThreads {
         }
     }
 
+    /// [`Busy`] (counted as refused) when every place is taken now; else
+    /// nothing: a look, not a place, so a later [`HashThreads::reserve`]
+    /// may still be refused.
+    pub fn refuse_if_full(&self) -> Result<(), Busy> {
+        let counts = &self.counts;
+        if counts.queued.load(Ordering::Acquire) < counts.capacity.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        counts.refused.fetch_add(1, Ordering::Relaxed);
+        Err(Busy)
+    }
+
     /// The queue's counters now.
     pub fn stats(&self) -> QueueStats {
         let counts = &self.counts;
@@ -465,11 +477,13 @@ mod tests {
         let first = threads.reserve().unwrap();
         let second = threads.reserve().unwrap();
         assert_eq!(threads.reserve().err(), Some(Busy));
+        assert_eq!(threads.refuse_if_full(), Err(Busy));
         drop(first);
+        assert_eq!(threads.refuse_if_full(), Ok(()));
         let third = threads.reserve().unwrap();
         drop((second, third));
         let stats = threads.stats();
-        assert_eq!((stats.queued, stats.high_water, stats.refused), (0, 2, 1));
+        assert_eq!((stats.queued, stats.high_water, stats.refused), (0, 2, 2));
     }
 
     #[tokio::test]

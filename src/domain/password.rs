@@ -139,6 +139,12 @@ impl PasswordHasher {
         self.threads.reserve()
     }
 
+    /// [`Busy`] when the hashing queue is full now: a refusal that costs
+    /// nothing, before the work a hash needs.
+    pub fn refuse_if_full(&self) -> Result<(), Busy> {
+        self.threads.refuse_if_full()
+    }
+
     /// The hashing queue's counters (hashes run, skipped, refused; its size).
     pub fn stats(&self) -> QueueStats {
         self.threads.stats()

@@ -8,7 +8,8 @@
 //!    48 parallel guesses from one network get at most
 //!    `SESAME_LOGIN_MAX_FAILURES` hashes, and the others never touch the
 //!    hashing queue;
-//! 2. a place in the hashing queue, or `503 BUSY` (the count is taken back);
+//! 2. a place in the hashing queue, or `503 BUSY` (the count is taken back;
+//!    a queue already full before step 1 refuses before it, writing nothing);
 //! 3. the hash;
 //! 4. the attempt settled: a right password takes its count back (a login
 //!    that opens a session does so in the session's transaction), a wrong
@@ -72,6 +73,12 @@ pub async fn check_login_password(
     defer_right: bool,
 ) -> FlowResult<(Verdict, Option<Counted>)> {
     let network = check.network.to_string();
+    // A full queue refuses before the attempt is counted: shedding must be
+    // cheap. (Counted first, every refusal cost two write transactions, and
+    // clients retrying their 503s at once took the core from the hashing:
+    // bench/load.py's login at 64 connections on one core got 39% of the
+    // hash ceiling.)
+    state.hasher.refuse_if_full().map_err(anyhow::Error::from)?;
     let counted = admit(state, check.subject, &network).await?;
     let place = match state.hasher.reserve() {
         Ok(place) => place,
