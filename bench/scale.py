@@ -68,6 +68,7 @@ import load  # noqa: E402  (bench/load.py: the SMTP sink, the server, wrk)
 ROOT = load.ROOT
 BINARY = load.BINARY
 PASSWORD = load.PASSWORD
+psql = load.psql
 BENCH_USERS = 64
 REFERRALS_EACH = 20
 NAMES = [c + v + d + w for c, v, d, w in
@@ -253,14 +254,6 @@ class Postgres:
 
     def drop(self):
         psql(self.admin_url, f"DROP DATABASE IF EXISTS {self.db}")
-
-
-def psql(url, statement):
-    out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url, "-c", statement],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"psql failed on {statement!r}: {out.stderr}")
-    return out.stdout.strip()
 
 
 # --- the run ------------------------------------------------------------------
