@@ -200,6 +200,20 @@ async fn more_hashes_than_a_second_of_work_are_refused_with_503_busy_and_retry_a
         "every 401 was one hash, every 503 none: {stats:?}"
     );
     assert_eq!(stats.refused, refused, "{stats:?}");
+    // A refused check leaves no failure counted: refused before counting
+    // (the queue was full already) or counted and taken back (it filled
+    // meanwhile). Each checked address counts one failure on its network.
+    let counted: i64 = app
+        .db()
+        .scalar(
+            "SELECT COALESCE(SUM(failures), 0) FROM login_failures WHERE network <> '*'",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        counted, checked as i64,
+        "{refused} refused, {checked} checked"
+    );
     eprintln!(
         "busy: capacity {} (peak {}), {checked} checked, {refused} refused in {rounds} round(s)",
         stats.capacity, stats.peak_capacity
