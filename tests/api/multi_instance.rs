@@ -76,7 +76,9 @@ async fn published_kids(api: &Api) -> Vec<String> {
 /// while the socket lives: bound without `SO_REUSEADDR` and not listening
 /// (a port merely closed could be handed to another test meanwhile).
 fn refusing_port() -> tokio::net::TcpSocket {
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    // Shareable with the capture that later listens on it (SO_REUSEPORT),
+    // so the port is never free in between.
+    let socket = reusable_socket().expect("a socket");
     socket
         .bind(([127, 0, 0, 1], 0).into())
         .expect("bind a free loopback port");
@@ -337,10 +339,10 @@ async fn thirty_emails_queued_while_smtp_is_down_arrive_exactly_once_when_it_is_
     })
     .await;
 
-    drop(reserved);
     let mail = MailServer::start_on(smtp_port)
         .await
         .expect("the capture comes back on its port");
+    drop(reserved);
 
     mail.wait_for(30, WAIT).await;
     db.wait_for_count(unsent, &[], 0).await;

@@ -72,9 +72,7 @@ async fn smtp_outage() -> MailServer {
 
 /// Brings SMTP back on the port of a stopped server.
 async fn smtp_back(stopped: &MailServer) -> MailServer {
-    MailServer::start_on(stopped.port())
-        .await
-        .unwrap_or_else(|e| panic!("re-binding SMTP port {}: {e}", stopped.port()))
+    stopped.restart().await
 }
 
 /// Runs a `SELECT COUNT(*) ...` on the app's database; a `?` in it is

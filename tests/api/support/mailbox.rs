@@ -51,6 +51,9 @@ struct Shared {
     // Reachable from `shutdown` so the port closes synchronously, not whenever the
     // runtime gets round to dropping the aborted accept task.
     listener: Mutex<Option<TcpListener>>,
+    // After `shutdown`: the port, bound but not listening (connections are
+    // refused), so that nothing else takes it before `restart`.
+    reserved: Mutex<Option<TcpSocket>>,
     // While true, a mail's data is read but its "250 OK" (and its capture) waits.
     hold: watch::Sender<bool>,
     // How many mails are being held right now.
@@ -68,11 +71,10 @@ impl MailServer {
         Self::start_on(0).await.expect("bind SMTP test server")
     }
 
-    /// A listener on `port` (0: any free one), e.g. to come back after [`Self::shutdown`].
+    /// A listener on `port` (0: any free one); to come back after
+    /// [`Self::shutdown`], [`Self::restart`].
     pub async fn start_on(port: u16) -> io::Result<MailServer> {
-        let socket = TcpSocket::new_v4()?;
-        // A restarted server must be able to rebind while old connections sit in TIME_WAIT.
-        socket.set_reuseaddr(true)?;
+        let socket = reusable_socket()?;
         socket.bind(([127, 0, 0, 1], port).into())?;
         let listener = socket.listen(128)?;
         let port = listener.local_addr()?.port();
@@ -80,6 +82,7 @@ impl MailServer {
             mails: Mutex::new(Vec::new()),
             arrived: watch::Sender::new(0),
             listener: Mutex::new(Some(listener)),
+            reserved: Mutex::new(None),
             hold: watch::Sender::new(false),
             held: watch::Sender::new(0),
         });
@@ -159,9 +162,29 @@ impl MailServer {
 
     /// Refuses new connections from now on and drops live sessions too, so a pooled
     /// client connection notices the outage instead of quietly delivering.
+    /// The port stays taken (bound, not listening) until [`Self::restart`]:
+    /// freed, another test's socket could take it meanwhile.
     pub fn shutdown(&self) {
+        let reserved = reusable_socket()
+            .and_then(|socket| {
+                socket
+                    .bind(([127, 0, 0, 1], self.port).into())
+                    .map(|_| socket)
+            })
+            .unwrap_or_else(|e| panic!("keeping SMTP port {} reserved: {e}", self.port));
+        *lock(&self.shared.reserved) = Some(reserved);
         lock(&self.shared.listener).take();
         self.accept_task.abort(); // dropping its JoinSet aborts every session
+    }
+
+    /// A new listener on the port of this stopped server, capturing afresh;
+    /// then the port's reservation is let go.
+    pub async fn restart(&self) -> MailServer {
+        let again = Self::start_on(self.port)
+            .await
+            .unwrap_or_else(|e| panic!("re-binding SMTP port {}: {e}", self.port));
+        lock(&self.shared.reserved).take();
+        again
     }
 
     async fn wait_until<T>(
@@ -189,6 +212,16 @@ impl MailServer {
             }
         }
     }
+}
+
+/// A loopback socket that may share its port with the other sockets made
+/// here: a listener and the reservation that outlives it (SO_REUSEPORT), and
+/// rebinding while old connections sit in TIME_WAIT (SO_REUSEADDR).
+pub fn reusable_socket() -> io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    Ok(socket)
 }
 
 fn describe(m: &CapturedMail) -> String {
@@ -471,7 +504,11 @@ mod tests {
 
         server.shutdown();
         assert!(TcpStream::connect(addr).await.is_err());
-        let again = MailServer::start_on(server.port()).await.unwrap();
+        // While it is down the port stays taken: a socket not made to share
+        // it cannot bind it (nor will the kernel hand it out for port 0).
+        let other = TcpSocket::new_v4().unwrap();
+        assert!(other.bind(([127, 0, 0, 1], server.port()).into()).is_err());
+        let again = server.restart().await;
         assert!(TcpStream::connect(addr).await.is_ok());
         assert!(again.messages().is_empty());
     }

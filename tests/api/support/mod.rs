@@ -21,4 +21,6 @@ pub use app::*;
 pub use backend::{on_postgres, sqlite_only};
 pub use client::{Answer, Api, IntoAnswer, Signup};
 pub use database::{TestDb, database_made_in};
-pub use mailbox::{CapturedMail, MailServer, find_query_param, find_six_digit_code};
+pub use mailbox::{
+    CapturedMail, MailServer, find_query_param, find_six_digit_code, reusable_socket,
+};
