@@ -35,6 +35,7 @@ pub mod outbox;
 pub mod passkeys;
 pub mod rate_limits;
 pub mod retention;
+mod session_reads;
 pub mod sessions;
 pub mod stats;
 mod time;
@@ -71,6 +72,8 @@ pub struct Store {
     /// Readers for the per-request lookup, on the calling thread (none for
     /// an in-memory database, which other connections cannot see).
     inline: Option<Arc<inline::InlineReaders>>,
+    /// On PostgreSQL, the per-request lookup's batches (see [`session_reads`]).
+    session_reads: Option<Arc<session_reads::SessionReads>>,
     /// Whether writes work (shared by every clone).
     health: Arc<WriteHealth>,
 }
@@ -146,6 +149,7 @@ impl Store {
             write: Pool::Sqlite(write),
             read: Pool::Sqlite(read),
             inline,
+            session_reads: None,
             health: WriteHealth::new(),
         })
     }
@@ -178,6 +182,7 @@ impl Store {
             .connect_with(options)
             .await
             .context("SESAME_DATABASE_URL: cannot connect to PostgreSQL")?;
+        let session_reads = Arc::new(session_reads::SessionReads::start(pool.clone()));
         let pool = Pool::Postgres(pool);
         apply_migrations(&PG_MIGRATOR, &pool)
             .await
@@ -186,6 +191,7 @@ impl Store {
             write: pool.clone(),
             read: pool,
             inline: None,
+            session_reads: Some(session_reads),
             health: WriteHealth::new(),
         })
     }

@@ -51,8 +51,8 @@ pub struct LiveSession {
     pub last_used_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
-struct LiveSessionRow {
+#[derive(sqlx::FromRow, Clone)]
+pub(super) struct LiveSessionRow {
     #[sqlx(flatten)]
     user: UserRow,
     last_used_at: Ts,
@@ -160,7 +160,11 @@ impl Store {
                 })
                 .optional()
         });
-        let row = match inline {
+        let batched = match (&inline, &self.session_reads) {
+            (None, Some(reads)) => reads.read(session_id, user_id).await,
+            _ => None,
+        };
+        let row = match inline.or(batched) {
             Some(row) => row,
             None => {
                 db::query_as(&SQL)

@@ -10,7 +10,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::user::{MfaSummary, Role, User};
 
 /// A user as selected with [`USER_FIELDS`] from [`USER_TABLES`].
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Clone)]
 pub(super) struct UserRow {
     id: Uid,
     email: String,

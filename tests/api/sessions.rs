@@ -172,6 +172,52 @@ async fn get_logout_ends_the_session_at_once() {
     app.expect_refresh_refused(&refresh_token).await;
 }
 
+/// Many requests at once, over several sessions, each get their own user
+/// or, for a session ended before they were sent, `401`. On PostgreSQL the
+/// lookups that wait together share one query (`store/session_reads.rs`):
+/// this is what shows a batch answers each one with its own row.
+#[tokio::test]
+async fn concurrent_requests_each_see_their_own_session() {
+    let app = spawn_app().await;
+    let mut sessions = Vec::new();
+    for i in 0..6 {
+        let email = format!("user{i}@example.com");
+        let (access, _) = app.logged_in_user(&email).await;
+        sessions.push((email, access));
+    }
+    // A second login of user0: a live session next to one that ends.
+    let second_of_user0 = str_field(&app.login("user0@example.com").await, "accessToken");
+    for (_, access) in sessions.iter().skip(4) {
+        app.api.logout(access, None).await.expect(StatusCode::OK);
+    }
+    app.api
+        .logout(&sessions[0].1, None)
+        .await
+        .expect(StatusCode::OK);
+    sessions.push(("user0@example.com".to_owned(), second_of_user0));
+    let ended = |i: usize| i == 0 || i == 4 || i == 5;
+
+    let mut requests = tokio::task::JoinSet::new();
+    for round in 0..20 {
+        for (i, (email, access)) in sessions.iter().enumerate() {
+            let (api, email, access) = (app.api.clone(), email.clone(), access.clone());
+            requests.spawn(async move { (round, i, email, api.me(&access).await) });
+        }
+    }
+    let mut answered = 0;
+    while let Some(done) = requests.join_next().await {
+        let (round, i, email, answer) = done.expect("request task");
+        if ended(i) {
+            answer.expect_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        } else {
+            let body = answer.expect(StatusCode::OK);
+            assert_eq!(body["user"]["email"], json!(email), "round {round}: {body}");
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, 20 * 7);
+}
+
 #[tokio::test]
 async fn post_logout_without_a_body_ends_the_current_session() {
     let app = spawn_app().await;
