@@ -111,6 +111,8 @@ struct Counts {
     ran: AtomicU64,
     skipped: AtomicU64,
     refused: AtomicU64,
+    /// Told each time a place is given back (see [`HashThreads::place_freed`]).
+    freed: tokio::sync::Notify,
 }
 
 impl Counts {
@@ -130,6 +132,7 @@ impl Counts {
             ran: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            freed: tokio::sync::Notify::new(),
         }
     }
 
@@ -211,6 +214,7 @@ pub struct Place {
 impl Drop for Place {
     fn drop(&mut self) {
         self.counts.queued.fetch_sub(1, Ordering::AcqRel);
+        self.counts.freed.notify_one();
     }
 }
 
@@ -268,6 +272,13 @@ impl HashThreads {
         }
         counts.refused.fetch_add(1, Ordering::Relaxed);
         Err(Busy)
+    }
+
+    /// Waits until a place is given back, or `at_most` has passed. Each
+    /// place given back ends one such wait (or the next one to start, if
+    /// none waits).
+    pub async fn place_freed(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.counts.freed.notified()).await;
     }
 
     /// The queue's counters now.

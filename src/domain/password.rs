@@ -145,6 +145,18 @@ impl PasswordHasher {
         self.threads.refuse_if_full()
     }
 
+    /// Holds a request refused as [`Busy`] until a place in the queue is
+    /// given back, or for `at_most` (its `Retry-After`). A client that
+    /// retries at once, whatever `Retry-After` says, then retries at the
+    /// pace places free up; answered at once, such clients' refusals took
+    /// the core the hashes need (at 64 connections on one core, thousands
+    /// a second, and successful logins fell to a third of what the hashing
+    /// thread can do). The hold costs no CPU, and no place: the request is
+    /// still refused, never queued.
+    pub async fn hold_refusal(&self, at_most: Duration) {
+        self.threads.place_freed(at_most).await;
+    }
+
     /// The hashing queue's counters (hashes run, skipped, refused; its size).
     pub fn stats(&self) -> QueueStats {
         self.threads.stats()

@@ -179,13 +179,15 @@ impl ApiError {
     }
 
     /// `503 BUSY`: the password hashing queue is full; the client may
-    /// retry in a second (the queue holds about a second of work).
+    /// retry in a second (the queue holds about a second of work). The
+    /// pipeline holds this answer until a place frees or that second
+    /// passes (see `PasswordHasher::hold_refusal`).
     pub fn busy() -> Self {
         Self::new(
             ErrorCode::Busy,
             "The server is busy checking passwords; try again in a moment",
         )
-        .with_retry_after(1)
+        .with_retry_after(BUSY_RETRY_AFTER.as_secs())
     }
 
     /// `500`; the cause is logged, the client sees a generic message. A
@@ -328,6 +330,10 @@ impl From<anyhow::Error> for ApiError {
         Self::internal(cause)
     }
 }
+
+/// What a `503 BUSY` tells the client to wait, and the longest the
+/// pipeline holds that answer.
+pub const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl poem::error::ResponseError for ApiError {
     fn status(&self) -> StatusCode {

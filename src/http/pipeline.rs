@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::allowed_methods::AllowedMethods;
 use super::body::limit_body;
-use super::error::{ApiError, ErrorCode};
+use super::error::{ApiError, BUSY_RETRY_AFTER, ErrorCode};
 use super::headers;
 use super::rate_limits::ClientIp;
 use super::telemetry::{REQUEST_ID_HEADER, RequestId, RouteNames};
@@ -57,6 +57,13 @@ impl Pipeline {
                 }
                 Err(err) => {
                     let operation = err.data::<OperationId>().copied();
+                    if err
+                        .downcast_ref::<ApiError>()
+                        .is_some_and(|e| e.code() == ErrorCode::Busy)
+                    {
+                        // Held: see `PasswordHasher::hold_refusal`.
+                        self.state.hasher.hold_refusal(BUSY_RETRY_AFTER).await;
+                    }
                     (error_response(err, &path, &self.allowed), operation)
                 }
             }

@@ -220,6 +220,74 @@ async fn more_hashes_than_a_second_of_work_are_refused_with_503_busy_and_retry_a
     );
 }
 
+/// Clients that retry a `503 BUSY` at once, whatever its `Retry-After`
+/// says (load generators, naive scripts), retry at the pace the queue frees
+/// places: each refusal is held until a place is given back or its second
+/// passes. Answered at once, a few such clients sent thousands of refusals a
+/// second and took the core from the hashing thread.
+#[tokio::test]
+async fn a_busy_refusal_is_held_until_a_place_frees_so_instant_retries_do_not_spin() {
+    let app = spawn_app_with(|config| {
+        default_cost(config);
+        config.hash_concurrency = 1;
+    })
+    .await;
+    let before = app.hash_stats();
+    // More clients than places, each sending its next login the moment it
+    // has an answer, for a few seconds.
+    let extra = 4;
+    let clients = 2 * before.capacity + extra;
+    let window = Duration::from_secs(3);
+    let started = Instant::now();
+    let mut load = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (client, url) = (app.client.clone(), format!("{}/users/login", app.address));
+        load.spawn(async move {
+            let (mut checked, mut refused, mut i) = (0u64, 0u64, 0);
+            while started.elapsed() < window {
+                i += 1;
+                let body =
+                    json!({"email": format!("nobody{c}-{i}@example.com"), "password": WRONG});
+                let resp = client.post(&url).json(&body).send().await;
+                match answer(resp.expect("request reaches the server")).await {
+                    (StatusCode::UNAUTHORIZED, code, _) if code == "INVALID_CREDENTIALS" => {
+                        checked += 1
+                    }
+                    (StatusCode::SERVICE_UNAVAILABLE, code, true) if code == "BUSY" => refused += 1,
+                    other => panic!("unexpected answer {other:?}"),
+                }
+            }
+            (checked, refused)
+        });
+    }
+    let (mut checked, mut refused) = (0, 0);
+    while let Some(done) = load.join_next().await {
+        let (c, r) = done.expect("load client");
+        checked += c;
+        refused += r;
+    }
+    let elapsed = started.elapsed();
+    let stats = app.hash_stats();
+    let freed = (stats.ran - before.ran) + (stats.skipped - before.skipped);
+    // A held refusal ends when a place is given back (every hash run or
+    // skipped gives one back; a place taken and then not used gives one
+    // back too, at most one per refusal) or after its second: per client,
+    // at most one a second plus the one in progress.
+    let seconds = elapsed.as_secs() + 2;
+    let bound = 2 * freed + clients as u64 * seconds;
+    assert!(
+        refused <= bound,
+        "{refused} refusals in {elapsed:?} for {freed} places freed (bound {bound})"
+    );
+    assert!(refused > 0, "the queue was never full: {stats:?}");
+    assert_eq!(stats.ran - before.ran, checked, "{stats:?}");
+    eprintln!(
+        "held refusals: {clients} clients, {checked} checked, {refused} refused in {elapsed:?} \
+         (capacity {})",
+        stats.capacity
+    );
+}
+
 #[tokio::test]
 async fn a_password_check_whose_client_left_is_not_hashed() {
     let app = spawn_app_with(|config| {
