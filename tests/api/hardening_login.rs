@@ -1,7 +1,8 @@
 //! The attacks on password checks from issue 13, performed against the real
 //! server: a flood of wrong passwords that used to queue hashes without
 //! bound, a stranger locking the owner out, and a login that undid
-//! concealing signups.
+//! concealing signups. Also: a right password whose session cannot be
+//! opened is not left counted as a failure.
 
 use std::time::{Duration, Instant};
 
@@ -577,4 +578,87 @@ async fn with_concealment_right_passwords_of_an_unverified_account_count_like_wr
         queued(&app, "unverified@example.com", "verification").await,
         1
     );
+}
+
+// ---- 4. A right password whose session cannot be opened ----
+
+/// Makes every insert into `sessions` fail, with an error that is not a
+/// fault of the storage (a trigger that raises), while every other
+/// statement keeps working.
+async fn refuse_sessions(db: &TestDb) {
+    let sql = if on_postgres() {
+        "CREATE FUNCTION test_no_sessions() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'test: no sessions'; END $$; \
+         CREATE TRIGGER test_no_sessions BEFORE INSERT ON sessions \
+         FOR EACH ROW EXECUTE FUNCTION test_no_sessions()"
+    } else {
+        "CREATE TRIGGER test_no_sessions BEFORE INSERT ON sessions \
+         BEGIN SELECT RAISE(ABORT, 'test: no sessions'); END"
+    };
+    db.execute(sql, &[]).await;
+}
+
+/// Undoes [`refuse_sessions`].
+async fn allow_sessions(db: &TestDb) {
+    let sql = if on_postgres() {
+        "DROP TRIGGER test_no_sessions ON sessions; DROP FUNCTION test_no_sessions()"
+    } else {
+        "DROP TRIGGER test_no_sessions"
+    };
+    db.execute(sql, &[]).await;
+}
+
+/// An account's failed logins as counted: (on the client's network, everywhere).
+async fn failures_of(db: &TestDb, user_id: &str) -> (i64, i64) {
+    let sum = |network| {
+        format!(
+            "SELECT COALESCE(SUM(failures), 0) FROM login_failures \
+             WHERE subject = ? AND network {network}"
+        )
+    };
+    let here = db.scalar(&sum("<> '*'"), &[user_id]).await;
+    let everywhere = db.scalar(&sum("= '*'"), &[user_id]).await;
+    (here, everywhere)
+}
+
+#[tokio::test]
+async fn a_right_password_whose_session_cannot_be_opened_is_not_counted_as_a_failure() {
+    let app = spawn_app_with(|config| {
+        config.login_max_failures = 2;
+        config.login_max_failures_all = 3;
+    })
+    .await;
+    let email = "nosession@example.com";
+    app.activated_user(email).await;
+    let db = app.db();
+    let user_id: String = db
+        .scalar("SELECT id FROM users WHERE email = ?", &[email])
+        .await;
+    let sessions = "SELECT COUNT(*) FROM sessions WHERE user_id = ?";
+    refuse_sessions(&db).await;
+
+    // More tries than either limit allows failures: a right password left
+    // counted would lock the account by the third.
+    for attempt in 1..=4 {
+        let answer = app.api.login(email, PASSWORD).await;
+        let text = answer.text.clone();
+        let body = answer.expect_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR");
+        assert_eq!(body["message"], "Internal server error", "{text}");
+        for internal in ["sessions", "trigger", "INSERT", "sqlx", "SQLITE", "P0001"] {
+            assert!(!text.contains(internal), "leaks {internal:?}: {text}");
+        }
+        assert_eq!(
+            failures_of(&db, &user_id).await,
+            (0, 0),
+            "try {attempt}: the right password's attempt was taken back"
+        );
+    }
+    assert_eq!(db.count(sessions, &[&user_id]).await, 0);
+    // Not a fault of the storage: the server stays ready.
+    assert_eq!(app.api.health_ready().await.status, StatusCode::OK);
+
+    allow_sessions(&db).await;
+    app.login(email).await;
+    assert_eq!(db.count(sessions, &[&user_id]).await, 1);
+    assert_eq!(failures_of(&db, &user_id).await, (0, 0));
 }
