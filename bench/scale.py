@@ -40,12 +40,13 @@ For each backend and size, on a fresh database:
 5. at the largest size: times `sesame backup` (SQLite) or `pg_dump -Fc`
    (PostgreSQL, for reference), with sesame stopped.
 
-PostgreSQL: the cluster of `scripts/postgres start` (stopped and deleted at
-the end), or the server of `--postgres-url` (a superuser URL: the script
-creates and drops its databases `sesame_scale_N`). That cluster is made for
-tests (fsync off): the script turns `fsync`, `synchronous_commit` and
-`full_page_writes` on with ALTER SYSTEM for the run, so that commits cost
-what they would in production.
+PostgreSQL: as in bench/load.py (`load.Postgres`), a private
+`scripts/postgres` cluster in the run's temporary directory (stopped and
+deleted at the end) with `fsync`, `synchronous_commit` and
+`full_page_writes` back on, so that commits cost what they would in
+production, pinned to `--postgres-cores` (default: the load cores); or the
+server of `--postgres-url` as it is (a superuser URL: the script creates and
+drops its databases `sesame_scale_N`, and changes no setting there).
 
 Prints one markdown table (backend × size × scenario: requests/s, p50, p99,
 non-2xx) and the sizes and backup times.
@@ -86,7 +87,9 @@ def parse_args():
     p.add_argument("--hash-duration", type=int, default=10, help="seconds for login and signup")
     p.add_argument("--server-cores", default="0")
     p.add_argument("--load-cores", default="1")
-    p.add_argument("--postgres-url", help="a PostgreSQL superuser URL (default: scripts/postgres start)")
+    p.add_argument("--postgres-url", help="a PostgreSQL superuser URL, used as it is (default: a private "
+                   "scripts/postgres cluster, durable, on --postgres-cores)")
+    p.add_argument("--postgres-cores", help="cores for the private cluster (default: --load-cores)")
     p.add_argument("--no-build", action="store_true", help="use target/release/sesame as it is")
     p.add_argument("--binary", help="another sesame binary (implies --no-build; for trying the script)")
     p.add_argument("--json", help="also write the results to this file")
@@ -357,26 +360,20 @@ def main():
     results = {"machine": load.machine(args), "runs": []}
     tmp = tempfile.mkdtemp(prefix="sesame-scale-")
     sink = load.SmtpSink()
-    started_cluster = False
-    pg_url = args.postgres_url
+    pg = None
     try:
-        if "postgres" in backends and not pg_url:
-            subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "start"], check=True)
-            started_cluster = True
-            pg_url = subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "url"], check=True,
-                                    capture_output=True, text=True).stdout.strip()
-        if pg_url:
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                psql(pg_url, f"ALTER SYSTEM SET {setting} = on")
-            psql(pg_url, "SELECT pg_reload_conf()")
-            results["postgres"] = psql(pg_url, "SHOW server_version")
+        if "postgres" in backends:
+            # The same server as bench/load.py's: --postgres-url as it is, or
+            # a private cluster made durable again and pinned to the load cores.
+            pg = load.Postgres(args, tmp)
+            results["postgres"] = pg.version
         for name in backends:
             for size in args.sizes:
-                backend = Sqlite(tmp, size) if name == "sqlite" else Postgres(pg_url, size)
+                backend = Sqlite(tmp, size) if name == "sqlite" else Postgres(pg.admin, size)
                 run_one(args, tmp, backend, size, sink, results)
     finally:
-        if started_cluster:
-            subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "stop"], check=False)
+        if pg:
+            pg.close()
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
         else:
