@@ -5,8 +5,10 @@
 //! [`super::Store::live_session`]). On PostgreSQL each read is a round trip
 //! to the server plus the one sqlx makes as the connection goes back to its
 //! pool, and the server's cost per statement, not per row, is what bounds
-//! authenticated requests (measured: 16% of `ping`'s rate with the
-//! database sharing a core with the load). So lookups are batched the way
+//! authenticated requests (measured with `bench/load.py --database
+//! postgres`, the database sharing a core with the load: `me` at 16–19% of
+//! `ping`'s rate; batched, 56%, about 14 lookups per query at 64
+//! connections). So lookups are batched the way
 //! a queue at a counter is: the first one goes at once; those that arrive
 //! while [`IN_FLIGHT`] queries are out wait for the next free one and go
 //! together, as one `WHERE s.id = ANY($1)`. Nothing waits on a timer, so an
