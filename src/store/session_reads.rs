@@ -29,8 +29,7 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::sessions::LiveSessionRow;
-use super::user_rows::USER_FIELDS;
+use super::sessions::{LiveSessionRow, live_session_query};
 
 /// How many batch queries may be out at once (each holds a connection of
 /// the pool while it runs).
@@ -121,12 +120,10 @@ async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Lookup>) {
 /// Runs one query for `batch` and answers each lookup in it.
 async fn answer(pool: &PgPool, batch: Vec<Lookup>) {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT s.id AS session_id, s.user_id AS session_user_id, {USER_FIELDS}, \
-             s.last_used_at FROM sessions s \
-             JOIN users u ON u.id = s.user_id LEFT JOIN users r ON r.id = u.referred_by \
-             WHERE s.id = ANY($1) AND s.revoked_at IS NULL AND s.expires_at > $2 \
-             AND u.disabled = FALSE"
+        live_session_query(
+            "s.id AS session_id, s.user_id AS session_user_id, ",
+            "s.id = ANY($1)",
+            "$2",
         )
     });
     let mut ids: Vec<Uuid> = batch.iter().map(|l| l.session).collect();

@@ -51,6 +51,19 @@ pub struct LiveSession {
     pub last_used_at: DateTime<Utc>,
 }
 
+/// The query of a live session with its user: `extra` columns (ending
+/// in a comma) before the [`LiveSessionRow`]'s, the sessions picked by
+/// `key`, and the time now as the placeholder `now`. One text for what
+/// "live" means, read one at a time ([`Store::live_session`]) or in
+/// batches (`session_reads`).
+pub(super) fn live_session_query(extra: &str, key: &str, now: &str) -> String {
+    format!(
+        "SELECT {extra}{USER_FIELDS}, s.last_used_at FROM sessions s \
+         JOIN users u ON u.id = s.user_id LEFT JOIN users r ON r.id = u.referred_by \
+         WHERE {key} AND s.revoked_at IS NULL AND s.expires_at > {now} AND u.disabled = FALSE"
+    )
+}
+
 #[derive(sqlx::FromRow, Clone)]
 pub(super) struct LiveSessionRow {
     #[sqlx(flatten)]
@@ -141,14 +154,8 @@ impl Store {
         session_id: &str,
         user_id: &str,
     ) -> anyhow::Result<Option<LiveSession>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {USER_FIELDS}, s.last_used_at FROM sessions s \
-                 JOIN users u ON u.id = s.user_id LEFT JOIN users r ON r.id = u.referred_by \
-                 WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3 \
-                 AND u.disabled = FALSE"
-            )
-        });
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| live_session_query("", "s.id = ?1 AND s.user_id = ?2", "?3"));
         let now = ts(Utc::now());
         let inline = self.read_inline(|c| {
             c.prepare_cached(&SQL)?
