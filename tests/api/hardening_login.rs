@@ -21,6 +21,12 @@ fn default_cost(config: &mut Config) {
     config.argon2 = Config::defaults().argon2;
 }
 
+/// The default argon2 cost on one hashing thread: a queue that fills.
+fn one_hashing_thread(config: &mut Config) {
+    default_cost(config);
+    config.hash_concurrency = 1;
+}
+
 /// Clients are told apart by `X-Forwarded-For` from the (trusted) loopback proxy.
 fn behind_proxy(config: &mut Config) {
     config.trusted_proxies = TrustedProxies::parse("127.0.0.1").expect("valid list");
@@ -43,6 +49,24 @@ async fn answer(resp: Response) -> (StatusCode, Value, bool) {
     let status = resp.status();
     let body: Value = resp.json().await.expect("JSON body");
     (status, body["code"].clone(), retry)
+}
+
+/// What became of a wrong password to an address without an account.
+enum Check {
+    /// Hashed: `401 INVALID_CREDENTIALS`.
+    Checked,
+    /// `503 BUSY` with `Retry-After`, not hashed.
+    Refused,
+}
+use Check::{Checked, Refused};
+
+/// The [`Check`] an [`answer`] stands for; any other answer fails the test.
+fn checked_or_refused(answer: (StatusCode, Value, bool)) -> Check {
+    match answer {
+        (StatusCode::UNAUTHORIZED, code, _) if code == "INVALID_CREDENTIALS" => Checked,
+        (StatusCode::SERVICE_UNAVAILABLE, code, true) if code == "BUSY" => Refused,
+        other => panic!("unexpected answer {other:?}"),
+    }
 }
 
 async fn expect_locked(resp: Response) {
@@ -160,11 +184,7 @@ async fn a_flood_of_wrong_passwords_on_ones_own_account_hashes_no_more_than_the_
 
 #[tokio::test]
 async fn more_hashes_than_a_second_of_work_are_refused_with_503_busy_and_retry_after() {
-    let app = spawn_app_with(|config| {
-        default_cost(config);
-        config.hash_concurrency = 1;
-    })
-    .await;
+    let app = spawn_app_with(one_hashing_thread).await;
     // Logins to distinct unknown addresses: no lock stops them, each needs a hash.
     let mut rounds = 0;
     let (mut refused, mut checked) = (0, 0);
@@ -182,12 +202,9 @@ async fn more_hashes_than_a_second_of_work_are_refused_with_503_busy_and_retry_a
             });
         }
         while let Some(result) = logins.join_next().await {
-            match result.expect("login task") {
-                (StatusCode::UNAUTHORIZED, code, _) if code == "INVALID_CREDENTIALS" => {
-                    checked += 1
-                }
-                (StatusCode::SERVICE_UNAVAILABLE, code, true) if code == "BUSY" => refused += 1,
-                other => panic!("unexpected answer {other:?}"),
+            match checked_or_refused(result.expect("login task")) {
+                Checked => checked += 1,
+                Refused => refused += 1,
             }
         }
     }
@@ -228,11 +245,7 @@ async fn more_hashes_than_a_second_of_work_are_refused_with_503_busy_and_retry_a
 /// second and took the core from the hashing thread.
 #[tokio::test]
 async fn a_busy_refusal_is_held_until_a_place_frees_so_instant_retries_do_not_spin() {
-    let app = spawn_app_with(|config| {
-        default_cost(config);
-        config.hash_concurrency = 1;
-    })
-    .await;
+    let app = spawn_app_with(one_hashing_thread).await;
     let before = app.hash_stats();
     // More clients than places, each sending its next login the moment it
     // has an answer, for a few seconds.
@@ -250,12 +263,9 @@ async fn a_busy_refusal_is_held_until_a_place_frees_so_instant_retries_do_not_sp
                 let body =
                     json!({"email": format!("nobody{c}-{i}@example.com"), "password": WRONG});
                 let resp = client.post(&url).json(&body).send().await;
-                match answer(resp.expect("request reaches the server")).await {
-                    (StatusCode::UNAUTHORIZED, code, _) if code == "INVALID_CREDENTIALS" => {
-                        checked += 1
-                    }
-                    (StatusCode::SERVICE_UNAVAILABLE, code, true) if code == "BUSY" => refused += 1,
-                    other => panic!("unexpected answer {other:?}"),
+                match checked_or_refused(answer(resp.expect("request reaches the server")).await) {
+                    Checked => checked += 1,
+                    Refused => refused += 1,
                 }
             }
             (checked, refused)
@@ -291,11 +301,7 @@ async fn a_busy_refusal_is_held_until_a_place_frees_so_instant_retries_do_not_sp
 
 #[tokio::test]
 async fn a_password_check_whose_client_left_is_not_hashed() {
-    let app = spawn_app_with(|config| {
-        default_cost(config);
-        config.hash_concurrency = 1;
-    })
-    .await;
+    let app = spawn_app_with(one_hashing_thread).await;
     let capacity = app.hash_stats().capacity;
     // Over HTTP/2 a client that gives up resets its stream, and the server
     // drops the request. (Over HTTP/1.1 the server does not notice a client
