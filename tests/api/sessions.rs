@@ -218,6 +218,58 @@ async fn concurrent_requests_each_see_their_own_session() {
     assert_eq!(answered, 20 * 7);
 }
 
+/// On PostgreSQL, a batch of session reads that fails (here: the server
+/// ended every connection sesame held) answers no request "session
+/// ended": each is `200` or `503 STORAGE_UNAVAILABLE` with `Retry-After`,
+/// and the checks after it succeed again.
+#[tokio::test]
+async fn token_checks_whose_database_connections_were_cut_answer_503_never_401() {
+    if !on_postgres() {
+        eprintln!("skipped: batched session reads exist on PostgreSQL only");
+        return;
+    }
+    let app = spawn_app().await;
+    let (access, _) = app.logged_in_user("sam@example.com").await;
+    app.api.me(&access).await.expect(StatusCode::OK);
+
+    let cut: i64 = app
+        .db()
+        .scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'sesame' \
+             AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await;
+    assert!(cut > 0, "sesame held no connection to cut");
+
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (api, access) = (app.api.clone(), access.clone());
+        requests.spawn(async move { api.me(&access).await });
+    }
+    while let Some(done) = requests.join_next().await {
+        let answer = done.expect("request task");
+        if answer.status() != StatusCode::OK {
+            assert!(
+                answer.headers().contains_key("retry-after"),
+                "{}",
+                answer.text
+            );
+            answer.expect_error(StatusCode::SERVICE_UNAVAILABLE, "STORAGE_UNAVAILABLE");
+        }
+    }
+    // The pool replaces the connections it found cut.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.api.me(&access).await.status() != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "token checks never recovered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn post_logout_without_a_body_ends_the_current_session() {
     let app = spawn_app().await;
